@@ -1,0 +1,64 @@
+"""Training images: a folder of photos held in memory, sampled as random flipped crops."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files of ``folder`` in sorted order; an empty or missing folder is an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images in {folder}")
+    return files
+
+
+def load_rgb(path: Path, min_side: int) -> Tensor:
+    """An image as a (3, H, W) uint8 tensor, upscaled if a side is shorter than ``min_side``."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if min(im.size) < min_side:
+            scale = min_side / min(im.size)
+            im = im.resize((max(min_side, round(im.width * scale)), max(min_side, round(im.height * scale))))
+        return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+
+
+def split_files(files: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
+    """Deterministic train/validation split: every k-th file goes to validation."""
+    if val_fraction <= 0 or len(files) < 2:
+        return files, []
+    step = max(2, round(1 / val_fraction))
+    return [f for i, f in enumerate(files) if i % step != step - 1], files[step - 1 :: step]
+
+
+def random_crops(images: list[Tensor], batch: int, crop: int, generator: torch.Generator) -> Tensor:
+    """A (batch, 3, crop, crop) float batch in [0, 1] of random crops with random horizontal flips."""
+    out = torch.empty(batch, 3, crop, crop)
+    for b in range(batch):
+        image = images[int(torch.randint(len(images), (1,), generator=generator))]
+        _, h, w = image.shape
+        top = int(torch.randint(h - crop + 1, (1,), generator=generator))
+        left = int(torch.randint(w - crop + 1, (1,), generator=generator))
+        patch = image[:, top : top + crop, left : left + crop]
+        if torch.rand(1, generator=generator) < 0.5:
+            patch = patch.flip(-1)
+        out[b] = patch.float() / 255
+    return out
+
+
+def center_crops(images: list[Tensor], crop: int) -> Tensor:
+    """A deterministic validation batch: the centre crop of every image."""
+    out = []
+    for image in images:
+        _, h, w = image.shape
+        top, left = (h - crop) // 2, (w - crop) // 2
+        out.append(image[:, top : top + crop, left : left + crop].float() / 255)
+    return torch.stack(out)

@@ -1,0 +1,109 @@
+"""VQ-VAE-2 (Razavi et al. 2019) with residual quantizers: the codec's analysis and synthesis.
+
+Two levels: a bottom latent at 1/8 of the image resolution and a top latent at 1/16. The bottom
+encoder sees the decoded top level (as in the paper), the decoder sees both. Each level is a
+residual VQ stack; a quality ``q`` keeps ``q`` bottom stages and ``min(q, top_stages)`` top stages.
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from aecodec.models.layers import ResBlock, down, up
+from aecodec.models.quantizer import QuantizerOutput, ResidualVQ
+
+
+@dataclass(frozen=True)
+class VQVAE2Config:
+    """Network sizes; stored in the weights file so a model rebuilds itself."""
+
+    channels: int = 96
+    latent_dim: int = 64
+    num_codes: int = 256
+    top_stages: int = 2
+    bottom_stages: int = 10
+    res_blocks: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class VQVAE2Output:
+    """Training-time forward pass: reconstruction and both levels' quantizer outputs."""
+
+    reconstruction: Tensor
+    top: QuantizerOutput
+    bottom: QuantizerOutput
+    keep_top: Tensor
+    keep_bottom: Tensor
+
+
+def _blocks(channels: int, n: int) -> list[nn.Module]:
+    return [ResBlock(channels) for _ in range(n)]
+
+
+class VQVAE2(nn.Module):
+    """Hierarchical VQ autoencoder; images are float tensors in [0, 1] with sides a multiple of 16."""
+
+    stride = 16
+
+    def __init__(self, config: VQVAE2Config) -> None:
+        super().__init__()
+        self.config = config
+        c, d, n = config.channels, config.latent_dim, config.res_blocks
+        self.encode_bottom = nn.Sequential(
+            down(3, c // 2), nn.ReLU(), down(c // 2, c), nn.ReLU(), down(c, c), *_blocks(c, n)
+        )
+        self.encode_top = nn.Sequential(down(c, c), *_blocks(c, n), nn.ReLU(), nn.Conv2d(c, d, 1))
+        self.decode_top = nn.Sequential(nn.Conv2d(d, c, 1), *_blocks(c, n), nn.ReLU(), up(c, d))
+        self.pre_bottom = nn.Conv2d(c + d, d, 1)
+        self.upsample_top = up(d, d)
+        self.decoder = nn.Sequential(
+            nn.Conv2d(2 * d, c, 3, padding=1), *_blocks(c, n), nn.ReLU(),
+            up(c, c), nn.ReLU(), up(c, c // 2), nn.ReLU(), up(c // 2, 3),
+        )
+        self.quantize_top = ResidualVQ(config.top_stages, config.num_codes, d)
+        self.quantize_bottom = ResidualVQ(config.bottom_stages, config.num_codes, d)
+
+    @property
+    def num_qualities(self) -> int:
+        return self.config.bottom_stages
+
+    def stages_for_quality(self, quality: int) -> tuple[int, int]:
+        """(top stages, bottom stages) coded at ``quality`` in 1..num_qualities."""
+        if not 1 <= quality <= self.num_qualities:
+            raise ValueError(f"quality must be in 1..{self.num_qualities}, got {quality}")
+        return min(quality, self.config.top_stages), quality
+
+    def _synthesize(self, top_q: Tensor, bottom_q: Tensor) -> Tensor:
+        return self.decoder(torch.cat([bottom_q, self.upsample_top(top_q)], dim=1)) + 0.5
+
+    def forward(self, x: Tensor, keep_bottom: Tensor | None = None) -> VQVAE2Output:
+        """Training pass; ``keep_bottom`` (B,) is how many bottom stages each sample keeps."""
+        if keep_bottom is None:
+            keep_bottom = torch.full((x.shape[0],), self.config.bottom_stages, device=x.device)
+        keep_top = keep_bottom.clamp(max=self.config.top_stages)
+        h = self.encode_bottom(x - 0.5)
+        top = self.quantize_top(self.encode_top(h), keep_top)
+        bottom = self.quantize_bottom(self.pre_bottom(torch.cat([h, self.decode_top(top.quantized)], 1)), keep_bottom)
+        return VQVAE2Output(self._synthesize(top.quantized, bottom.quantized), top, bottom, keep_top, keep_bottom)
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, quality: int) -> tuple[list[Tensor], list[Tensor]]:
+        """Indices (top stages, bottom stages) of a (1, 3, H, W) image, each stage (H', W') int64."""
+        n_top, n_bottom = self.stages_for_quality(quality)
+        h = self.encode_bottom(x - 0.5)
+        z_top = self.encode_top(h)
+        top = self.quantize_top(z_top, torch.tensor([n_top]))
+        z_bottom = self.pre_bottom(torch.cat([h, self.decode_top(top.quantized)], 1))
+        bottom = self.quantize_bottom(z_bottom, torch.tensor([n_bottom]))
+        return [i[0] for i in top.indices[:n_top]], [i[0] for i in bottom.indices[:n_bottom]]
+
+    @torch.no_grad()
+    def decode(self, top: list[Tensor], bottom: list[Tensor]) -> Tensor:
+        """Image (1, 3, H, W) in [0, 1] from stage index maps, as returned by :meth:`encode`."""
+        top_q = self.quantize_top.decode([i[None] for i in top])
+        bottom_q = self.quantize_bottom.decode([i[None] for i in bottom])
+        return self._synthesize(top_q, bottom_q).clamp(0, 1)
