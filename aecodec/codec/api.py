@@ -1,0 +1,148 @@
+"""The public codec API: compress an image to .aec bytes and back.
+
+One image travels like this: :func:`~aecodec.codec.images.load_pixels` makes RGB pixels, the tile
+grid cuts them (:mod:`~aecodec.codec.tiling`), the model's float analysis maps each tile to VQ
+indices, :mod:`~aecodec.codec.index_coding` range-codes them under the exact integer prior, and
+:mod:`aecodec.bitstream.format` packs header, tile table and streams. Decoding runs the same steps
+backwards; each tile's index CRC is checked before its pixels are synthesized.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from aecodec.bitstream.format import DEFAULT_MAX_PIXELS, AecFile, Header, pack, read_header, unpack
+from aecodec.codec.images import ImageLike, load_pixels, to_image
+from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
+from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
+from aecodec.errors import FormatError
+from aecodec.models.registry import CodecModel, resolve_model, shipped_model
+
+DEFAULT_QUALITY = 4
+DEFAULT_TILE_SIZE = 1024
+DEFAULT_OVERLAP = 16
+# The bottom level is at 1/8 of the pixel resolution.
+BOTTOM_STRIDE = 8
+
+
+@dataclass(frozen=True)
+class TileIndices:
+    """The coded content of one tile: its stage index maps, top and bottom level."""
+
+    top: list[torch.Tensor]
+    bottom: list[torch.Tensor]
+
+
+class Codec:
+    """A codec bound to one model (a shipped name, a ``.safetensors`` path, or a loaded model)."""
+
+    def __init__(
+        self,
+        model: str | CodecModel | None = None,
+        tile_size: int = DEFAULT_TILE_SIZE,
+        overlap: int = DEFAULT_OVERLAP,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.model = model if isinstance(model, CodecModel) else resolve_model(model)
+        stride = self.model.network.stride
+        if tile_size % stride or not 0 <= overlap < tile_size // 4:
+            raise ValueError(f"tile size must be a multiple of {stride} and overlap below a quarter of it")
+        self.tile_size, self.overlap, self.max_pixels = tile_size, overlap, max_pixels
+
+    @property
+    def qualities(self) -> list[int]:
+        """The quality settings this model offers, lowest rate first."""
+        return list(range(1, self.model.num_qualities + 1))
+
+    def _check_quality(self, quality: int) -> None:
+        if quality not in self.qualities:
+            raise ValueError(f"quality must be in 1..{self.model.num_qualities}, got {quality}")
+
+    def analyse(self, pixels: np.ndarray, quality: int) -> list[TileIndices]:
+        """Indices of every tile of an (H, W, 3) uint8 image, in tile order."""
+        self._check_quality(quality)
+        height, width = pixels.shape[:2]
+        out = []
+        for tile in tile_grid(width, height, self.tile_size, self.overlap):
+            x = pad_to_multiple(to_tensor(pixels[tile.region.slices()]), self.model.network.stride)
+            top, bottom = self.model.network.encode(x, quality)
+            out.append(TileIndices(top, bottom))
+        return out
+
+    def compress(self, image: ImageLike, quality: int = DEFAULT_QUALITY) -> bytes:
+        """Encode an image (PIL, numpy array or path) to ``.aec`` bytes."""
+        self._check_quality(quality)
+        pixels, channels = load_pixels(image, self.max_pixels)
+        height, width = pixels.shape[:2]
+        tiles = self.analyse(pixels, quality)
+        header = Header(channels, quality, self.model.name, self.model.digest, width, height,
+                        self.tile_size, self.overlap, len(tiles))
+        streams = tuple(encode_indices(self.model.prior, t.top, t.bottom) for t in tiles)
+        crcs = tuple(indices_crc(t.top, t.bottom) for t in tiles)
+        return pack(AecFile(header, crcs, streams), self.max_pixels)
+
+    def tile_indices(self, file: AecFile) -> Iterator[tuple[Tile, TileIndices]]:
+        """Entropy-decode tiles one by one, each checked against its index CRC (FormatError if not).
+
+        Lazy on purpose: a forged file fails on its first tile, before the image is allocated.
+        """
+        header = file.header
+        self._check_file(header)
+        stages = self.model.network.stages_for_quality(header.quality)
+        tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
+        for n, (tile, stream, crc) in enumerate(zip(tiles, file.streams, file.tile_crcs)):
+            top, bottom = decode_indices(self.model.prior, stream, _bottom_shape(tile), stages)
+            if indices_crc(top, bottom) != crc:
+                raise FormatError(f"tile {n}: index checksum mismatch (corrupted file, or a decoder that differs)")
+            yield tile, TileIndices(top, bottom)
+
+    def decompress(self, data: bytes) -> Image.Image:
+        """Decode ``.aec`` bytes to a PIL image (mode "RGB", or "L" for grayscale sources)."""
+        file = unpack(data, self.max_pixels)
+        header = file.header
+        pixels = None
+        for tile, indices in self.tile_indices(file):
+            if pixels is None:
+                pixels = np.empty((header.height, header.width, 3), dtype=np.uint8)
+            rgb = self.model.network.decode(indices.top, indices.bottom)[0]
+            rgb = rgb[:, : tile.region.height, : tile.region.width][:, *core_within_region(tile)]
+            pixels[tile.core.slices()] = (rgb * 255).round().byte().permute(1, 2, 0).numpy()
+        return to_image(pixels, header.channels)
+
+    def _check_file(self, header: Header) -> None:
+        if header.model_name != self.model.name or header.model_hash != self.model.digest:
+            raise FormatError(
+                f"file was coded with model {header.model_name!r} ({header.model_hash.hex()}), "
+                f"this codec has {self.model.name!r} ({self.model.digest.hex()})"
+            )
+        if header.quality > self.model.num_qualities:
+            raise FormatError(f"quality {header.quality} is beyond this model's {self.model.num_qualities}")
+
+
+def _bottom_shape(tile: Tile) -> tuple[int, int]:
+    """Bottom-level index map size of a tile: its padded region at 1/8 resolution."""
+    return (padded_size(tile.region.height, 16) // BOTTOM_STRIDE, padded_size(tile.region.width, 16) // BOTTOM_STRIDE)
+
+
+def codec_for_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Codec:
+    """The codec of the shipped model a file names (FormatError if it is not shipped)."""
+    header = read_header(data, max_pixels)
+    try:
+        model = shipped_model(header.model_name)
+    except ValueError:
+        raise FormatError(f"file needs model {header.model_name!r}, which is not installed (use --model PATH)") from None
+    return Codec(model, max_pixels=max_pixels)
+
+
+def compress(image: ImageLike, quality: int = DEFAULT_QUALITY, model: str | None = None) -> bytes:
+    """Compress an image with a shipped model (the default one unless named)."""
+    return Codec(model).compress(image, quality)
+
+
+def decompress(data: bytes, model: str | None = None) -> Image.Image:
+    """Decompress ``.aec`` bytes with the model the file names (or the given model name/path)."""
+    codec = Codec(model) if model else codec_for_file(data)
+    return codec.decompress(data)

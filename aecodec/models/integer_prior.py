@@ -1,0 +1,274 @@
+"""Exact integer runtime of the checkerboard prior: the only code that makes the coder's probabilities.
+
+Float networks round differently on different machines, so the prior used for coding is an integer
+network: int8 weights and embeddings, int64 accumulation, requantization by an integer multiply and
+shift, and softmax through a fixed integer exponential table. Every machine computes bit-identical
+frequency tables, which is what keeps range decoding in step with encoding. The integer tensors are
+made once by :func:`quantize_prior` and stored in the model file; nothing is re-derived at load time.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from aecodec.models.prior import HierarchicalPrior, LevelPrior, anchor_mask, conditioning_stages
+
+LOGIT_SCALE = 32  # fixed-point logits are in units of 1/32 nat
+ACTIVATION_MAX = 127  # hidden activations are unsigned 7-bit after ReLU
+MULTIPLIER_BITS = 20  # precision of requantization multipliers
+LOGIT_LIMIT = 1 << 24  # logits are clamped to +-this, far beyond any useful range
+FREQUENCY_BITS = 24  # row sums of frequency tables stay <= 2**24, the range coder's precision
+
+
+@lru_cache(maxsize=None)
+def exp_table(num_codes: int) -> Tensor:
+    """Integer table T[d] = round(peak * exp(-d / LOGIT_SCALE)), at least 1, for d >= 0.
+
+    Computed with :mod:`decimal` (exactly specified, correctly rounded) rather than libm, so the
+    table is the same on every platform. ``peak * num_codes <= 2**24`` bounds each row's sum.
+    """
+    peak = 1 << (FREQUENCY_BITS - (num_codes - 1).bit_length())
+    values = []
+    with localcontext() as ctx:
+        ctx.prec = 40
+        d = 0
+        while True:
+            value = int((Decimal(peak) * (Decimal(-d) / LOGIT_SCALE).exp()).to_integral_value(ROUND_HALF_EVEN))
+            values.append(max(value, 1))
+            if value < 1:
+                break
+            d += 1
+    return torch.tensor(values, dtype=torch.int64)
+
+
+def frequencies(logits: Tensor) -> Tensor:
+    """Integer frequency rows (N, K) from fixed-point logits (K, N) via the exponential table."""
+    table = exp_table(logits.shape[0])
+    gap = (logits.max(dim=0, keepdim=True).values - logits).clamp(max=len(table) - 1)
+    return table[gap].t().contiguous()
+
+
+def im2col(x: Tensor, kernel: int) -> Tensor:
+    """Zero-padded patches of an integer map (C, H, W) as columns (C * k * k, H * W)."""
+    if kernel == 1:
+        return x.reshape(x.shape[0], -1)
+    c, h, w = x.shape
+    pad = kernel // 2
+    padded = F.pad(x, (pad, pad, pad, pad))
+    shifts = [padded[:, dy : dy + h, dx : dx + w] for dy in range(kernel) for dx in range(kernel)]
+    return torch.stack(shifts, dim=1).reshape(c * kernel * kernel, h * w)
+
+
+@dataclass(frozen=True)
+class IntegerConv:
+    """A convolution in integers: y = clamp((W x + b) * m >> shift) per output channel."""
+
+    weight: Tensor  # int64 (O, I * k * k)
+    bias: Tensor  # int64 (O,)
+    multiplier: Tensor  # int64 (O,)
+    shift: int
+    kernel: int
+    low: int
+    high: int
+
+    def __call__(self, columns: Tensor) -> Tensor:
+        """Outputs (O, N) for input columns (I * k * k, N) made by :func:`im2col`."""
+        acc = self.weight @ columns + self.bias[:, None]
+        rounded = (acc * self.multiplier[:, None] + (1 << (self.shift - 1))) >> self.shift
+        return rounded.clamp(self.low, self.high)
+
+    def tensors(self, prefix: str) -> dict[str, Tensor]:
+        """Compact storage: int8 weights, int32 bias and multipliers, shift and bounds in one vector."""
+        return {
+            f"{prefix}.weight": self.weight.to(torch.int8),
+            f"{prefix}.bias": self.bias.to(torch.int32),
+            f"{prefix}.multiplier": self.multiplier.to(torch.int32),
+            f"{prefix}.params": torch.tensor([self.shift, self.kernel, self.low, self.high], dtype=torch.int64),
+        }
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], prefix: str) -> "IntegerConv":
+        shift, kernel, low, high = (int(v) for v in tensors[f"{prefix}.params"])
+        return cls(tensors[f"{prefix}.weight"].to(torch.int64), tensors[f"{prefix}.bias"].to(torch.int64),
+                   tensors[f"{prefix}.multiplier"].to(torch.int64), shift, kernel, low, high)
+
+
+@dataclass(frozen=True)
+class IntegerLevelPrior:
+    """Integer twin of :class:`LevelPrior`: frequency tables for one level's stages."""
+
+    stage_bias: Tensor  # int64 (S, E)
+    previous: tuple[Tensor, ...]  # int64 (K, E) per earlier stage
+    coarser: tuple[Tensor, ...]  # int64 (K, E) per coarser-level stage
+    anchors: tuple[Tensor, ...]  # int64 (K, E) per stage
+    conv1: IntegerConv
+    conv2: IntegerConv
+    head: IntegerConv
+
+    @property
+    def num_stages(self) -> int:
+        return self.stage_bias.shape[0]
+
+    def context(self, stage: int, previous: list[Tensor], coarser: list[Tensor], shape: tuple[int, int]) -> Tensor:
+        """Integer embedding (E, H, W) of what is known before ``stage`` is decoded."""
+        ctx = self.stage_bias[stage].view(-1, 1, 1).expand(-1, *shape).clone()
+        for table, idx in zip(self.previous, previous[:stage]):
+            ctx += table[idx].permute(2, 0, 1)
+        for table, idx in zip(self.coarser, coarser[: conditioning_stages(stage, len(self.coarser))]):
+            ctx += table[idx].permute(2, 0, 1).repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+        return ctx
+
+    def frequencies(self, stage: int, context: Tensor, anchors: Tensor | None, positions: Tensor) -> Tensor:
+        """Frequency rows (N, K) for the ``positions`` mask (H, W), in raster order.
+
+        ``anchors`` holds this stage's indices at anchor positions (second checkerboard pass) or None.
+        """
+        height, width = positions.shape
+        if anchors is None:
+            neighbours = torch.zeros_like(context)
+        else:
+            neighbours = self.anchors[stage][anchors].permute(2, 0, 1) * anchor_mask(height, width)
+        hidden = self.conv1(im2col(torch.cat([context, neighbours]), 3)).view(-1, height, width)
+        selected = positions.flatten().nonzero().squeeze(1)
+        hidden = self.conv2(im2col(hidden, 3)[:, selected])
+        return frequencies(self.head(hidden))
+
+    def tensors(self, prefix: str) -> dict[str, Tensor]:
+        out = {f"{prefix}.stage_bias": self.stage_bias.to(torch.int8)}
+        for name in ("previous", "coarser", "anchors"):
+            for i, table in enumerate(getattr(self, name)):
+                out[f"{prefix}.{name}.{i}"] = table.to(torch.int8)
+        for name in ("conv1", "conv2", "head"):
+            out.update(getattr(self, name).tensors(f"{prefix}.{name}"))
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], prefix: str, num_stages: int, coarser_stages: int) -> "IntegerLevelPrior":
+        def tables(name: str, count: int) -> tuple[Tensor, ...]:
+            return tuple(tensors[f"{prefix}.{name}.{i}"].to(torch.int64) for i in range(count))
+
+        return cls(
+            tensors[f"{prefix}.stage_bias"].to(torch.int64),
+            tables("previous", num_stages - 1), tables("coarser", coarser_stages), tables("anchors", num_stages),
+            *(IntegerConv.from_tensors(tensors, f"{prefix}.{n}") for n in ("conv1", "conv2", "head")),
+        )
+
+
+@dataclass(frozen=True)
+class IntegerPrior:
+    """Integer priors of both levels of a VQ-VAE-2 model."""
+
+    top: IntegerLevelPrior
+    bottom: IntegerLevelPrior
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {**self.top.tensors("prior.top"), **self.bottom.tensors("prior.bottom")}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], top_stages: int, bottom_stages: int) -> "IntegerPrior":
+        return cls(IntegerLevelPrior.from_tensors(tensors, "prior.top", top_stages, 0),
+                   IntegerLevelPrior.from_tensors(tensors, "prior.bottom", bottom_stages, top_stages))
+
+
+# code_group(level, stage, positions, freqs) -> the symbols at those positions, raster order.
+GroupCoder = Callable[[int, int, Tensor, Tensor], Tensor]
+
+TOP, BOTTOM = 0, 1
+
+
+def _traverse_level(
+    prior: IntegerLevelPrior, level: int, shape: tuple[int, int], stages: int, coarser: list[Tensor], code_group: GroupCoder
+) -> list[Tensor]:
+    decoded: list[Tensor] = []
+    first = anchor_mask(*shape)
+    for stage in range(stages):
+        context = prior.context(stage, decoded, coarser, shape)
+        indices = torch.zeros(shape, dtype=torch.int64)
+        for positions, anchors in ((first, None), (~first, indices)):
+            freqs = prior.frequencies(stage, context, anchors, positions)
+            indices[positions] = code_group(level, stage, positions, freqs)
+        decoded.append(indices)
+    return decoded
+
+
+def traverse(
+    prior: IntegerPrior, bottom_shape: tuple[int, int], stages: tuple[int, int], code_group: GroupCoder
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Visit every symbol group of a tile in coding order; returns the (top, bottom) stage indices.
+
+    Order: levels coarse to fine, residual stages in order, and per stage two checkerboard passes,
+    each one integer-network evaluation whose frequency rows serve all symbols of that pass.
+    """
+    top_shape = (bottom_shape[0] // 2, bottom_shape[1] // 2)
+    top = _traverse_level(prior.top, TOP, top_shape, stages[0], [], code_group)
+    bottom = _traverse_level(prior.bottom, BOTTOM, bottom_shape, stages[1], top, code_group)
+    return top, bottom
+
+
+def _quantize_conv(conv: torch.nn.Conv2d, input_scale: float, output_scale: float, low: int, high: int) -> IntegerConv:
+    """Per-output-channel int8 weights; the multiplier maps accumulator units to output units."""
+    weight = conv.weight.detach().double().flatten(1)
+    weight_scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+    ratio = input_scale * weight_scale / output_scale
+    shift = MULTIPLIER_BITS - int(torch.floor(torch.log2(ratio.max())))
+    bias = torch.round(conv.bias.detach().double() / (input_scale * weight_scale)).to(torch.int64)
+    if bias.abs().max() >= 1 << 31:
+        raise ValueError("a bias does not fit the int32 storage; the layer's weights are degenerate")
+    return IntegerConv(
+        weight=torch.round(weight / weight_scale[:, None]).to(torch.int64),
+        bias=bias,
+        multiplier=torch.round(ratio * 2.0**shift).to(torch.int64).clamp(min=1),
+        shift=shift, kernel=conv.kernel_size[0], low=low, high=high,
+    )
+
+
+@torch.no_grad()
+def _activation_ranges(level: LevelPrior, indices: list[Tensor], coarser: list[Tensor]) -> tuple[float, float]:
+    """Largest hidden activations of both layers over calibration indices (99.99th percentile)."""
+    first, second = [], []
+    for s, idx in enumerate(indices):
+        ctx = level.context(s, indices, coarser, idx.shape)
+        for anchors in (None, idx):
+            mask = anchor_mask(*idx.shape[-2:]).to(ctx.dtype)
+            neighbours = torch.zeros_like(ctx) if anchors is None else level.anchors[s](anchors).permute(0, 3, 1, 2) * mask
+            h1 = F.relu(level.conv1(torch.cat([ctx, neighbours], 1)))
+            h2 = F.relu(level.conv2(h1))
+            first.append(h1.flatten()), second.append(h2.flatten())
+
+    def top(values: list[Tensor]) -> float:
+        v = torch.cat(values)
+        v = v[torch.randperm(len(v), generator=torch.Generator().manual_seed(0))[: 1 << 24]]
+        return max(float(torch.quantile(v.float(), 0.9999)), 1e-6)
+
+    return top(first), top(second)
+
+
+def quantize_level(level: LevelPrior, indices: list[Tensor], coarser: list[Tensor]) -> IntegerLevelPrior:
+    """Convert a trained float level prior to integers, calibrating activations on ``indices``."""
+    tables = [level.stage_bias.detach(), *(t.weight.detach() for t in [*level.previous, *level.coarser, *level.anchors])]
+    embed_scale = max(float(t.abs().max()) for t in tables) / 127
+
+    def q(t: Tensor) -> Tensor:
+        return torch.round(t.detach().double() / embed_scale).to(torch.int64)
+
+    range1, range2 = _activation_ranges(level, indices, coarser)
+    scale1, scale2 = range1 / ACTIVATION_MAX, range2 / ACTIVATION_MAX
+    return IntegerLevelPrior(
+        stage_bias=q(level.stage_bias),
+        previous=tuple(q(t.weight) for t in level.previous),
+        coarser=tuple(q(t.weight) for t in level.coarser),
+        anchors=tuple(q(t.weight) for t in level.anchors),
+        conv1=_quantize_conv(level.conv1, embed_scale, scale1, 0, ACTIVATION_MAX),
+        conv2=_quantize_conv(level.conv2, scale1, scale2, 0, ACTIVATION_MAX),
+        head=_quantize_conv(level.head, scale2, 1 / LOGIT_SCALE, -LOGIT_LIMIT, LOGIT_LIMIT),
+    )
+
+
+def quantize_prior(prior: HierarchicalPrior, top: list[Tensor], bottom: list[Tensor]) -> IntegerPrior:
+    """Integer prior from a float one, calibrated on batches of stage indices (B, H, W) per stage."""
+    return IntegerPrior(quantize_level(prior.top, top, []), quantize_level(prior.bottom, bottom, top))
