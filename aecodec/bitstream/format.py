@@ -1,0 +1,245 @@
+"""Reading and writing the `.aec` container (format version 1); docs/FORMAT.md is the spec.
+
+Every check on untrusted bytes runs before anything sized by a field of the file is
+allocated, and every failure is a `FormatError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from aecodec.errors import FormatError
+
+MAGIC = b"AEC\x1a"
+FORMAT_VERSION = 1
+HEADER_SIZE = 48
+TILE_ENTRY_SIZE = 8
+CRC_SIZE = 4
+STREAM_WORD_SIZE = 4
+
+CHANNEL_COUNTS = (1, 3)
+MODEL_HASH_SIZE = 8
+MAX_DIMENSION = 1 << 20
+DEFAULT_MAX_PIXELS = 1 << 27
+MIN_TILE_SIZE = 64
+MAX_TILE_SIZE = 4096
+TILE_SIZE_MULTIPLE = 16
+MAX_TILE_COUNT = 1 << 20
+MAX_INDEX = 0xFFFF
+
+_HEADER_STRUCT = struct.Struct("<4sBBBB16s8sIIHHI")
+_U32 = struct.Struct("<I")
+_MODEL_NAME_RE = re.compile(rb"[a-z0-9._-]{1,16}")
+
+
+@dataclass(frozen=True)
+class Header:
+    """The fixed 48-byte header: what the image is and which model and tiling coded it."""
+
+    channels: int
+    quality: int
+    model_name: str
+    model_hash: bytes
+    width: int
+    height: int
+    tile_size: int
+    tile_overlap: int
+    tile_count: int
+
+    @property
+    def tile_step(self) -> int:
+        """Side of a tile's core region: the distance between neighbouring tiles' origins."""
+        return self.tile_size - 2 * self.tile_overlap
+
+    @property
+    def tile_grid(self) -> tuple[int, int]:
+        """(rows, cols) of the tile grid; tiles are stored row-major."""
+        step = self.tile_step
+        return -(-self.height // step), -(-self.width // step)
+
+    @property
+    def table_end(self) -> int:
+        """Offset of the header CRC: the header and tile table occupy [0, table_end)."""
+        return HEADER_SIZE + TILE_ENTRY_SIZE * self.tile_count
+
+    def validate(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        """Raise FormatError unless every field is within the limits of docs/FORMAT.md."""
+        if not isinstance(max_pixels, int) or max_pixels < 1:
+            raise ValueError(f"max_pixels must be a positive int, got {max_pixels!r}")
+        if self.channels not in CHANNEL_COUNTS:
+            raise FormatError(f"invalid header: channels is {self.channels}, must be 1 or 3")
+        if not 1 <= self.quality <= 255:
+            raise FormatError(f"invalid header: quality is {self.quality}, must be 1..255")
+        if not isinstance(self.model_name, str) or not _MODEL_NAME_RE.fullmatch(
+            self.model_name.encode("ascii", "replace")
+        ):
+            raise FormatError(
+                f"invalid header: model name {self.model_name!r} is not "
+                "1..16 characters of [a-z0-9._-]"
+            )
+        if not isinstance(self.model_hash, bytes) or len(self.model_hash) != MODEL_HASH_SIZE:
+            raise FormatError(f"invalid header: model hash must be {MODEL_HASH_SIZE} bytes")
+        if not (1 <= self.width <= MAX_DIMENSION and 1 <= self.height <= MAX_DIMENSION):
+            raise FormatError(
+                f"invalid header: image size {self.width}x{self.height} is out of range "
+                f"(each side 1..{MAX_DIMENSION})"
+            )
+        if self.width * self.height > max_pixels:
+            raise FormatError(
+                f"image of {self.width}x{self.height} = {self.width * self.height} pixels exceeds "
+                f"the limit of {max_pixels} pixels (pass a larger max_pixels to allow it)"
+            )
+        if not (
+            MIN_TILE_SIZE <= self.tile_size <= MAX_TILE_SIZE
+            and self.tile_size % TILE_SIZE_MULTIPLE == 0
+        ):
+            raise FormatError(
+                f"invalid header: tile size {self.tile_size} is not a multiple of "
+                f"{TILE_SIZE_MULTIPLE} in {MIN_TILE_SIZE}..{MAX_TILE_SIZE}"
+            )
+        if not (
+            self.tile_overlap >= 0
+            and self.tile_overlap % 2 == 0
+            and 2 * self.tile_overlap < self.tile_size
+        ):
+            raise FormatError(
+                f"invalid header: tile overlap {self.tile_overlap} must be even and less than "
+                f"half the tile size {self.tile_size}"
+            )
+        rows, cols = self.tile_grid
+        if rows * cols > MAX_TILE_COUNT:
+            raise FormatError(
+                f"invalid header: the {rows}x{cols} tile grid has more than {MAX_TILE_COUNT} tiles"
+            )
+        if self.tile_count != rows * cols:
+            raise FormatError(
+                f"invalid header: tile count {self.tile_count} does not match "
+                f"the {rows}x{cols} tile grid"
+            )
+
+
+@dataclass(frozen=True)
+class AecFile:
+    """A whole `.aec` file: header, one index CRC and one range-coded stream per tile."""
+
+    header: Header
+    tile_crcs: tuple[int, ...]
+    streams: tuple[bytes, ...]
+
+
+def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """Serialize `file`; raise FormatError for anything `unpack` (same limit) would reject."""
+    header = file.header
+    header.validate(max_pixels)
+    if not len(file.tile_crcs) == len(file.streams) == header.tile_count:
+        raise FormatError(
+            f"invalid file: {len(file.tile_crcs)} tile CRCs and {len(file.streams)} streams "
+            f"for {header.tile_count} tiles"
+        )
+    for i, (crc, stream) in enumerate(zip(file.tile_crcs, file.streams, strict=True)):
+        if not 0 <= crc <= 0xFFFFFFFF:
+            raise FormatError(f"invalid file: index CRC of tile {i} is not a u32")
+        if len(stream) % STREAM_WORD_SIZE or len(stream) > 0xFFFFFFFF:
+            raise FormatError(
+                f"invalid file: stream of tile {i} has {len(stream)} bytes, not a u32 multiple of 4"
+            )
+    prefix = b"".join(
+        [
+            _HEADER_STRUCT.pack(
+                MAGIC,
+                FORMAT_VERSION,
+                header.channels,
+                header.quality,
+                0,
+                header.model_name.encode("ascii"),
+                header.model_hash,
+                header.width,
+                header.height,
+                header.tile_size,
+                header.tile_overlap,
+                header.tile_count,
+            ),
+            *(
+                struct.pack("<II", len(s), crc)
+                for s, crc in zip(file.streams, file.tile_crcs, strict=True)
+            ),
+        ]
+    )
+    return b"".join([prefix, _U32.pack(zlib.crc32(prefix)), *file.streams])
+
+
+def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
+    """Parse and check the header and its checksum only; the streams may be missing (`info`)."""
+    data = bytes(data)
+    if data[:4] != MAGIC:
+        raise FormatError("not an .aec file (bad magic bytes)")
+    if len(data) < HEADER_SIZE:
+        raise FormatError(
+            f"truncated .aec file: {len(data)} bytes, the header alone needs {HEADER_SIZE}"
+        )
+    _, version, channels, quality, flags, raw_name, *sizes = _HEADER_STRUCT.unpack_from(data)
+    if version != FORMAT_VERSION:
+        raise FormatError(
+            f"unsupported format version {version} (this decoder reads version {FORMAT_VERSION})"
+        )
+    if flags != 0:
+        raise FormatError(
+            f"invalid header: flags is {flags:#04x}, must be 0 in format version {FORMAT_VERSION}"
+        )
+    # A non-ASCII byte decodes to U+FFFD and an inner NUL stays, so validate() rejects both.
+    name = raw_name.rstrip(b"\0").decode("ascii", "replace")
+    header = Header(channels, quality, name, *sizes)
+    header.validate(max_pixels)
+    if len(data) < header.table_end + CRC_SIZE:
+        raise FormatError(
+            f"truncated .aec file: {len(data)} bytes, header and tile table need "
+            f"{header.table_end + CRC_SIZE}"
+        )
+    (stored_crc,) = _U32.unpack_from(data, header.table_end)
+    if zlib.crc32(memoryview(data)[: header.table_end]) != stored_crc:
+        raise FormatError("header checksum mismatch (file corrupted)")
+    return header
+
+
+def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> AecFile:
+    """Parse a whole `.aec` file: every field checked, the streams filling the file exactly."""
+    data = bytes(data)
+    header = read_header(data, max_pixels)
+    table = np.frombuffer(data, dtype="<u4", count=2 * header.tile_count, offset=HEADER_SIZE)
+    lengths = table[0::2].astype(np.int64)
+    misaligned = np.flatnonzero(lengths % STREAM_WORD_SIZE)
+    if misaligned.size:
+        i = int(misaligned[0])
+        raise FormatError(
+            f"invalid tile table: stream length {lengths[i]} of tile {i} is not a multiple of 4"
+        )
+    start = header.table_end + CRC_SIZE
+    needed, available = int(lengths.sum()), len(data) - start
+    if needed > available:
+        raise FormatError(
+            f"truncated .aec file: tile streams need {needed} bytes, only {available} remain"
+        )
+    if needed < available:
+        raise FormatError(f"trailing bytes after the last tile stream ({available - needed} bytes)")
+    ends = (start + np.cumsum(lengths)).tolist()
+    streams = tuple(data[begin:end] for begin, end in zip([start, *ends[:-1]], ends, strict=True))
+    return AecFile(header=header, tile_crcs=tuple(table[1::2].tolist()), streams=streams)
+
+
+def index_crc(arrays: Iterable[np.ndarray]) -> int:
+    """CRC32 of a tile's index arrays in coding order, each as little-endian uint16 in C order."""
+    crc = 0
+    for array in arrays:
+        array = np.asarray(array)
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"index arrays must have an integer dtype, got {array.dtype}")
+        if array.size and (array.min() < 0 or array.max() > MAX_INDEX):
+            raise ValueError(f"indices must lie in 0..{MAX_INDEX} to be checksummed as uint16")
+        crc = zlib.crc32(np.ascontiguousarray(array, dtype="<u2").tobytes(), crc)
+    return crc
