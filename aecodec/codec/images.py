@@ -1,9 +1,10 @@
-"""Turning user inputs (PIL images, numpy arrays, paths) into the RGB pixels the codec codes.
+"""Turning user inputs (PIL images, numpy arrays, paths, encoded bytes) into the RGB pixels the codec codes.
 
 Grayscale is coded as RGB with equal channels and decoded back to mode "L". An alpha channel that is
 fully opaque is dropped; real transparency is refused with a clear message (flatten it first).
 """
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,17 @@ from PIL import Image, UnidentifiedImageError
 
 from aecodec.errors import InputError
 
-ImageLike = Image.Image | np.ndarray | str | Path
+ImageLike = Image.Image | np.ndarray | str | Path | bytes
 _GRAY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
-def _from_path(path: Path, max_pixels: int) -> Image.Image:
-    if path.is_dir():
+def _open(source: Path | bytes, max_pixels: int) -> Image.Image:
+    """Open and fully load an image file (or encoded bytes), checking its size before decoding."""
+    path = source if isinstance(source, Path) else "input data"
+    if isinstance(source, Path) and source.is_dir():
         raise InputError(f"{path} is a directory, not an image")
     try:
-        image = Image.open(path)
+        image = Image.open(source if isinstance(source, Path) else io.BytesIO(source))
     except FileNotFoundError:
         raise InputError(f"no such file: {path}") from None
     except PermissionError:
@@ -89,8 +92,8 @@ def _from_array(array: np.ndarray) -> tuple[np.ndarray, int]:
 
 def load_pixels(image: ImageLike, max_pixels: int) -> tuple[np.ndarray, int]:
     """RGB pixels (H, W, 3) uint8, C-contiguous, and the channel count to record (1 or 3)."""
-    if isinstance(image, (str, Path)):
-        image = _from_path(Path(image), max_pixels)
+    if isinstance(image, (str, Path, bytes)):
+        image = _open(image if isinstance(image, bytes) else Path(image), max_pixels)
     if isinstance(image, Image.Image):
         _check_size(*image.size, max_pixels)
         pixels, channels = _from_pil(image)

@@ -8,6 +8,7 @@ drop the tile's border pixels, where reconstructions are worst, and seams stay i
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -74,4 +75,4 @@ def core_within_region(tile: Tile) -> tuple[slice, slice]:
 
 def to_tensor(pixels) -> Tensor:
     """A (H, W, 3) uint8 array as a (1, 3, H, W) float tensor in [0, 1]."""
-    return torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+    return torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None].float() / 255

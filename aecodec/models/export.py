@@ -63,8 +63,8 @@ def build_model(
     return model_bytes(name, network, integer, metadata), report
 
 
-def random_model(name: str = "random", config: VQVAE2Config | None = None, seed: int = 0, image_size: int = 64) -> CodecModel:
-    """An untrained model with a correctly built integer prior: fast tests of the whole codec."""
+def random_model_bytes(name: str = "random", config: VQVAE2Config | None = None, seed: int = 0, image_size: int = 64) -> bytes:
+    """Model-file bytes of an untrained model with a correctly built integer prior (for tests)."""
     torch.manual_seed(seed)
     config = config or VQVAE2Config(channels=16, latent_dim=8, num_codes=32, top_stages=2, bottom_stages=3, res_blocks=1)
     network = VQVAE2(config)
@@ -72,7 +72,12 @@ def random_model(name: str = "random", config: VQVAE2Config | None = None, seed:
     network.train()
     network(torch.rand(2, 3, image_size, image_size))  # k-means codebook initialisation
     data, _ = build_model(name, network, prior, torch.rand(2, 3, image_size, image_size))
-    return model_from_bytes(data, name)
+    return data
+
+
+def random_model(name: str = "random", config: VQVAE2Config | None = None, seed: int = 0) -> CodecModel:
+    """An untrained, tiny model: fast tests of the whole codec."""
+    return model_from_bytes(random_model_bytes(name, config, seed), name)
 
 
 def export_checkpoint(checkpoint: Path, name: str, calibration_dir: Path, out: Path, crops: int = 16) -> dict:

@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny random model (as an object and as a file) and the Kodak folder."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from aecodec.codec.api import Codec
+from aecodec.models.export import random_model_bytes
+from aecodec.models.registry import CodecModel, model_from_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path in ../shared; in CI a missing one fails loudly, elsewhere the test is skipped."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        message = f"{path} is missing: tests that need real photos expect ../shared beside the repo"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_bytes() -> bytes:
+    return random_model_bytes()
+
+
+@pytest.fixture(scope="session")
+def model(model_bytes: bytes) -> CodecModel:
+    return model_from_bytes(model_bytes, "random")
+
+
+@pytest.fixture(scope="session")
+def model_file(model_bytes: bytes, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "random.safetensors"
+    path.write_bytes(model_bytes)
+    return path
+
+
+@pytest.fixture(scope="session")
+def codec(model: CodecModel) -> Codec:
+    """Small tiles so that small test images already use several tiles."""
+    return Codec(model, tile_size=64, overlap=8)
+
+
+@pytest.fixture(scope="session")
+def kodak_dir() -> Path:
+    return shared_path("data", "kodak")

@@ -1,0 +1,167 @@
+"""The RD benchmark: codecs under test, datasets, runner, results JSON, report and command line."""
+
+import io
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, JpegImagePlugin
+
+from aecodec.benchmarks.anchors import load_anchors
+from aecodec.benchmarks.baselines import AecAdapter, CodecUnavailable, get_codec
+from aecodec.benchmarks.cli import main
+from aecodec.benchmarks.datasets import DatasetImage, list_images, load_dataset
+from aecodec.benchmarks.report import ReportInputs, write_report
+from aecodec.benchmarks.runner import measure, run_benchmark
+from aecodec.errors import InputError
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+ANCHORS = SHARED / "anchors" / "kodak_published.json"
+
+
+def shared_or_skip(path: Path) -> Path:
+    """A file or folder of ../shared: fail when missing under CI, skip elsewhere."""
+    if not path.exists():
+        message = f"{path} is missing: the benchmark tests expect ../shared beside the repository"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+class FakeAecCodec:
+    """Stands in for aecodec.codec.api.Codec: three qualities coded as 4:4:4 JPEG, decoded as PIL."""
+
+    qualities = (1, 2, 3)
+    jpeg_quality = {1: 15, 2: 45, 3: 85}
+
+    def compress(self, img: Image.Image, quality: int = 2) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=self.jpeg_quality[quality], subsampling=0)
+        return buf.getvalue()
+
+    def decompress(self, data: bytes) -> Image.Image:
+        return Image.open(io.BytesIO(data))
+
+
+def synthetic(name: str, height: int = 48, width: int = 64, seed: int = 0) -> DatasetImage:
+    """Smooth gradients plus mild noise: content lossy codecs handle like a photo."""
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([4 * x, 5 * y, 2 * (x + y)], axis=2)
+    noise = np.random.default_rng(seed).normal(0, 3, base.shape)
+    return DatasetImage(name, np.clip(base + noise, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def kodak_two() -> list[DatasetImage]:
+    return load_dataset(shared_or_skip(SHARED / "data" / "kodak"), limit=2)
+
+
+def test_jpeg_follows_the_anchor_settings() -> None:
+    jpeg = get_codec("jpeg")
+    assert jpeg.qualities == list(range(5, 100, 5))
+    with Image.open(io.BytesIO(jpeg.encode(Image.fromarray(synthetic("a").pixels), 50))) as img:
+        assert JpegImagePlugin.get_sampling(img) == 2  # 4:2:0
+        assert "progressive" not in img.info
+
+
+@pytest.mark.parametrize("name", ["jpeg", "webp", "avif", "jxl"])
+def test_classic_codecs_round_trip(name: str) -> None:
+    try:
+        codec = get_codec(name)
+    except CodecUnavailable as exc:
+        pytest.skip(str(exc))
+    image = synthetic("a")
+    result = measure(codec, image, 90)
+    assert result.bpp == 8 * result.num_bytes / (48 * 64)
+    assert 15 < result.psnr < 100
+
+
+def test_unavailable_codecs_raise_codec_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pillow_jxl", None)
+    monkeypatch.setitem(sys.modules, "aecodec.codec.api", None)
+    for name in ("jxl", "aec", "aec:big"):
+        with pytest.raises(CodecUnavailable, match=name):
+            get_codec(name)
+    with pytest.raises(ValueError, match="unknown codec"):
+        get_codec("bpg")
+
+
+def test_aec_adapter_uses_the_codec_api() -> None:
+    adapter = AecAdapter(FakeAecCodec())
+    assert adapter.name == "aec" and adapter.qualities == [1, 2, 3]
+    decoded = adapter.decode(adapter.encode(Image.fromarray(synthetic("a").pixels), 3))
+    assert decoded.mode == "RGB" and decoded.size == (64, 48)
+
+
+def test_dataset_listing_and_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        list_images(tmp_path / "missing")
+    with pytest.raises(InputError, match="no images"):
+        list_images(tmp_path)
+    Image.fromarray(synthetic("g").pixels[:, :, 0]).save(tmp_path / "b.png")
+    Image.fromarray(synthetic("c").pixels).save(tmp_path / "a.ppm")
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert [p.name for p in list_images(tmp_path)] == ["a.ppm", "b.png"]
+    images = load_dataset(tmp_path, limit=1)
+    assert len(images) == 1 and images[0].pixels.shape == (48, 64, 3)
+    assert load_dataset(tmp_path)[1].pixels.dtype == np.uint8
+
+
+def test_runner_means_are_over_per_image_values() -> None:
+    images = [synthetic("a", seed=1), synthetic("b", 40, 56, seed=2)]
+    run = run_benchmark([AecAdapter(FakeAecCodec())], images, "synthetic", repeats=2, progress=False)
+    result = run.codecs[0]
+    assert run.repeats == 2 and run.cpu_count == os.cpu_count() and run.torch_threads >= 1
+    assert [(r.quality, r.image) for r in result.images][:3] == [(1, "a"), (1, "b"), (2, "a")]
+    for q, mean_bpp, mean_psnr in zip(result.qualities, result.mean("bpp"), result.mean("psnr")):
+        rows = result.at_quality(q)
+        assert mean_bpp == pytest.approx(sum(8 * r.num_bytes / r.num_pixels for r in rows) / 2)
+        assert mean_psnr == pytest.approx(sum(r.psnr for r in rows) / 2)
+    assert all(math.isnan(m) for m in result.mean("ms_ssim"))  # below MS-SSIM's minimum size
+    assert result.megapixels_per_second("encode_s") > 0
+
+
+def test_results_json_is_readable_by_compressai_plot(tmp_path: Path, kodak_two: list[DatasetImage]) -> None:
+    plot = pytest.importorskip("compressai.utils.plot.__main__")
+    run = run_benchmark([AecAdapter(FakeAecCodec(), name="aec:fake")], kodak_two[:1], "kodak", progress=False)
+    write_report(run, ReportInputs([], kodak_two[0], crop_targets=[0.5]), tmp_path)
+    for metric in ("psnr", "ms-ssim"):
+        parsed = plot.parse_json_file(tmp_path / "compressai" / "aec-fake.json", metric)
+        assert parsed["name"] == "aec:fake" and len(parsed["xs"]) == len(parsed["ys"]) == 3
+    full = json.loads((tmp_path / "results.json").read_text())
+    assert set(full) == {"meta", "codecs"} and full["meta"]["images"] == ["kodim01.png"]
+    entry = full["codecs"][0]
+    assert set(entry["results"]) >= {"quality", "bpp", "psnr-rgb", "ms-ssim-rgb", "ms-ssim-db", "encoding_time"}
+    assert len(entry["per_image"]) == 3 and entry["per_image"][0]["image"] == "kodim01.png"
+
+
+def test_two_image_smoke_run_writes_every_output(tmp_path: Path, kodak_two: list[DatasetImage]) -> None:
+    jpeg = get_codec("jpeg")
+    jpeg.qualities = [10, 30, 60, 90]
+    codecs = [jpeg, AecAdapter(FakeAecCodec())]
+    run = run_benchmark(codecs, kodak_two, "kodak", progress=False)
+    inputs = ReportInputs(codecs, kodak_two[1], anchors=load_anchors(shared_or_skip(ANCHORS)))
+    written = write_report(run, inputs, tmp_path)
+    names = {p.relative_to(tmp_path).as_posix() for p in written}
+    assert names == {"results.json", "compressai/jpeg.json", "compressai/aec.json", "rd_psnr.png",
+                     "rd_msssim.png", "crops.png", "report.md"}
+    assert all(p.stat().st_size > 0 for p in written)
+    report = (tmp_path / "report.md").read_text()
+    assert "| vs jpeg | vs aec |" in report and "JPEG (published)" in report and "MP/s" in report
+
+
+def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    kodak = shared_or_skip(SHARED / "data" / "kodak")
+    out = tmp_path / "out"
+    args = ["--dataset", str(kodak), "--codecs", "jpeg", "--limit", "1", "--qualities", "20,80",
+            "--crop-bpp", "1.0", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    assert (out / "report.md").exists() and str(out / "crops.png") in capsys.readouterr().out
+    assert main(["--dataset", str(tmp_path / "none"), "--codecs", "jpeg"]) == 2
+    assert main(["--dataset", str(kodak), "--codecs", "bpg"]) == 2
+    assert "unknown codec" in capsys.readouterr().err
