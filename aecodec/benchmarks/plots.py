@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import count
 from pathlib import Path
 
 from matplotlib import colormaps
@@ -21,11 +22,11 @@ def is_ours(name: str) -> bool:
 
 
 def _style(curve: RDCurve, index: int) -> dict:
-    """Line style of the index-th curve: ours thick black, measured solid tab10, published dashed tab20b."""
+    """Style of the index-th curve of its kind: ours thick black, measured solid, published dashed."""
     if is_ours(curve.name):
         return {"color": "black", "linestyle": "-", "linewidth": 2.8, "marker": "o", "markersize": 5, "zorder": 10}
     if curve.published:
-        color = colormaps["tab20b"](index % 20)
+        color = colormaps["tab20"](index % 20)
         return {"color": color, "linestyle": "--", "linewidth": 1.0, "marker": ".", "markersize": 3, "alpha": 0.8}
     color = colormaps["tab10"](index % 10)
     return {"color": color, "linestyle": "-", "linewidth": 1.8, "marker": ".", "markersize": 7, "zorder": 5}
@@ -42,8 +43,9 @@ def plot_rd(curves: Sequence[RDCurve], metric: str, path: str | Path, title: str
     visible = [y for c, ys in drawn for x, y in zip(c.bpp, ys) if x <= x_max and math.isfinite(y)]
     fig = Figure(figsize=(12, 7))
     ax = fig.subplots()
-    for index, (curve, ys) in enumerate(drawn):
-        ax.plot(curve.bpp, ys, label=curve.label, **_style(curve, index))
+    counters = {True: count(), False: count()}  # published and measured curves cycle colors separately
+    for curve, ys in drawn:
+        ax.plot(curve.bpp, ys, label=curve.label, **_style(curve, next(counters[curve.published])))
     ax.set_xlim(0, x_max * 1.02)
     if visible:
         pad = 0.03 * (max(visible) - min(visible) or 1.0)
