@@ -7,12 +7,13 @@ models or arguments), 1 for operating-system failures such as a full disk.
 import argparse
 import io
 import sys
-from collections.abc import Callable
-
+from aecodec.benchmarks.cli import add_bench_arguments, run_bench
 from aecodec.bitstream.format import DEFAULT_MAX_PIXELS, read_header
 from aecodec.codec.api import DEFAULT_QUALITY, Codec, codec_for_file
 from aecodec.codec.files import STDIO, check_writable, read_bytes, write_atomic
 from aecodec.errors import AecError, InputError
+from aecodec.models.export import add_export_arguments, run_export
+from aecodec.models.train import add_train_arguments, run_train
 
 MAX_INPUT_BYTES = 1 << 31
 OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".ppm": "PPM", ".pgm": "PPM", ".tif": "TIFF", ".tiff": "TIFF",
@@ -56,15 +57,6 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str, function: str) -> Callable[[argparse.Namespace], int]:
-    """Run another module's ``main(argv)`` with the arguments left after the subcommand."""
-    def run(args: argparse.Namespace) -> int:
-        import importlib
-
-        return getattr(importlib.import_module(module), function)(args.rest)
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aecodec", description="Learned image compression (VQ-VAE-2 + exact integer prior).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -94,14 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(run=_info)
 
-    for name, module, text in (
-        ("train", "aecodec.models.train", "train a model on a folder of images"),
-        ("export", "aecodec.models.export", "turn a training checkpoint into a model file"),
-        ("bench", "aecodec.benchmarks.cli", "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
+    for name, add_arguments, run, text in (
+        ("train", add_train_arguments, run_train, "train a model on a folder of images"),
+        ("export", add_export_arguments, run_export, "turn a training checkpoint into a model file"),
+        ("bench", add_bench_arguments, run_bench, "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
     ):
-        p = sub.add_parser(name, help=text, add_help=False, description=text)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(run=_delegate(module, "main"))
+        p = sub.add_parser(name, help=text, description=text)
+        add_arguments(p)
+        p.set_defaults(run=run)
     return parser
 
 

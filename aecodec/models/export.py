@@ -98,15 +98,24 @@ def export_checkpoint(checkpoint: Path, name: str, calibration_dir: Path, out: P
             "training_data": Path(config["data"]).name, **report}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aecodec export", description="Export a training checkpoint as a codec model file.")
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """Command-line options of ``aecodec export``."""
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("out", type=Path, help="model file to write (.safetensors)")
     parser.add_argument("--name", required=True, help="model name written into .aec headers (<= 16 chars)")
     parser.add_argument("--calibration", type=Path, required=True, help="folder of images to calibrate the integer prior")
-    args = parser.parse_args(argv)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Entry point of ``aecodec export``: writes the model file and prints its manifest entry."""
     print(json.dumps(export_checkpoint(args.checkpoint, args.name, args.calibration, args.out), indent=1))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aecodec export", description="Export a training checkpoint as a codec model file.")
+    add_export_arguments(parser)
+    return run_export(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

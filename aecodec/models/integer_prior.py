@@ -43,44 +43,62 @@ def exp_table(num_codes: int) -> Tensor:
             if value < 1:
                 break
             d += 1
-    return torch.tensor(values, dtype=torch.int64)
+    return torch.tensor(values, dtype=torch.int32)
 
 
 def frequencies(logits: Tensor) -> Tensor:
-    """Integer frequency rows (N, K) from fixed-point logits (K, N) via the exponential table."""
-    table = exp_table(logits.shape[0])
-    gap = (logits.max(dim=0, keepdim=True).values - logits).clamp(max=len(table) - 1)
-    return table[gap].t().contiguous()
+    """Integer frequency rows (N, K) from fixed-point logits (N, K) via the exponential table."""
+    table = exp_table(logits.shape[1])
+    gap = (logits.max(dim=1, keepdim=True).values - logits).clamp(max=len(table) - 1)
+    return table[gap]
 
 
-def im2col(x: Tensor, kernel: int) -> Tensor:
-    """Zero-padded patches of an integer map (C, H, W) as columns (C * k * k, H * W)."""
-    if kernel == 1:
-        return x.reshape(x.shape[0], -1)
-    c, h, w = x.shape
-    pad = kernel // 2
-    padded = F.pad(x, (pad, pad, pad, pad))
-    shifts = [padded[:, dy : dy + h, dx : dx + w] for dy in range(kernel) for dx in range(kernel)]
-    return torch.stack(shifts, dim=1).reshape(c * kernel * kernel, h * w)
+@lru_cache(maxsize=64)
+def patch_index(height: int, width: int, which: str) -> Tensor:
+    """(N, 9) row numbers of each 3x3 neighbourhood in the zero-padded, flattened (H+2)(W+2) map.
+
+    ``which`` picks the centre positions, in raster order: "all", "anchors" or "others"
+    (the two checkerboard passes).
+    """
+    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    rows, cols = rows.flatten(), cols.flatten()
+    if which != "all":
+        keep = ((rows + cols) % 2 == 0) == (which == "anchors")
+        rows, cols = rows[keep], cols[keep]
+    dy, dx = torch.meshgrid(torch.arange(3), torch.arange(3), indexing="ij")
+    return (rows[:, None] + dy.flatten()) * (width + 2) + cols[:, None] + dx.flatten()
+
+
+def patches(x: Tensor, index: Tensor) -> Tensor:
+    """3x3 zero-padded patches of a channels-last map (H, W, C) as rows (N, 9 * C)."""
+    padded = F.pad(x, (0, 0, 1, 1, 1, 1)).reshape(-1, x.shape[-1])
+    return padded[index].reshape(index.shape[0], 9 * x.shape[-1])
 
 
 @dataclass(frozen=True)
 class IntegerConv:
-    """A convolution in integers: y = clamp((W x + b) * m >> shift) per output channel."""
+    """A convolution in integers: y = clamp(((x W^T + b) * m + 2^(s-1)) >> s) per output channel.
 
-    weight: Tensor  # int64 (O, I * k * k)
+    Inputs are patch rows (N, k*k*I) in (row, col, channel) order; weights are (O, k*k*I).
+    """
+
+    weight: Tensor  # int64 (O, k * k * I)
     bias: Tensor  # int64 (O,)
     multiplier: Tensor  # int64 (O,)
     shift: int
-    kernel: int
     low: int
     high: int
 
-    def __call__(self, columns: Tensor) -> Tensor:
-        """Outputs (O, N) for input columns (I * k * k, N) made by :func:`im2col`."""
-        acc = self.weight @ columns + self.bias[:, None]
-        rounded = (acc * self.multiplier[:, None] + (1 << (self.shift - 1))) >> self.shift
-        return rounded.clamp(self.low, self.high)
+    def accumulate(self, rows: Tensor) -> Tensor:
+        """Exact int64 accumulators (N, O), bias included."""
+        return rows @ self.weight.t() + self.bias
+
+    def requantize(self, acc: Tensor) -> Tensor:
+        """Accumulators to output units: integer multiply, rounding shift, clamp."""
+        return ((acc * self.multiplier + (1 << (self.shift - 1))) >> self.shift).clamp(self.low, self.high)
+
+    def __call__(self, rows: Tensor) -> Tensor:
+        return self.requantize(self.accumulate(rows))
 
     def tensors(self, prefix: str) -> dict[str, Tensor]:
         """Compact storage: int8 weights, int32 bias and multipliers, shift and bounds in one vector."""
@@ -88,25 +106,32 @@ class IntegerConv:
             f"{prefix}.weight": self.weight.to(torch.int8),
             f"{prefix}.bias": self.bias.to(torch.int32),
             f"{prefix}.multiplier": self.multiplier.to(torch.int32),
-            f"{prefix}.params": torch.tensor([self.shift, self.kernel, self.low, self.high], dtype=torch.int64),
+            f"{prefix}.params": torch.tensor([self.shift, self.low, self.high], dtype=torch.int64),
         }
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor], prefix: str) -> "IntegerConv":
-        shift, kernel, low, high = (int(v) for v in tensors[f"{prefix}.params"])
+        shift, low, high = (int(v) for v in tensors[f"{prefix}.params"])
+        if not 1 <= shift <= 62:
+            raise ValueError(f"{prefix}: shift {shift} out of range")
         return cls(tensors[f"{prefix}.weight"].to(torch.int64), tensors[f"{prefix}.bias"].to(torch.int64),
-                   tensors[f"{prefix}.multiplier"].to(torch.int64), shift, kernel, low, high)
+                   tensors[f"{prefix}.multiplier"].to(torch.int64), shift, low, high)
 
 
 @dataclass(frozen=True)
 class IntegerLevelPrior:
-    """Integer twin of :class:`LevelPrior`: frequency tables for one level's stages."""
+    """Integer twin of :class:`LevelPrior`: frequency tables for one level's stages.
+
+    Maps are channels-last (H, W, C). The first layer is split into its context part, computed once
+    per stage, and its anchor-neighbour part (``conv1_neighbours``, same scales), added in pass two.
+    """
 
     stage_bias: Tensor  # int64 (S, E)
     previous: tuple[Tensor, ...]  # int64 (K, E) per earlier stage
     coarser: tuple[Tensor, ...]  # int64 (K, E) per coarser-level stage
     anchors: tuple[Tensor, ...]  # int64 (K, E) per stage
-    conv1: IntegerConv
+    conv1: IntegerConv  # context channels
+    conv1_neighbours: Tensor  # int64 (O, 9 * E), the anchor-neighbour channels of the first layer
     conv2: IntegerConv
     head: IntegerConv
 
@@ -115,27 +140,27 @@ class IntegerLevelPrior:
         return self.stage_bias.shape[0]
 
     def context(self, stage: int, previous: list[Tensor], coarser: list[Tensor], shape: tuple[int, int]) -> Tensor:
-        """Integer embedding (E, H, W) of what is known before ``stage`` is decoded."""
-        ctx = self.stage_bias[stage].view(-1, 1, 1).expand(-1, *shape).clone()
+        """First-layer accumulators (H*W, O) from what is known before ``stage`` is decoded."""
+        ctx = self.stage_bias[stage].expand(*shape, -1).clone()
         for table, idx in zip(self.previous, previous[:stage]):
-            ctx += table[idx].permute(2, 0, 1)
+            ctx += table[idx]
         for table, idx in zip(self.coarser, coarser[: conditioning_stages(stage, len(self.coarser))]):
-            ctx += table[idx].permute(2, 0, 1).repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
-        return ctx
+            ctx += table[idx].repeat_interleave(2, dim=0).repeat_interleave(2, dim=1)
+        return self.conv1.accumulate(patches(ctx, patch_index(*shape, "all")))
 
     def frequencies(self, stage: int, context: Tensor, anchors: Tensor | None, positions: Tensor) -> Tensor:
-        """Frequency rows (N, K) for the ``positions`` mask (H, W), in raster order.
+        """Frequency rows (N, K) for one checkerboard pass, in raster order.
 
-        ``anchors`` holds this stage's indices at anchor positions (second checkerboard pass) or None.
+        ``anchors`` is None in the first pass (anchor positions); in the second it holds this stage's
+        indices, of which only the anchor positions are read.
         """
         height, width = positions.shape
-        if anchors is None:
-            neighbours = torch.zeros_like(context)
-        else:
-            neighbours = self.anchors[stage][anchors].permute(2, 0, 1) * anchor_mask(height, width)
-        hidden = self.conv1(im2col(torch.cat([context, neighbours]), 3)).view(-1, height, width)
-        selected = positions.flatten().nonzero().squeeze(1)
-        hidden = self.conv2(im2col(hidden, 3)[:, selected])
+        acc = context
+        if anchors is not None:
+            neighbours = self.anchors[stage][anchors] * anchor_mask(height, width)[:, :, None]
+            acc = acc + patches(neighbours, patch_index(height, width, "all")) @ self.conv1_neighbours.t()
+        hidden = self.conv1.requantize(acc).view(height, width, -1)
+        hidden = self.conv2(patches(hidden, patch_index(height, width, "others" if anchors is not None else "anchors")))
         return frequencies(self.head(hidden))
 
     def tensors(self, prefix: str) -> dict[str, Tensor]:
@@ -145,6 +170,7 @@ class IntegerLevelPrior:
                 out[f"{prefix}.{name}.{i}"] = table.to(torch.int8)
         for name in ("conv1", "conv2", "head"):
             out.update(getattr(self, name).tensors(f"{prefix}.{name}"))
+        out[f"{prefix}.conv1_neighbours.weight"] = self.conv1_neighbours.to(torch.int8)
         return out
 
     @classmethod
@@ -155,7 +181,10 @@ class IntegerLevelPrior:
         return cls(
             tensors[f"{prefix}.stage_bias"].to(torch.int64),
             tables("previous", num_stages - 1), tables("coarser", coarser_stages), tables("anchors", num_stages),
-            *(IntegerConv.from_tensors(tensors, f"{prefix}.{n}") for n in ("conv1", "conv2", "head")),
+            IntegerConv.from_tensors(tensors, f"{prefix}.conv1"),
+            tensors[f"{prefix}.conv1_neighbours.weight"].to(torch.int64),
+            IntegerConv.from_tensors(tensors, f"{prefix}.conv2"),
+            IntegerConv.from_tensors(tensors, f"{prefix}.head"),
         )
 
 
@@ -211,8 +240,9 @@ def traverse(
 
 
 def _quantize_conv(conv: torch.nn.Conv2d, input_scale: float, output_scale: float, low: int, high: int) -> IntegerConv:
-    """Per-output-channel int8 weights; the multiplier maps accumulator units to output units."""
-    weight = conv.weight.detach().double().flatten(1)
+    """Per-output-channel int8 weights in (row, col, channel) order; the multiplier maps accumulator
+    units to output units."""
+    weight = conv.weight.detach().double().permute(0, 2, 3, 1).flatten(1)
     weight_scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
     ratio = input_scale * weight_scale / output_scale
     shift = MULTIPLIER_BITS - int(torch.floor(torch.log2(ratio.max())))
@@ -223,7 +253,7 @@ def _quantize_conv(conv: torch.nn.Conv2d, input_scale: float, output_scale: floa
         weight=torch.round(weight / weight_scale[:, None]).to(torch.int64),
         bias=bias,
         multiplier=torch.round(ratio * 2.0**shift).to(torch.int64).clamp(min=1),
-        shift=shift, kernel=conv.kernel_size[0], low=low, high=high,
+        shift=shift, low=low, high=high,
     )
 
 
@@ -258,12 +288,16 @@ def quantize_level(level: LevelPrior, indices: list[Tensor], coarser: list[Tenso
 
     range1, range2 = _activation_ranges(level, indices, coarser)
     scale1, scale2 = range1 / ACTIVATION_MAX, range2 / ACTIVATION_MAX
+    conv1 = _quantize_conv(level.conv1, embed_scale, scale1, 0, ACTIVATION_MAX)
+    # Split the first layer's (row, col, channel) weights into context and neighbour channels.
+    taps = conv1.weight.view(conv1.weight.shape[0], 9, 2, -1)
     return IntegerLevelPrior(
         stage_bias=q(level.stage_bias),
         previous=tuple(q(t.weight) for t in level.previous),
         coarser=tuple(q(t.weight) for t in level.coarser),
         anchors=tuple(q(t.weight) for t in level.anchors),
-        conv1=_quantize_conv(level.conv1, embed_scale, scale1, 0, ACTIVATION_MAX),
+        conv1=IntegerConv(taps[:, :, 0].flatten(1), conv1.bias, conv1.multiplier, conv1.shift, conv1.low, conv1.high),
+        conv1_neighbours=taps[:, :, 1].flatten(1),
         conv2=_quantize_conv(level.conv2, scale1, scale2, 0, ACTIVATION_MAX),
         head=_quantize_conv(level.head, scale2, 1 / LOGIT_SCALE, -LOGIT_LIMIT, LOGIT_LIMIT),
     )

@@ -200,12 +200,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        seed=args.seed, threads=args.threads, model=model, prior=prior)
 
 
+def run_train(args: argparse.Namespace) -> int:
+    """Entry point of ``aecodec train``."""
+    train(config_from_args(args), resume=args.resume)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aecodec train", description=__doc__.splitlines()[0])
     add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    train(config_from_args(args), resume=args.resume)
-    return 0
+    return run_train(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
