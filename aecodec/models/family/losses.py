@@ -1,0 +1,67 @@
+"""Loss terms shared by the family, each a small pure function of tensors."""
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SPARSITY_EPS = 1e-6
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) in nats per sample, closed form summed over latent elements."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(1)
+
+
+def l1_sparsity(code: Tensor) -> Tensor:
+    """Mean absolute activation of the code: the L1 sparsity penalty per code element."""
+    return code.abs().mean()
+
+
+def bernoulli_kl_sparsity(code: Tensor, rho: float) -> Tensor:
+    """Sum over channels of KL(rho || rho_hat): each sigmoid unit's mean activation pulled towards ``rho``."""
+    rho_hat = code.mean(dim=(0, 2, 3)).clamp(SPARSITY_EPS, 1 - SPARSITY_EPS)
+    return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+
+
+def hinge_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Hinge loss of the discriminator, halved as in Esser et al.'s code: 0.5 (E relu(1-D(x)) + E relu(1+D(G)))."""
+    return 0.5 * (F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean())
+
+
+def hinge_generator_loss(fake_logits: Tensor) -> Tensor:
+    """Generator side of the hinge GAN: -E D(G(x))."""
+    return -fake_logits.mean()
+
+
+def adaptive_generator_weight(rec_loss: Tensor, gan_loss: Tensor, last_layer: Tensor) -> Tensor:
+    """lambda = ||grad_last L_rec|| / (||grad_last L_GAN|| + 1e-4), clamped to [0, 1e4] and detached (VQGAN)."""
+    (rec_grad,) = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)
+    (gan_grad,) = torch.autograd.grad(gan_loss, last_layer, retain_graph=True)
+    return (rec_grad.norm() / (gan_grad.norm() + 1e-4)).clamp(0, 1e4).detach()
+
+
+def jacobian_frobenius_exact(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """Mean over the batch of ||d fn(x_i) / d x_i||_F^2, from the full per-sample Jacobian (small inputs only)."""
+
+    def single(sample: Tensor) -> Tensor:
+        return fn(sample.unsqueeze(0)).squeeze(0)
+
+    jacobians = torch.func.vmap(torch.func.jacrev(single))(x)
+    return jacobians.pow(2).flatten(1).sum(1).mean()
+
+
+def jacobian_frobenius_hutchinson(
+    fn: Callable[[Tensor], Tensor], x: Tensor, projections: int = 1, generator: torch.Generator | None = None
+) -> Tensor:
+    """Unbiased estimate of :func:`jacobian_frobenius_exact` for image-size inputs.
+
+    For v ~ N(0, I), E ||J^T v||^2 = E v^T J J^T v = tr(J J^T) = ||J||_F^2; each projection costs one
+    vector-Jacobian product, and the estimate stays differentiable (``create_graph``) for training.
+    """
+    x = x.detach().requires_grad_(True)
+    code = fn(x)
+    directions = torch.randn((projections, *code.shape), generator=generator, dtype=code.dtype).to(code.device)
+    (jtv,) = torch.autograd.grad(code, x, directions, create_graph=True, is_grads_batched=True)
+    return jtv.pow(2).flatten(2).sum(2).mean()
