@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from aecodec.models.data import center_crops, image_files, load_rgb, random_crops
-from aecodec.models.integer_prior import IntegerPrior, quantize_prior, traverse
+from aecodec.models.integer_prior import IntegerPrior, code_length, quantize_prior
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
 from aecodec.models.registry import CodecModel, model_bytes, model_from_bytes
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
@@ -28,20 +28,11 @@ def stage_indices(network: VQVAE2, batch: Tensor) -> tuple[list[Tensor], list[Te
 
 
 def integer_bits_per_index(prior: IntegerPrior, top: list[Tensor], bottom: list[Tensor]) -> float:
-    """Ideal code length per index under the integer prior, over a batch of index maps."""
+    """Ideal code length per index under the integer prior, over a batch of index maps (B, H, W)."""
     bits, count = 0.0, 0
     for b in range(top[0].shape[0]):
-        known = ([t[b] for t in top], [t[b] for t in bottom])
-
-        def measure(level: int, stage: int, positions: Tensor, freqs: Tensor) -> Tensor:
-            nonlocal bits, count
-            symbols = known[level][stage][positions]
-            f = freqs.double()
-            bits += float((f.sum(1).log2() - f[torch.arange(len(symbols)), symbols].log2()).sum())
-            count += len(symbols)
-            return symbols
-
-        traverse(prior, tuple(bottom[0].shape[-2:]), (len(top), len(bottom)), measure)
+        tile_bits, tile_count = code_length(prior, [t[b] for t in top], [t[b] for t in bottom])
+        bits, count = bits + tile_bits, count + tile_count
     return bits / count
 
 

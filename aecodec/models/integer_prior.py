@@ -239,6 +239,22 @@ def traverse(
     return top, bottom
 
 
+def code_length(prior: IntegerPrior, top: list[Tensor], bottom: list[Tensor]) -> tuple[float, int]:
+    """Ideal bits (cross-entropy under the integer tables) and symbol count of one tile's indices."""
+    bits, count = 0.0, 0
+
+    def measure(level: int, stage: int, positions: Tensor, freqs: Tensor) -> Tensor:
+        nonlocal bits, count
+        symbols = (top, bottom)[level][stage][positions]
+        f = freqs.double()
+        bits += float((f.sum(1).log2() - f[torch.arange(len(symbols)), symbols].log2()).sum())
+        count += len(symbols)
+        return symbols
+
+    traverse(prior, tuple(bottom[0].shape), (len(top), len(bottom)), measure)
+    return bits, count
+
+
 def _quantize_conv(conv: torch.nn.Conv2d, input_scale: float, output_scale: float, low: int, high: int) -> IntegerConv:
     """Per-output-channel int8 weights in (row, col, channel) order; the multiplier maps accumulator
     units to output units."""

@@ -38,7 +38,7 @@ def kmeans(samples: Tensor, k: int, iterations: int = 10) -> Tensor:
 class VectorQuantizer(nn.Module):
     """Nearest-codebook quantization with straight-through gradients and an EMA codebook."""
 
-    def __init__(self, num_codes: int, dim: int, decay: float = 0.99, dead_threshold: float = 1e-3) -> None:
+    def __init__(self, num_codes: int, dim: int, decay: float = 0.99, dead_threshold: float = 0.1) -> None:
         super().__init__()
         self.num_codes, self.dim, self.decay, self.dead_threshold = num_codes, dim, decay, dead_threshold
         self.register_buffer("codebook", torch.randn(num_codes, dim) * 0.1)

@@ -19,7 +19,7 @@ class VQVAE2Config:
     """Network sizes; stored in the weights file so a model rebuilds itself."""
 
     channels: int = 96
-    latent_dim: int = 64
+    latent_dim: int = 16
     num_codes: int = 256
     top_stages: int = 2
     bottom_stages: int = 10

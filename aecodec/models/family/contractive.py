@@ -24,12 +24,11 @@ class ContractiveConfig(BackboneConfig):
 class ContractiveAutoencoder(Autoencoder):
     """Autoencoder whose encoder is made locally insensitive to its input."""
 
-    def jacobian_penalty(self, x: Tensor) -> Tensor:
-        """||J||_F^2 of the encoder at ``x`` (mean over the batch), exact or estimated per the config."""
-        if self.config.projections == 0:
-            return jacobian_frobenius_exact(self.encode, x)
-        return jacobian_frobenius_hutchinson(self.encode, x, self.config.projections)
-
     def bottleneck(self, x: Tensor) -> Bottleneck:
-        jacobian = self.jacobian_penalty(x)
-        return Bottleneck(self.encode(x), self.config.contractive_weight * jacobian, {"jacobian": jacobian.item()})
+        x = x.detach().requires_grad_(True)
+        code = self.encode(x)
+        if self.config.projections == 0:
+            jacobian = jacobian_frobenius_exact(self.encode, x)
+        else:
+            jacobian = jacobian_frobenius_hutchinson(code, x, self.config.projections)
+        return Bottleneck(code, self.config.contractive_weight * jacobian, {"jacobian": jacobian.item()})

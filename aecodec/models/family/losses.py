@@ -53,15 +53,13 @@ def jacobian_frobenius_exact(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tenso
 
 
 def jacobian_frobenius_hutchinson(
-    fn: Callable[[Tensor], Tensor], x: Tensor, projections: int = 1, generator: torch.Generator | None = None
+    code: Tensor, inputs: Tensor, projections: int = 1, generator: torch.Generator | None = None
 ) -> Tensor:
-    """Unbiased estimate of :func:`jacobian_frobenius_exact` for image-size inputs.
+    """Unbiased estimate of :func:`jacobian_frobenius_exact` for ``code`` computed from ``inputs`` (needs grad).
 
     For v ~ N(0, I), E ||J^T v||^2 = E v^T J J^T v = tr(J J^T) = ||J||_F^2; each projection costs one
-    vector-Jacobian product, and the estimate stays differentiable (``create_graph``) for training.
+    vector-Jacobian product through the existing graph, and the estimate stays differentiable for training.
     """
-    x = x.detach().requires_grad_(True)
-    code = fn(x)
     directions = torch.randn((projections, *code.shape), generator=generator, dtype=code.dtype).to(code.device)
-    (jtv,) = torch.autograd.grad(code, x, directions, create_graph=True, is_grads_batched=True)
+    (jtv,) = torch.autograd.grad(code, inputs, directions, create_graph=True, is_grads_batched=True)
     return jtv.pow(2).flatten(2).sum(2).mean()

@@ -114,7 +114,8 @@ def _setting_types() -> dict[str, type]:
 def add_family_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``aecodec train --model NAME`` for the family; member settings default to the member's."""
     defaults = FamilyTrainConfig(model="", data="", out="")
-    parser.add_argument("--model", required=True, choices=list(FAMILY), help="family member to train")
+    members = "; ".join(f"{name}: {m.summary}" for name, m in FAMILY.items())
+    parser.add_argument("--model", required=True, choices=list(FAMILY), help=f"family member to train ({members})")
     parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     parser.add_argument("--out", required=True, help="run folder for checkpoint.pt and log.jsonl")
     for name in ("steps", "batch", "crop", "seed", "checkpoint_every", "log_every", "threads"):
