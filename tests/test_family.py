@@ -27,6 +27,15 @@ TINY_SETTINGS = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors run fastest on one thread; a thread pool only adds overhead on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_model(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
     return build_model(name, **TINY_SETTINGS[name])

@@ -25,6 +25,15 @@ from aecodec.models.family.losses import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors run fastest on one thread; a thread pool only adds overhead on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_contractive() -> ContractiveAutoencoder:
     torch.manual_seed(0)
@@ -40,20 +49,20 @@ def test_exact_jacobian_penalty_matches_autograd(tiny_contractive: ContractiveAu
     x = torch.rand(2, 3, 16, 16)
     expected = reference_frobenius(tiny_contractive.encode, x)
     torch.testing.assert_close(jacobian_frobenius_exact(tiny_contractive.encode, x), expected)
-    torch.testing.assert_close(tiny_contractive.jacobian_penalty(x), expected)
+    assert tiny_contractive.bottleneck(x).metrics["jacobian"] == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_hutchinson_estimate_converges_to_exact(tiny_contractive: ContractiveAutoencoder) -> None:
-    x = torch.rand(2, 3, 16, 16)
     generator = torch.Generator().manual_seed(1)
-    estimate = jacobian_frobenius_hutchinson(tiny_contractive.encode, x, projections=400, generator=generator)
-    # Relative standard deviation is at most sqrt(2 / 400) ~ 7%; the seeded draw is deterministic.
-    torch.testing.assert_close(estimate, reference_frobenius(tiny_contractive.encode, x), rtol=0.25, atol=0)
+    x = torch.rand(2, 3, 16, 16, generator=generator).requires_grad_(True)
+    estimate = jacobian_frobenius_hutchinson(tiny_contractive.encode(x), x, projections=200, generator=generator)
+    # Relative standard deviation is at most sqrt(2 / 200) = 10% (about 5% here); the seeded draw is deterministic.
+    torch.testing.assert_close(estimate, reference_frobenius(tiny_contractive.encode, x.detach()), rtol=0.25, atol=0)
 
 
 def test_hutchinson_estimate_is_differentiable(tiny_contractive: ContractiveAutoencoder) -> None:
-    penalty = jacobian_frobenius_hutchinson(tiny_contractive.encode, torch.rand(1, 3, 16, 16))
-    penalty.backward()
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    jacobian_frobenius_hutchinson(tiny_contractive.encode(x), x).backward()
     assert tiny_contractive.encoder.net[0].weight.grad.abs().sum() > 0
 
 
