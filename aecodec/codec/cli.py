@@ -13,7 +13,9 @@ from aecodec.codec.api import DEFAULT_QUALITY, Codec, codec_for_file
 from aecodec.codec.files import STDIO, check_writable, read_bytes, write_atomic
 from aecodec.errors import AecError, InputError
 from aecodec.models.export import add_export_arguments, run_export
-from aecodec.models.train import add_train_arguments, run_train
+from aecodec.models.family.registry import FAMILY
+from aecodec.models.family.trainer import main as family_main
+from aecodec.models.train import main as train_main
 
 MAX_INPUT_BYTES = 1 << 31
 OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".ppm": "PPM", ".pgm": "PPM", ".tif": "TIFF", ".tiff": "TIFF",
@@ -57,6 +59,15 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """``aecodec train``: the VQ-VAE-2 trainer, or the autoencoder-family trainer for ``--model NAME``."""
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("--model", default="vqvae2")
+    if probe.parse_known_args(args.extra)[0].model in FAMILY:
+        return family_main(args.extra)
+    return train_main(args.extra)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aecodec", description="Learned image compression (VQ-VAE-2 + exact integer prior).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -86,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(run=_info)
 
+    p = sub.add_parser("train", help="train a model on a folder of images (aecodec train --help)", add_help=False)
+    p.set_defaults(run=_train)
     for name, add_arguments, run, text in (
-        ("train", add_train_arguments, run_train, "train a model on a folder of images"),
         ("export", add_export_arguments, run_export, "turn a training checkpoint into a model file"),
         ("bench", add_bench_arguments, run_bench, "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
     ):
@@ -98,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, args.extra = parser.parse_known_args(argv)
+    if args.extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return args.run(args)
     except (AecError, ValueError) as exc:

@@ -32,10 +32,10 @@ def load_rgb(path: Path, min_side: int) -> Tensor:
 
 
 def split_files(files: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
-    """Deterministic train/validation split: every k-th file goes to validation."""
+    """Deterministic train/validation split: every k-th file (at least one) goes to validation."""
     if val_fraction <= 0 or len(files) < 2:
         return files, []
-    step = max(2, round(1 / val_fraction))
+    step = min(max(2, round(1 / val_fraction)), len(files))
     return [f for i, f in enumerate(files) if i % step != step - 1], files[step - 1 :: step]
 
 

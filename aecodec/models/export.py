@@ -95,11 +95,25 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="model file to write (.safetensors)")
     parser.add_argument("--name", required=True, help="model name written into .aec headers (<= 16 chars)")
     parser.add_argument("--calibration", type=Path, required=True, help="folder of images to calibrate the integer prior")
+    parser.add_argument("--manifest", type=Path, help="also record the model in this manifest.json (created if missing)")
+    parser.add_argument("--default", action="store_true", help="with --manifest: make it the default model")
+
+
+def record_in_manifest(manifest: Path, name: str, entry: dict, default: bool) -> None:
+    """Add or replace a model's entry in a manifest file, optionally making it the default."""
+    data = json.loads(manifest.read_text()) if manifest.exists() else {"default": name, "models": {}}
+    data["models"][name] = entry
+    if default:
+        data["default"] = name
+    manifest.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Entry point of ``aecodec export``: writes the model file and prints its manifest entry."""
-    print(json.dumps(export_checkpoint(args.checkpoint, args.name, args.calibration, args.out), indent=1))
+    entry = export_checkpoint(args.checkpoint, args.name, args.calibration, args.out)
+    if args.manifest:
+        record_in_manifest(args.manifest, args.name, entry, args.default)
+    print(json.dumps(entry, indent=1))
     return 0
 
 

@@ -63,7 +63,7 @@ def rate_bpp(prior: HierarchicalPrior, out, pixels: int) -> Tensor:
 
 def psnr(a: Tensor, b: Tensor) -> float:
     """Mean PSNR in dB of [0, 1] image batches."""
-    mse = (a.clamp(0, 1) - b).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
+    mse = (a.detach().clamp(0, 1) - b).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
     return float((-10 * mse.log10()).mean())
 
 
@@ -158,8 +158,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         schedule.step()
         if rank == 0 and (step % 10 == 0 or step == config.steps - 1):
             usage = np.mean(out.top.usage + out.bottom.usage)
-            bar.set_postfix(loss=f"{float(loss):.4f}", psnr=f"{psnr(out.reconstruction, x):.2f}",
-                            bpp=f"{float(bpp.mean()):.3f}", usage=f"{usage:.2f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", psnr=f"{psnr(out.reconstruction, x):.2f}",
+                            bpp=f"{float(bpp.detach().mean()):.3f}", usage=f"{usage:.2f}")
         done = step + 1
         if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
             save_checkpoint(ckpt_path, done, model, prior, optimizer, config)
@@ -179,6 +179,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of ``aecodec train``."""
     defaults = TrainConfig(data="", out="")
+    parser.add_argument("--model", choices=["vqvae2"], default="vqvae2",
+                        help="vqvae2, the codec model (family members: `aecodec train --model ae --help`)")
     parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     parser.add_argument("--out", required=True, help="run folder for checkpoint.pt and log.jsonl")
     for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "seed", "threads"):
@@ -200,16 +202,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        seed=args.seed, threads=args.threads, model=model, prior=prior)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Entry point of ``aecodec train``."""
-    train(config_from_args(args), resume=args.resume)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``aecodec train`` (VQ-VAE-2)."""
     parser = argparse.ArgumentParser(prog="aecodec train", description=__doc__.splitlines()[0])
     add_train_arguments(parser)
-    return run_train(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    train(config_from_args(args), resume=args.resume)
+    return 0
 
 
 if __name__ == "__main__":
