@@ -19,18 +19,7 @@ from aecodec.benchmarks.report import ReportInputs, write_report
 from aecodec.benchmarks.runner import measure, run_benchmark
 from aecodec.errors import InputError
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-ANCHORS = SHARED / "anchors" / "kodak_published.json"
-
-
-def shared_or_skip(path: Path) -> Path:
-    """A file or folder of ../shared: fail when missing under CI, skip elsewhere."""
-    if not path.exists():
-        message = f"{path} is missing: the benchmark tests expect ../shared beside the repository"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+from conftest import shared_path
 
 
 class FakeAecCodec:
@@ -58,7 +47,7 @@ def synthetic(name: str, height: int = 48, width: int = 64, seed: int = 0) -> Da
 
 @pytest.fixture(scope="module")
 def kodak_two() -> list[DatasetImage]:
-    return load_dataset(shared_or_skip(SHARED / "data" / "kodak"), limit=2)
+    return load_dataset(shared_path("data", "kodak"), limit=2)
 
 
 def test_jpeg_follows_the_anchor_settings() -> None:
@@ -145,7 +134,7 @@ def test_two_image_smoke_run_writes_every_output(tmp_path: Path, kodak_two: list
     jpeg.qualities = [10, 30, 60, 90]
     codecs = [jpeg, AecAdapter(FakeAecCodec())]
     run = run_benchmark(codecs, kodak_two, "kodak", progress=False)
-    inputs = ReportInputs(codecs, kodak_two[1], anchors=load_anchors(shared_or_skip(ANCHORS)))
+    inputs = ReportInputs(codecs, kodak_two[1], anchors=load_anchors(shared_path("anchors", "kodak_published.json")))
     written = write_report(run, inputs, tmp_path)
     names = {p.relative_to(tmp_path).as_posix() for p in written}
     assert names == {"results.json", "compressai/jpeg.json", "compressai/aec.json", "rd_psnr.png",
@@ -156,7 +145,7 @@ def test_two_image_smoke_run_writes_every_output(tmp_path: Path, kodak_two: list
 
 
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    kodak = shared_or_skip(SHARED / "data" / "kodak")
+    kodak = shared_path("data", "kodak")
     out = tmp_path / "out"
     args = ["--dataset", str(kodak), "--codecs", "jpeg", "--limit", "1", "--qualities", "20,80",
             "--crop-bpp", "1.0", "--out", str(out), "--no-progress"]

@@ -25,19 +25,13 @@ from aecodec.models.family.losses import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run fastest on one thread; a thread pool only adds overhead on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_contractive() -> ContractiveAutoencoder:
     torch.manual_seed(0)
     return ContractiveAutoencoder(ContractiveConfig(channels=4, latent_dim=2, stride=8, projections=0))
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference_frobenius(fn, x: torch.Tensor) -> torch.Tensor:
