@@ -172,8 +172,6 @@ def test_bad_model_files(kind: str, model_bytes: bytes, image_file: Path, tmp_pa
     assert not marker.exists() and not (tmp_path / "o.aec").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason="registry/integer_prior do not check the prior's tensor "
-                   "shapes: a bad prior tensor loads and fails later with a raw RuntimeError")
 def test_bad_prior_shape_is_a_model_error(model_bytes: bytes, codec: Codec) -> None:
     tensors = load(model_bytes)
     tensors["prior.top.conv2.weight"] = tensors["prior.top.conv2.weight"][:, :-1].contiguous()
@@ -193,8 +191,6 @@ def test_file_from_another_model(codec: Codec, aec_file: Path, tmp_path: Path, c
     assert code == 2 and "'random'" in line and not (tmp_path / "o.png").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="registry.manifest() lets FileNotFoundError escape when no model is installed, "
-                   "so the CLI exits 1 naming manifest.json instead of 2 naming the model")
 def test_file_needing_an_uninstalled_model(aec_file: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(registry, "MANIFEST", tmp_path / "no-manifest.json")
     code, line = one_line_error(capsys, "decompress", str(aec_file), str(tmp_path / "o.png"))

@@ -26,6 +26,7 @@ from PIL import Image
 from aecodec.benchmarks.datasets import list_images, load_rgb
 from aecodec.benchmarks.memory import peak_rss_mb, reset_peak_rss
 from aecodec.benchmarks.metrics import PEAK
+from aecodec.bitstream.format import read_header
 from aecodec.codec.api import DEFAULT_QUALITY, DEFAULT_TILE_SIZE, Codec
 from aecodec.codec.tiling import tile_grid
 from aecodec.errors import InputError
@@ -125,7 +126,7 @@ def measure(model_path: Path, megapixels: float, quality: int, photos: Path) -> 
     decoded = codec.decompress(data)
     end, cpu, decompress_peak = time.perf_counter(), time.process_time() - cpu, peak_rss_mb()
     seam, interior = seam_psnr(pixels, np.asarray(decoded), codec.tile_size, codec.overlap)
-    tiles = len(tile_grid(width, height, codec.tile_size, codec.overlap))
+    tiles = read_header(data).tile_count
     return Measurement(width, height, tiles, len(data), middle - start, end - middle, cpu, compress_peak,
                        decompress_peak, seam, interior)
 

@@ -6,6 +6,7 @@ drop the tile's border pixels, where reconstructions are worst, and seams stay i
 """
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +36,10 @@ class Tile:
     region: Box
 
 
-def tile_grid(width: int, height: int, tile_size: int, overlap: int) -> list[Tile]:
-    """Tiles in row-major order, as specified in docs/FORMAT.md."""
+def tile_grid(width: int, height: int, tile_size: int, overlap: int) -> Iterator[Tile]:
+    """Tiles in row-major order, as specified in docs/FORMAT.md; lazy, so a forged file with a huge
+    grid fails on its first tile without the grid ever being built."""
     step = tile_size - 2 * overlap
-    tiles = []
     for r in range(math.ceil(height / step)):
         for c in range(math.ceil(width / step)):
             top, left = r * step, c * step
@@ -46,8 +47,7 @@ def tile_grid(width: int, height: int, tile_size: int, overlap: int) -> list[Til
             r_top, r_left = max(0, top - overlap), max(0, left - overlap)
             r_bottom = min(height, top + core.height + overlap)
             r_right = min(width, left + core.width + overlap)
-            tiles.append(Tile(core, Box(r_top, r_left, r_bottom - r_top, r_right - r_left)))
-    return tiles
+            yield Tile(core, Box(r_top, r_left, r_bottom - r_top, r_right - r_left))
 
 
 def padded_size(size: int, multiple: int) -> int:

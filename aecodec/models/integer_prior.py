@@ -174,11 +174,16 @@ class IntegerLevelPrior:
         return out
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, Tensor], prefix: str, num_stages: int, coarser_stages: int) -> "IntegerLevelPrior":
+    def from_tensors(
+        cls, tensors: dict[str, Tensor], prefix: str, num_stages: int, coarser_stages: int, num_codes: int
+    ) -> "IntegerLevelPrior":
+        """Load from stored tensors, checking every dtype and shape (ValueError if one is wrong)."""
         def tables(name: str, count: int) -> tuple[Tensor, ...]:
             return tuple(tensors[f"{prefix}.{name}.{i}"].to(torch.int64) for i in range(count))
 
-        return cls(
+        if any(t.is_floating_point() or t.is_complex() for k, t in tensors.items() if k.startswith(prefix)):
+            raise ValueError(f"{prefix}: integer prior tensors must have integer dtypes")
+        level = cls(
             tensors[f"{prefix}.stage_bias"].to(torch.int64),
             tables("previous", num_stages - 1), tables("coarser", coarser_stages), tables("anchors", num_stages),
             IntegerConv.from_tensors(tensors, f"{prefix}.conv1"),
@@ -186,6 +191,22 @@ class IntegerLevelPrior:
             IntegerConv.from_tensors(tensors, f"{prefix}.conv2"),
             IntegerConv.from_tensors(tensors, f"{prefix}.head"),
         )
+        level._check_shapes(num_codes)
+        return level
+
+    def _check_shapes(self, num_codes: int) -> None:
+        embed = self.stage_bias.shape[1]
+        hidden1, hidden2 = self.conv1.weight.shape[0], self.conv2.weight.shape[0]
+        expected = [
+            (self.stage_bias, (self.num_stages, embed)),
+            *((t, (num_codes, embed)) for t in (*self.previous, *self.coarser, *self.anchors)),
+            (self.conv1.weight, (hidden1, 9 * embed)), (self.conv1_neighbours, (hidden1, 9 * embed)),
+            (self.conv2.weight, (hidden2, 9 * hidden1)), (self.head.weight, (num_codes, hidden2)),
+            *((t, (c.weight.shape[0],)) for c in (self.conv1, self.conv2, self.head) for t in (c.bias, c.multiplier)),
+        ]
+        for tensor, shape in expected:
+            if tuple(tensor.shape) != shape:
+                raise ValueError(f"integer prior tensor of shape {tuple(tensor.shape)} where {shape} is expected")
 
 
 @dataclass(frozen=True)
@@ -199,9 +220,9 @@ class IntegerPrior:
         return {**self.top.tensors("prior.top"), **self.bottom.tensors("prior.bottom")}
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, Tensor], top_stages: int, bottom_stages: int) -> "IntegerPrior":
-        return cls(IntegerLevelPrior.from_tensors(tensors, "prior.top", top_stages, 0),
-                   IntegerLevelPrior.from_tensors(tensors, "prior.bottom", bottom_stages, top_stages))
+    def from_tensors(cls, tensors: dict[str, Tensor], top_stages: int, bottom_stages: int, num_codes: int) -> "IntegerPrior":
+        return cls(IntegerLevelPrior.from_tensors(tensors, "prior.top", top_stages, 0, num_codes),
+                   IntegerLevelPrior.from_tensors(tensors, "prior.bottom", bottom_stages, top_stages, num_codes))
 
 
 # code_group(level, stage, positions, freqs) -> the symbols at those positions, raster order.

@@ -76,7 +76,7 @@ def model_from_bytes(data: bytes, source: str = "model") -> CodecModel:
         missing = [k for k in missing if not k.endswith(_TRAINING_BUFFERS)]
         if missing or unexpected:
             raise ModelError(f"{source}: weights do not match the model config ({len(missing)} missing, {len(unexpected)} unexpected)")
-        prior = IntegerPrior.from_tensors(tensors, config.top_stages, config.bottom_stages)
+        prior = IntegerPrior.from_tensors(tensors, config.top_stages, config.bottom_stages, config.num_codes)
     except ModelError:
         raise
     except (SafetensorError, KeyError, RuntimeError, ValueError, TypeError, json.JSONDecodeError) as exc:
@@ -106,7 +106,10 @@ def load_model_file(path: str | Path) -> CodecModel:
 
 def manifest() -> dict:
     """The shipped-model manifest: default model name and, per model, file name, hash and results."""
-    return json.loads(MANIFEST.read_text())
+    try:
+        return json.loads(MANIFEST.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"no shipped models: {MANIFEST} is unreadable ({exc.__class__.__name__})") from None
 
 
 @lru_cache(maxsize=8)
