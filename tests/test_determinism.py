@@ -66,3 +66,22 @@ def test_integer_prior_is_thread_independent(model) -> None:
         assert all(np.array_equal(a, b) for a, b in zip(tables(1), tables(2)))
     finally:
         torch.set_num_threads(previous)
+
+
+def test_gpu_encoded_file_decodes_on_cpu(model, tmp_path: Path) -> None:
+    """Runs only where CUDA is present: the GPU's float analysis picks the indices, the CPU decodes them."""
+    import pytest
+    import torch
+
+    from aecodec.bitstream.format import unpack
+    from aecodec.codec.api import Codec
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    pixels = np.random.default_rng(9).integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    gpu, cpu = Codec(model, tile_size=64, overlap=8, device="cuda"), Codec(model, tile_size=64, overlap=8)
+    data = gpu.compress(pixels, 2)
+    sent = gpu.analyse(pixels, 2)
+    received = [tile for _, tile in cpu.tile_indices(unpack(data))]
+    assert all(torch.equal(a, b) for s, r in zip(sent, received) for a, b in zip(s.top + s.bottom, r.top + r.bottom))
+    assert np.array_equal(np.asarray(cpu.decompress(data)), np.asarray(cpu.decompress(data)))

@@ -7,6 +7,7 @@ indices, :mod:`~aecodec.codec.index_coding` range-codes them under the exact int
 backwards; each tile's index CRC is checked before its pixels are synthesized.
 """
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -45,8 +46,14 @@ class Codec:
         tile_size: int = DEFAULT_TILE_SIZE,
         overlap: int = DEFAULT_OVERLAP,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        device: str | torch.device = "cpu",
     ) -> None:
+        """``device`` runs the float analysis/synthesis networks (e.g. "cuda"); the integer prior and
+        the range coder always run on the CPU, so files are the same whichever device made them."""
         self.model = model if isinstance(model, CodecModel) else resolve_model(model)
+        self.device = torch.device(device)
+        # Shipped models are cached and shared: move a copy, never the shared network.
+        self.network = self.model.network if self.device.type == "cpu" else copy.deepcopy(self.model.network).to(self.device)
         stride = self.model.network.stride
         if tile_size % stride or not 0 <= overlap < tile_size // 4:
             raise ValueError(f"tile size must be a multiple of {stride} and overlap below a quarter of it")
@@ -67,8 +74,8 @@ class Codec:
         height, width = pixels.shape[:2]
         out = []
         for tile in tile_grid(width, height, self.tile_size, self.overlap):
-            x = pad_to_multiple(to_tensor(pixels[tile.region.slices()]), self.model.network.stride)
-            top, bottom = self.model.network.encode(x, quality)
+            x = pad_to_multiple(to_tensor(pixels[tile.region.slices()]), self.network.stride)
+            top, bottom = self.network.encode(x.to(self.device), quality)
             out.append(TileIndices(top, bottom))
         return out
 
@@ -107,7 +114,7 @@ class Codec:
         for tile, indices in self.tile_indices(file):
             if pixels is None:
                 pixels = np.empty((header.height, header.width, 3), dtype=np.uint8)
-            rgb = self.model.network.decode(indices.top, indices.bottom)[0]
+            rgb = self.network.decode(indices.top, indices.bottom)[0].cpu()
             rgb = rgb[:, : tile.region.height, : tile.region.width][:, *core_within_region(tile)]
             pixels[tile.core.slices()] = (rgb * 255).round().byte().permute(1, 2, 0).numpy()
         return to_image(pixels, header.channels)
@@ -127,14 +134,13 @@ def _bottom_shape(tile: Tile) -> tuple[int, int]:
     return (padded_size(tile.region.height, 16) // BOTTOM_STRIDE, padded_size(tile.region.width, 16) // BOTTOM_STRIDE)
 
 
-def codec_for_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Codec:
-    """The codec of the shipped model a file names (FormatError if it is not shipped)."""
+def model_for_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> CodecModel:
+    """The shipped model a file names (FormatError if it is not installed)."""
     header = read_header(data, max_pixels)
     try:
-        model = shipped_model(header.model_name)
+        return shipped_model(header.model_name)
     except ValueError:
         raise FormatError(f"file needs model {header.model_name!r}, which is not installed (use --model PATH)") from None
-    return Codec(model, max_pixels=max_pixels)
 
 
 def compress(image: ImageLike, quality: int = DEFAULT_QUALITY, model: str | None = None) -> bytes:
@@ -144,5 +150,4 @@ def compress(image: ImageLike, quality: int = DEFAULT_QUALITY, model: str | None
 
 def decompress(data: bytes, model: str | None = None) -> Image.Image:
     """Decompress ``.aec`` bytes with the model the file names (or the given model name/path)."""
-    codec = Codec(model) if model else codec_for_file(data)
-    return codec.decompress(data)
+    return Codec(model or model_for_file(data)).decompress(data)

@@ -9,7 +9,7 @@ import io
 import sys
 from aecodec.benchmarks.cli import add_bench_arguments, run_bench
 from aecodec.bitstream.format import DEFAULT_MAX_PIXELS, read_header
-from aecodec.codec.api import DEFAULT_QUALITY, Codec, codec_for_file
+from aecodec.codec.api import DEFAULT_QUALITY, Codec, model_for_file
 from aecodec.codec.files import STDIO, check_writable, read_bytes, write_atomic
 from aecodec.errors import AecError, InputError
 from aecodec.models.export import add_export_arguments, run_export
@@ -24,7 +24,7 @@ OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".ppm": "PPM", ".pgm": "PPM", ".
 
 def _compress(args: argparse.Namespace) -> int:
     check_writable(args.output, args.force)
-    codec = Codec(args.model, max_pixels=args.max_pixels)
+    codec = Codec(args.model, max_pixels=args.max_pixels, device=args.device)
     if args.quality not in codec.qualities:
         raise InputError(f"quality must be in 1..{codec.qualities[-1]}, got {args.quality}")
     source = read_bytes(STDIO, MAX_INPUT_BYTES) if args.input == STDIO else args.input
@@ -38,7 +38,7 @@ def _decompress(args: argparse.Namespace) -> int:
     if fmt is None:
         raise InputError(f"unsupported output type for {args.output}; use one of {', '.join(OUTPUT_FORMATS)}")
     data = read_bytes(args.input, MAX_INPUT_BYTES)
-    codec = Codec(args.model, max_pixels=args.max_pixels) if args.model else codec_for_file(data, args.max_pixels)
+    codec = Codec(args.model or model_for_file(data, args.max_pixels), max_pixels=args.max_pixels, device=args.device)
     image = codec.decompress(data)
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)
@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default %(default)s)")
 
+    def device(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", default="cpu", help="device of the float networks, e.g. cuda (default cpu)")
+
     p = sub.add_parser("compress", help="image -> .aec", description="Compress an image to an .aec file.")
     p.add_argument("input", help="image file, or - for stdin")
     p.add_argument("output", help=".aec file, or - for stdout")
@@ -82,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="shipped model name or a .safetensors path (default: the shipped default)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     common(p)
+    device(p)
     p.set_defaults(run=_compress)
 
     p = sub.add_parser("decompress", help=".aec -> image", description="Decompress an .aec file to an image (PNG by default).")
@@ -90,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model name or .safetensors path (default: the one the file names)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     common(p)
+    device(p)
     p.set_defaults(run=_decompress)
 
     p = sub.add_parser("info", help="show an .aec header", description="Print the header fields and bpp of an .aec file.")

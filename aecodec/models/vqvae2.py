@@ -96,14 +96,15 @@ class VQVAE2(nn.Module):
         n_top, n_bottom = self.stages_for_quality(quality)
         h = self.encode_bottom(x - 0.5)
         z_top = self.encode_top(h)
-        top = self.quantize_top(z_top, torch.tensor([n_top]))
+        top = self.quantize_top(z_top, torch.tensor([n_top], device=x.device))
         z_bottom = self.pre_bottom(torch.cat([h, self.decode_top(top.quantized)], 1))
-        bottom = self.quantize_bottom(z_bottom, torch.tensor([n_bottom]))
-        return [i[0] for i in top.indices[:n_top]], [i[0] for i in bottom.indices[:n_bottom]]
+        bottom = self.quantize_bottom(z_bottom, torch.tensor([n_bottom], device=x.device))
+        return [i[0].cpu() for i in top.indices[:n_top]], [i[0].cpu() for i in bottom.indices[:n_bottom]]
 
     @torch.no_grad()
     def decode(self, top: list[Tensor], bottom: list[Tensor]) -> Tensor:
         """Image (1, 3, H, W) in [0, 1] from stage index maps, as returned by :meth:`encode`."""
-        top_q = self.quantize_top.decode([i[None] for i in top])
-        bottom_q = self.quantize_bottom.decode([i[None] for i in bottom])
+        device = self.quantize_top.stages[0].codebook.device
+        top_q = self.quantize_top.decode([i[None].to(device) for i in top])
+        bottom_q = self.quantize_bottom.decode([i[None].to(device) for i in bottom])
         return self._synthesize(top_q, bottom_q).clamp(0, 1)
