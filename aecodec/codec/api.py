@@ -22,7 +22,7 @@ from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padd
 from aecodec.errors import FormatError
 from aecodec.models.registry import CodecModel, resolve_model, shipped_model
 
-DEFAULT_QUALITY = 4
+DEFAULT_QUALITY = 3
 DEFAULT_TILE_SIZE = 1024
 DEFAULT_OVERLAP = 16
 # The bottom level is at 1/8 of the pixel resolution.
