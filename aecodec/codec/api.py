@@ -25,8 +25,6 @@ from aecodec.models.registry import CodecModel, resolve_model, shipped_model
 DEFAULT_QUALITY = 3
 DEFAULT_TILE_SIZE = 1024
 DEFAULT_OVERLAP = 16
-# The bottom level is at 1/8 of the pixel resolution.
-BOTTOM_STRIDE = 8
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ class Codec:
         stages = self.model.network.stages_for_quality(header.quality)
         tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
         for n, (tile, stream, crc) in enumerate(zip(tiles, file.streams, file.tile_crcs)):
-            top, bottom = decode_indices(self.model.prior, stream, _bottom_shape(tile), stages)
+            top, bottom = decode_indices(self.model.prior, stream, self._bottom_shape(tile), stages)
             if indices_crc(top, bottom) != crc:
                 raise FormatError(f"tile {n}: index checksum mismatch (corrupted file, or a decoder that differs)")
             yield tile, TileIndices(top, bottom)
@@ -119,6 +117,11 @@ class Codec:
             pixels[tile.core.slices()] = (rgb * 255).round().byte().permute(1, 2, 0).numpy()
         return to_image(pixels, header.channels)
 
+    def _bottom_shape(self, tile: Tile) -> tuple[int, int]:
+        """Bottom-level index map size of a tile: its padded region at half the network's stride."""
+        stride = self.network.stride
+        return tuple(padded_size(side, stride) // (stride // 2) for side in (tile.region.height, tile.region.width))
+
     def _check_file(self, header: Header) -> None:
         if header.model_name != self.model.name or header.model_hash != self.model.digest:
             raise FormatError(
@@ -127,11 +130,6 @@ class Codec:
             )
         if header.quality > self.model.num_qualities:
             raise FormatError(f"quality {header.quality} is beyond this model's {self.model.num_qualities}")
-
-
-def _bottom_shape(tile: Tile) -> tuple[int, int]:
-    """Bottom-level index map size of a tile: its padded region at 1/8 resolution."""
-    return (padded_size(tile.region.height, 16) // BOTTOM_STRIDE, padded_size(tile.region.width, 16) // BOTTOM_STRIDE)
 
 
 def model_for_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> CodecModel:

@@ -70,23 +70,25 @@ def psnr(a: Tensor, b: Tensor) -> float:
 @torch.no_grad()
 def validate(model: VQVAE2, prior: HierarchicalPrior, batch: Tensor) -> dict:
     """PSNR and estimated bpp of the validation crops at the lowest, middle and highest quality."""
-    model.eval(), prior.eval()
+    model.eval()
+    prior.eval()
     report = {}
     for quality in sorted({1, (model.num_qualities + 1) // 2, model.num_qualities}):
         keep = torch.full((batch.shape[0],), quality, device=batch.device)
         out = model(batch, keep)
         bpp = rate_bpp(prior, out, batch.shape[-1] * batch.shape[-2]).mean()
         report[f"q{quality}"] = {"psnr": round(psnr(out.reconstruction, batch), 3), "bpp": round(float(bpp), 4)}
-    model.train(), prior.train()
+    model.train()
+    prior.train()
     return report
 
 
-def save_checkpoint(path: Path, step: int, model, prior, optimizer, config: TrainConfig) -> None:
+def save_checkpoint(path: Path, step: int, model, prior, optimizer, schedule, config: TrainConfig) -> None:
     """Atomically write a resumable training checkpoint (a trusted, local file)."""
     tmp = path.with_suffix(".tmp")
     torch.save(
         {"step": step, "model": model.state_dict(), "prior": prior.state_dict(),
-         "optimizer": optimizer.state_dict(), "config": asdict(config),
+         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "config": asdict(config),
          "rng": torch.get_rng_state()},
         tmp,
     )
@@ -121,7 +123,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     val_batch = center_crops([load_rgb(f, 256) for f in val_files], 256).to(device) if val_files else None
 
     model, prior = build(config)
-    model.to(device), prior.to(device)
+    model.to(device)
+    prior.to(device)
     optimizer = torch.optim.Adam([*model.parameters(), *prior.parameters()], lr=config.lr)
     out_dir = Path(config.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -129,19 +132,19 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     start = 0
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"]), prior.load_state_dict(state["prior"])
+        model.load_state_dict(state["model"])
+        prior.load_state_dict(state["prior"])
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
+    ddp_model, ddp_prior = model, prior
     if distributed:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        ddp_prior = torch.nn.parallel.DistributedDataParallel(prior, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        ddp_model, ddp_prior = model, prior
+        ids = [device.index] if device.type == "cuda" else None
+        ddp_model, ddp_prior = (torch.nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in (model, prior))
+    # Cosine decay to 5% of the learning rate over the run.
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)) * 0.95 + 0.05,
-        last_epoch=start - 1,
-    ) if start else torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)) * 0.95 + 0.05)
+        optimizer, lambda s: 0.05 + 0.475 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
+    if start:
+        schedule.load_state_dict(state["schedule"])
     generator = torch.Generator().manual_seed(config.seed * 1000 + rank + start)
     log = (out_dir / "log.jsonl").open("a") if rank == 0 else None
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=rank != 0, dynamic_ncols=True)
@@ -162,7 +165,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                             bpp=f"{float(bpp.detach().mean()):.3f}", usage=f"{usage:.2f}")
         done = step + 1
         if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
-            save_checkpoint(ckpt_path, done, model, prior, optimizer, config)
+            save_checkpoint(ckpt_path, done, model, prior, optimizer, schedule, config)
         if rank == 0 and val_batch is not None and (done % config.val_every == 0 or done == config.steps):
             record = {"step": done, "train_psnr": round(psnr(out.reconstruction, x), 3),
                       "perplexity_bottom": [round(p, 1) for p in out.bottom.perplexity],
