@@ -75,26 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default %(default)s)")
 
-    def device(p: argparse.ArgumentParser) -> None:
+    def coding(p: argparse.ArgumentParser) -> None:
+        """Options of the commands that run a model and write a file."""
+        p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
         p.add_argument("--device", default="cpu", help="device of the float networks, e.g. cuda (default cpu)")
+        common(p)
 
     p = sub.add_parser("compress", help="image -> .aec", description="Compress an image to an .aec file.")
     p.add_argument("input", help="image file, or - for stdin")
     p.add_argument("output", help=".aec file, or - for stdout")
     p.add_argument("-q", "--quality", type=int, default=DEFAULT_QUALITY, help="1 (smallest) .. N (best); default %(default)s")
     p.add_argument("--model", help="shipped model name or a .safetensors path (default: the shipped default)")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-    common(p)
-    device(p)
+    coding(p)
     p.set_defaults(run=_compress)
 
     p = sub.add_parser("decompress", help=".aec -> image", description="Decompress an .aec file to an image (PNG by default).")
     p.add_argument("input", help=".aec file, or - for stdin")
     p.add_argument("output", help="image file (.png, .bmp, .ppm, .tif, .webp), or - for PNG on stdout")
     p.add_argument("--model", help="model name or .safetensors path (default: the one the file names)")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-    common(p)
-    device(p)
+    coding(p)
     p.set_defaults(run=_decompress)
 
     p = sub.add_parser("info", help="show an .aec header", description="Print the header fields and bpp of an .aec file.")
