@@ -8,9 +8,10 @@ from PIL import Image
 from aecodec.errors import InputError
 from aecodec.models.data import random_crops
 from aecodec.models.family.codec import IndexCodec, batch_to_image, fit_codec, image_to_batch
-from aecodec.models.family.compare import compare_members
+from aecodec.models.family.compare import RECIPES
+from aecodec.models.family.compare import main as compare_main
 from aecodec.models.family.registry import FAMILY, build_model
-from aecodec.models.family.trainer import FamilyTrainConfig, load_member, main, train_family
+from aecodec.models.family.trainer import FamilyTrainConfig, initialise_from, load_member, main, train_family
 from aecodec.models.family.vae import VAE, VAEConfig
 from aecodec.models.family.vqgan import VQGAN, VQGANConfig
 
@@ -142,12 +143,44 @@ def test_trainer_command_line(tmp_path, photos: list[torch.Tensor]) -> None:
         main([*argv, "--beta", "0.1"])
 
 
-def test_compare_writes_a_report(tmp_path, photos: list[torch.Tensor]) -> None:
+def test_initialise_from_copies_shared_weights(tmp_path, photos: list[torch.Tensor]) -> None:
     write_photos(tmp_path / "data", photos)
-    config = FamilyTrainConfig(model="kmeans", data=str(tmp_path / "data"), out=str(tmp_path / "kmeans"),
-                               settings=TINY_SETTINGS["kmeans"], steps=1, batch=2, crop=32)
-    train_family(config)
-    paths = compare_members([tmp_path / "kmeans"], tmp_path / "data", tmp_path / "data", tmp_path / "report", limit=1)
-    assert tmp_path / "report" / "report.md" in paths
-    report = (tmp_path / "report" / "report.md").read_text()
-    assert "## Mean RD points: kmeans" in report and "## Mean RD points: jpeg" in report
+    config = FamilyTrainConfig(model="vqvae", data=str(tmp_path / "data"), out=str(tmp_path / "vqvae"),
+                               settings=TINY_SETTINGS["vqvae"], steps=1, batch=2, crop=32)
+    checkpoint = train_family(config)
+    vqgan = tiny_model("vqgan")
+    initialise_from(vqgan, checkpoint)
+    _, vqvae = load_member(checkpoint)
+    for key, value in vqvae.state_dict().items():
+        torch.testing.assert_close(vqgan.state_dict()[key], value)
+    with pytest.raises(InputError, match="does not fit"):
+        initialise_from(tiny_model("kmeans"), checkpoint)
+    with pytest.raises(InputError, match="does not fit"):
+        initialise_from(tiny_model("ae"), checkpoint)
+
+
+def test_compare_trains_missing_members_and_writes_the_page(tmp_path, photos: list[torch.Tensor]) -> None:
+    """Tiny members stand in for the recipes' finished runs; the one command measures and writes the page."""
+    big = [torch.nn.functional.interpolate(p[None].float(), size=(64, 64), mode="bilinear")[0].to(torch.uint8)
+           for p in photos]
+    write_photos(tmp_path / "data", big)
+    steps = 10
+    for name, recipe in RECIPES.items():
+        config = FamilyTrainConfig(model=name, data=str(tmp_path / "data"), out=str(tmp_path / "runs" / name),
+                                   settings={**TINY_SETTINGS[name], "stride": 8} if name != "kmeans"
+                                   else TINY_SETTINGS[name],
+                                   steps=max(1, round(steps * recipe.step_share)), batch=2, crop=32, log_every=1)
+        train_family(config)
+    page = tmp_path / "docs" / "models.md"
+    argv = ["--train-data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--steps", str(steps),
+            "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "docs" / "models"), "--page", str(page),
+            "--limit", "1"]
+    assert compare_main(argv) == 0
+    text = page.read_text()
+    for section in ("Members and training", "As codecs", "Denoising", "VAE samples", "Codebook usage",
+                    "VQ-GAN against VQ-VAE-2"):
+        assert f"## {section}" in text
+    assert "| vqgan | 1 |" in text and "| aec |" in text and "(models/vae_samples.png)" in text
+    for figure in ("rd_psnr.png", "vae_samples.png", "vae_interpolation.png", "report.md"):
+        assert (tmp_path / "docs" / "models" / figure).exists()
+    assert list((tmp_path / "docs" / "models").glob("matched_*.png"))

@@ -33,7 +33,8 @@ class ReportInputs:
     skipped: Sequence[str] = ()
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table as lines: header, separator, one line per row."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
@@ -58,7 +59,7 @@ def references(measured: Sequence[RDCurve], anchors: Sequence[RDCurve]) -> list[
 def bd_table(curves: Sequence[RDCurve], refs: Sequence[RDCurve], metric: str) -> list[str]:
     """Markdown table of BD-rate (%) of every curve against each reference for one metric."""
     header = ["codec", *(f"vs {r.label}" for r in refs)]
-    return _table(header, [[c.label, *(_bd_cell(c, r, metric) for r in refs)] for c in curves])
+    return markdown_table(header, [[c.label, *(_bd_cell(c, r, metric) for r in refs)] for c in curves])
 
 
 def speed_table(results: Sequence[CodecResult]) -> list[str]:
@@ -73,14 +74,14 @@ def speed_table(results: Sequence[CodecResult]) -> list[str]:
         for r in results
         if r.images
     ]
-    return _table(["codec", "encode MP/s", "decode MP/s", "encode ms/image", "decode ms/image"], rows)
+    return markdown_table(["codec", "encode MP/s", "decode MP/s", "encode ms/image", "decode ms/image"], rows)
 
 
 def points_table(result: CodecResult) -> list[str]:
     """Markdown table of one codec's mean bpp, PSNR and MS-SSIM per quality setting."""
     columns = zip(result.qualities, result.mean("bpp"), result.mean("psnr"), result.mean("ms_ssim"), strict=True)
     rows = [[str(q), f"{b:.4f}", f"{p:.2f}", f"{m:.4f}"] for q, b, p, m in columns]
-    return _table(["quality", "bpp", "PSNR dB", "MS-SSIM"], rows)
+    return markdown_table(["quality", "bpp", "PSNR dB", "MS-SSIM"], rows)
 
 
 def markdown(run: BenchRun, inputs: ReportInputs) -> str:

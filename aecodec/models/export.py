@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from aecodec.models.data import center_crops, image_files, load_rgb, random_crops
+from aecodec.models.data import image_files, load_rgb, random_crops
 from aecodec.models.integer_prior import IntegerPrior, code_length, quantize_prior
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
 from aecodec.models.registry import CodecModel, model_bytes, model_from_bytes

@@ -29,6 +29,7 @@ from aecodec.models.family.trainer import load_member
 # Quantization steps per quality (coarse to fine), in units of each latent channel's standard deviation.
 DEFAULT_STEPS = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125)
 FIT_BATCH = 8
+FIT_SAMPLES = 4096
 
 
 def image_to_batch(img: Image.Image, stride: int) -> Tensor:
@@ -43,9 +44,20 @@ def batch_to_image(x: Tensor, height: int, width: int) -> Image.Image:
     return Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy())
 
 
-def fit_entropy_bottleneck(symbols: Tensor, iterations: int, lr: float = 1e-2) -> EntropyBottleneck:
-    """A factorized density fitted to (N, C, h, w) pre-rounding symbols, CDF tables updated for coding."""
-    bottleneck = EntropyBottleneck(symbols.shape[1])
+def fit_entropy_bottleneck(symbols: Tensor, iterations: int, lr: float = 1e-2,
+                           max_samples: int = FIT_SAMPLES) -> EntropyBottleneck:
+    """A factorized density fitted to (N, C, h, w) pre-rounding symbols, CDF tables updated for coding.
+
+    The density is per channel, so a fixed random subset of ``max_samples`` positions fits it as
+    well as all of them, at a fraction of the cost.
+    """
+    channels = symbols.shape[1]
+    values = symbols.transpose(0, 1).reshape(channels, -1)
+    if values.shape[1] > max_samples:
+        keep = torch.randperm(values.shape[1], generator=torch.Generator().manual_seed(0))[:max_samples]
+        values = values[:, keep]
+    symbols = values.reshape(1, channels, 1, -1)
+    bottleneck = EntropyBottleneck(channels)
     density = [p for name, p in bottleneck.named_parameters() if name != "quantiles"]
     optimizer = torch.optim.Adam(density, lr=lr)
     aux_optimizer = torch.optim.Adam([bottleneck.quantiles], lr=lr)

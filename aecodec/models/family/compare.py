@@ -1,42 +1,240 @@
-"""Compare trained family members as codecs on a dataset (Kodak) with the project's RD benchmark.
+"""The family report: train every member at a matched latent size, then compare them on Kodak.
 
-``python -m aecodec.models.family.compare --runs runs/ae runs/vae ... --fit-data TRAIN_DIR
---dataset ../shared/data/kodak --out docs/models`` writes report.md (the models page), RD plots,
-a crop grid and results JSON; JPEG is measured alongside as the BD-rate reference.
+``python -m aecodec.models.family.compare --train-data ../shared/data/photos --runs runs/family
+--steps 3000 --dataset ../shared/data/kodak --out docs/models --page docs/models.md`` trains the
+members missing from ``--runs`` (finished runs are reused), benchmarks them as codecs next to the
+shipped VQ-VAE-2 codec (``aec``) and JPEG, runs the studies of :mod:`studies` and writes the page.
 """
 
+from __future__ import annotations
+
 import argparse
+import math
+import os
+import shlex
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from aecodec.benchmarks.baselines import get_codec
-from aecodec.benchmarks.datasets import load_dataset
-from aecodec.benchmarks.report import ReportInputs, write_report
-from aecodec.benchmarks.runner import run_benchmark
+import torch
+
+from aecodec.benchmarks.baselines import CodecUnderTest, get_codec
+from aecodec.benchmarks.crops import write_crop_grid
+from aecodec.benchmarks.datasets import DatasetImage, load_dataset
+from aecodec.benchmarks.report import (
+    METRIC_TITLES,
+    ReportInputs,
+    bd_table,
+    markdown_table,
+    points_table,
+    references,
+    write_report,
+)
+from aecodec.benchmarks.runner import BenchRun, CodecResult, run_benchmark
 from aecodec.models.family.codec import codec_from_checkpoint
-from aecodec.models.family.trainer import CHECKPOINT
+from aecodec.models.family.studies import (
+    closest_quality,
+    codebook_usage,
+    denoising_study,
+    final_train_psnr,
+    mean_st_lpips,
+    write_vae_figures,
+)
+from aecodec.models.family.trainer import CHECKPOINT, FamilyTrainConfig, train_family
+
+# Every backbone member at the VQ-VAE-2 bottom level's latent size: 16 channels at 1/8 resolution.
+MATCHED_LATENT = {"stride": 8, "latent_dim": 16, "channels": 64}
+CROP_IMAGES = ("kodim23.png", "kodim13.png")
 
 
-def compare_members(runs: Sequence[str | Path], fit_data: str | Path, dataset: str | Path, out: str | Path,
-                    limit: int | None = None, iterations: int = 300) -> list[Path]:
-    """Benchmark each run folder's member (codec fitted on ``fit_data``) and JPEG on ``dataset``; report paths."""
-    codecs = [codec_from_checkpoint(Path(run) / CHECKPOINT, fit_data, iterations=iterations) for run in runs]
-    codecs.append(get_codec("jpeg"))
+@dataclass(frozen=True)
+class Recipe:
+    """How the report trains one member: settings over its defaults, a share of ``steps``, a starting run."""
+
+    settings: dict
+    step_share: float = 1.0
+    init: str = ""
+
+
+RECIPES: dict[str, Recipe] = {
+    "ae": Recipe(MATCHED_LATENT),
+    "dae": Recipe(MATCHED_LATENT),
+    "sparse": Recipe(MATCHED_LATENT),
+    "contractive": Recipe(MATCHED_LATENT),
+    "vae": Recipe(MATCHED_LATENT),
+    "kmeans": Recipe({}, step_share=0.1),
+    "vqvae": Recipe(MATCHED_LATENT),
+    # Fine-tuned from the trained VQ-VAE: the perceptual and GAN terms cost ~15x a VQ-VAE step on a CPU.
+    "vqgan": Recipe(MATCHED_LATENT, step_share=0.2, init="vqvae"),
+}
+
+
+def train_members(train_data: str | Path, runs_dir: str | Path, steps: int, threads: int = 0) -> dict[str, Path]:
+    """Train (or finish) each member of :data:`RECIPES` in ``runs_dir/NAME``; name -> run folder."""
+    runs = {}
+    for name, recipe in RECIPES.items():
+        run = Path(runs_dir) / name
+        init = str(Path(runs_dir) / recipe.init / CHECKPOINT) if recipe.init else ""
+        config = FamilyTrainConfig(model=name, data=str(train_data), out=str(run), settings=recipe.settings,
+                                   steps=max(1, round(steps * recipe.step_share)), threads=threads, init=init)
+        train_family(config, resume=True)
+        runs[name] = run
+    return runs
+
+
+def latent_summary(model: torch.nn.Module) -> str:
+    """What a member stores per image position, e.g. '16 ch at 1/8' or '1 of 512 codes per 8x8'."""
+    if hasattr(model, "num_codes"):
+        return f"1 of {model.num_codes} codes per {model.stride}x{model.stride}"
+    return f"{model.config.latent_dim} ch at 1/{model.stride}"
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}"
+
+
+def training_table(runs: dict[str, Path], models: dict[str, torch.nn.Module]) -> list[str]:
+    """Markdown rows: member, latent, settings, steps, batch x crop, mean training PSNR at the end."""
+    rows = []
+    for name, run in runs.items():
+        train = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)["train"]
+        step, train_psnr = final_train_psnr(run)
+        settings = ", ".join(f"{k}={v}" for k, v in train["settings"].items()) or "defaults"
+        start = f" (from {RECIPES[name].init})" if name in RECIPES and RECIPES[name].init else ""
+        rows.append([name, latent_summary(models[name]), settings, f"{step}{start}",
+                     f"{train['batch']} x {train['crop']}", _fmt(train_psnr)])
+    return markdown_table(["member", "latent", "settings", "steps", "batch x crop", "train PSNR dB"], rows)
+
+
+def codec_section(run: BenchRun, figures: str) -> list[str]:
+    """BD-rate tables against JPEG and aec, the RD plots, and each codec's mean points."""
+    measured = [r.curve() for r in run.codecs]
+    lines = []
+    for metric, title in METRIC_TITLES.items():
+        note = f"BD-rate, {title} (negative: fewer bits than the reference at equal quality):"
+        lines += [*([""] if lines else []), note, ""]
+        lines += bd_table(measured, references(measured, []), metric)
+    lines += ["", f"![RD PSNR]({figures}/rd_psnr.png)", "", f"![RD MS-SSIM]({figures}/rd_msssim.png)"]
+    for result in run.codecs:
+        lines += ["", f"Mean points, `{result.name}`:", ""] + points_table(result)
+    return lines
+
+
+def denoising_section(models: dict[str, torch.nn.Module], images: Sequence[DatasetImage]) -> list[str]:
+    """The AE and the DAE reconstructing the same seeded corruptions of the images."""
+    pair = {name: models[name] for name in ("ae", "dae") if name in models}
+    if not pair:
+        return ["No ae/dae run."]
+    rows = denoising_study(pair, images)
+    header = ["input", "corrupted input", *(f"{name} output" for name in pair)]
+    return ["Mean PSNR (dB) against the clean image; corruptions drawn with seed 0, the same for both models.",
+            ""] + markdown_table(header, [[r.corruption, _fmt(r.corrupted_psnr), *(_fmt(r.model_psnr[n]) for n in pair)]
+                                  for r in rows])
+
+
+def codebook_section(models: dict[str, torch.nn.Module], results: dict[str, CodecResult],
+                     images: Sequence[DatasetImage]) -> list[str]:
+    """Codebook usage and index entropy of each VQ member, with its coded bpp."""
+    rows = []
+    for name, model in models.items():
+        if not hasattr(model, "num_codes"):
+            continue
+        usage = codebook_usage(model, images)
+        rows.append([name, str(usage.num_codes), f"{100 * usage.used_share:.1f}%", _fmt(usage.perplexity, 1),
+                     _fmt(usage.bits_per_index), _fmt(results[name].mean("bpp")[0], 4)])
+    header = ["member", "codes", "used", "perplexity", "bits/index (entropy)", "coded bpp"]
+    return markdown_table(header, rows) if rows else ["No VQ member."]
+
+
+def vae_section(images: Sequence[DatasetImage], figures: str) -> list[str]:
+    """The figures of :func:`write_vae_figures` with what they show."""
+    ends = f"central crops of {images[0].name} and {images[-1].name}"
+    return ["Eight draws from the prior N(0, I):", "", f"![VAE samples]({figures}/vae_samples.png)", "",
+            f"Decoded along the line between the posterior means of {ends}:", "",
+            f"![VAE interpolation]({figures}/vae_interpolation.png)"]
+
+
+def matched_rate_section(codecs: dict[str, CodecUnderTest], results: dict[str, CodecResult],
+                         images: Sequence[DatasetImage], out: Path, figures: str) -> list[str]:
+    """VQ-GAN against VQ-VAE-2 (aec), VQ-VAE and JPEG at the quality closest to VQ-GAN's bpp."""
+    if "vqgan" not in results:
+        return ["No vqgan run."]
+    target = results["vqgan"].mean("bpp")[0]
+    rows, coded = [], []
+    for name in ("vqgan", "aec", "vqvae", "jpeg"):
+        if name not in results:
+            continue
+        result = results[name]
+        quality = closest_quality(result, target)
+        index = result.qualities.index(quality)
+        lpips = mean_st_lpips(codecs[name], quality, images)
+        rows.append([name, str(quality), _fmt(result.mean("bpp")[index], 4), _fmt(result.mean("psnr")[index]),
+                     _fmt(result.mean("ms_ssim")[index], 4), "n/a" if math.isnan(lpips) else _fmt(lpips, 4)])
+        coded.append((codecs[name], result))
+    lines = [(f"Each codec at its quality with mean bpp closest to vqgan's {target:.4f} bpp; ST-LPIPS "
+              "(AlexNet, lower is closer) averaged over the images."), ""]
+    lines += markdown_table(["codec", "quality", "bpp", "PSNR dB", "MS-SSIM", "ST-LPIPS"], rows)
+    crop_images = [img for img in images if img.name in CROP_IMAGES] or list(images[:1])
+    for image in crop_images:
+        name = f"matched_{Path(image.name).stem}.png"
+        write_crop_grid(coded, image, [target], out / name)
+        lines += ["", f"![{image.name} at vqgan's rate]({figures}/{name})"]
+    return lines
+
+
+def write_page(path: Path, command: str, dataset: str, figures: str, sections: dict[str, list[str]]) -> Path:
+    """docs/models.md: the command that made it, then one section per study."""
+    lines = ["# The autoencoder family on " + Path(dataset).name, "",
+             "Generated, numbers and figures included, by", "", "```bash", command, "```", "",
+             f"Full benchmark report (speed, per-codec JSON): [{figures}/report.md]({figures}/report.md)."]
+    for title, body in sections.items():
+        lines += ["", f"## {title}", "", *body]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def compare(runs: dict[str, Path], train_data: str | Path, dataset: str | Path, out: str | Path,
+            page: str | Path, command: str, limit: int | None = None, iterations: int = 300) -> list[Path]:
+    """Benchmark the trained ``runs`` with aec and JPEG, run the studies, write the report and the page."""
+    out, page = Path(out), Path(page)
     images = load_dataset(dataset, limit)
-    run = run_benchmark(codecs, images, str(dataset))
-    return write_report(run, ReportInputs(codecs, crop_image=images[0]), out)
+    codecs = {name: codec_from_checkpoint(run / CHECKPOINT, train_data, iterations=iterations)
+              for name, run in runs.items()}
+    models = {name: codec.model for name, codec in codecs.items()}
+    codecs |= {"aec": get_codec("aec"), "jpeg": get_codec("jpeg")}
+    run = run_benchmark(list(codecs.values()), images, str(dataset))
+    written = write_report(run, ReportInputs(list(codecs.values()), crop_image=images[0]), out)
+    results = {r.name: r for r in run.codecs}
+    figures = Path(os.path.relpath(out, page.parent)).as_posix()
+    written += write_vae_figures(models["vae"], images, out) if "vae" in models else []
+    sections = {
+        "Members and training": training_table(runs, models),
+        "As codecs": codec_section(run, figures),
+        "Denoising: AE against DAE on corrupted inputs": denoising_section(models, images),
+        "VAE samples and interpolation": vae_section(images, figures) if "vae" in models else ["No vae run."],
+        "Codebook usage": codebook_section(models, results, images),
+        "VQ-GAN against VQ-VAE-2 at the same rate": matched_rate_section(codecs, results, images, out, figures),
+    }
+    return [*written, write_page(page, command, str(dataset), figures, sections)]
 
 
 def main(argv: list[str] | None = None) -> int:
     prog = "python -m aecodec.models.family.compare"
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="training run folders (each with checkpoint.pt)")
-    parser.add_argument("--fit-data", required=True, help="training images to fit the entropy models on (not Kodak)")
+    parser.add_argument("--train-data", required=True,
+                        help="training images, also used to fit the entropy models (never Kodak)")
+    parser.add_argument("--runs", required=True, help="folder of run folders, one per member (reused when finished)")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps per member (kmeans and vqgan a share)")
     parser.add_argument("--dataset", required=True, help="evaluation images, e.g. Kodak")
-    parser.add_argument("--out", required=True, help="report folder")
+    parser.add_argument("--out", required=True, help="folder for the benchmark report and figures")
+    parser.add_argument("--page", required=True, help="the generated page, e.g. docs/models.md (beside --out)")
     parser.add_argument("--limit", type=int, help="only the first N images of the dataset")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for training (0: torch's default)")
     args = parser.parse_args(argv)
-    for path in compare_members(args.runs, args.fit_data, args.dataset, args.out, args.limit):
+    runs = train_members(args.train_data, args.runs, args.steps, args.threads)
+    command = f"{prog} {shlex.join(sys.argv[1:] if argv is None else argv)}"
+    for path in compare(runs, args.train_data, args.dataset, args.out, args.page, command, args.limit):
         print(path)
     return 0
 

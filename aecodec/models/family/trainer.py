@@ -24,7 +24,11 @@ CHECKPOINT = "checkpoint.pt"
 
 @dataclass
 class FamilyTrainConfig:
-    """A run: the member, its config ``settings`` over the defaults, and the loop's knobs."""
+    """A run: the member, its config ``settings`` over the defaults, and the loop's knobs.
+
+    ``init`` names a checkpoint whose weights start a fresh run (VQ-GAN fine-tuned from a trained
+    VQ-VAE, as in the paper's practice of adding the discriminator late); its missing parts stay new.
+    """
 
     model: str
     data: str
@@ -38,6 +42,7 @@ class FamilyTrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     threads: int = 0
+    init: str = ""
 
 
 def save_checkpoint(path: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -56,6 +61,20 @@ def load_member(path: str | Path, device: str = "cpu") -> tuple[str, nn.Module]:
     model = build_model(state["member"], **state["settings"])
     model.load_state_dict(state["model"])
     return state["member"], model.to(device).eval()
+
+
+def initialise_from(model: nn.Module, checkpoint: str | Path, device: torch.device | str = "cpu") -> None:
+    """Copy a family checkpoint's weights into ``model``; weights ``model`` lacks or shapes apart are an error.
+
+    Weights only ``model`` has (a VQ-GAN's discriminator) keep their fresh initialisation.
+    """
+    weights = torch.load(checkpoint, map_location=device, weights_only=False)["model"]
+    try:
+        unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
+    except RuntimeError as exc:  # shape mismatches
+        raise InputError(f"{checkpoint} does not fit this model: {str(exc).splitlines()[-1].strip()}") from exc
+    if unexpected:
+        raise InputError(f"{checkpoint} does not fit this model: it has {', '.join(unexpected[:5])}")
 
 
 def train_family(config: FamilyTrainConfig, resume: bool = False) -> Path:
@@ -77,6 +96,8 @@ def train_family(config: FamilyTrainConfig, resume: bool = False) -> Path:
     optimizer = torch.optim.Adam(parameters, lr=config.lr) if parameters else None
     generator = torch.Generator().manual_seed(config.seed)
     start = 0
+    if config.init and not state:
+        initialise_from(model, config.init, device)
     if state:
         model.load_state_dict(state["model"])
         if optimizer:
@@ -122,6 +143,7 @@ def add_family_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--init", default="", help="start from this family checkpoint's weights (vqgan from vqvae)")
     for name, kind in _setting_types().items():
         users = ", ".join(n for n, m in FAMILY.items() if name in m.setting_names())
         option = f"--{name.replace('_', '-')}"
@@ -139,7 +161,8 @@ def config_from_args(args: argparse.Namespace) -> FamilyTrainConfig:
         raise InputError(f"--model {args.model} has no setting {', '.join(foreign)}")
     return FamilyTrainConfig(model=args.model, data=args.data, out=args.out, settings=given, steps=args.steps,
                              batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                             checkpoint_every=args.checkpoint_every, log_every=args.log_every, threads=args.threads)
+                             checkpoint_every=args.checkpoint_every, log_every=args.log_every, threads=args.threads,
+                             init=args.init)
 
 
 def run_family_train(args: argparse.Namespace) -> int:
