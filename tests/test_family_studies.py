@@ -13,7 +13,7 @@ from aecodec.benchmarks.runner import CodecResult, ImageResult
 from aecodec.models.family.kmeans_vq import BlockVQ, BlockVQConfig
 from aecodec.models.family.studies import (
     Corruption,
-    closest_quality,
+    bracketing_qualities,
     codebook_usage,
     denoising_study,
     final_train_psnr,
@@ -64,11 +64,12 @@ def _result(points: dict[int, list[float]]) -> CodecResult:
     return CodecResult("c", "test", list(points), images)
 
 
-def test_closest_quality_compares_mean_bpp() -> None:
+def test_bracketing_qualities_compare_mean_bpp() -> None:
     result = _result({1: [0.1, 0.3], 2: [0.25, 0.35], 3: [0.6, 0.8]})  # means 0.2, 0.3, 0.7
-    assert closest_quality(result, 0.21) == 1
-    assert closest_quality(result, 0.29) == 2
-    assert closest_quality(result, 5.0) == 3
+    assert bracketing_qualities(result, 0.25) == [1, 2]
+    assert bracketing_qualities(result, 0.3) == [2, 3]
+    assert bracketing_qualities(result, 0.1) == [1]
+    assert bracketing_qualities(result, 5.0) == [3]
 
 
 def test_final_train_psnr_averages_the_last_rows(tmp_path) -> None:

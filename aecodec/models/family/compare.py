@@ -34,7 +34,7 @@ from aecodec.benchmarks.report import (
 from aecodec.benchmarks.runner import BenchRun, CodecResult, run_benchmark
 from aecodec.models.family.codec import codec_from_checkpoint
 from aecodec.models.family.studies import (
-    closest_quality,
+    bracketing_qualities,
     codebook_usage,
     denoising_study,
     final_train_psnr,
@@ -126,11 +126,11 @@ def denoising_section(models: dict[str, torch.nn.Module], images: Sequence[Datas
     pair = {name: models[name] for name in ("ae", "dae") if name in models}
     if not pair:
         return ["No ae/dae run."]
-    rows = denoising_study(pair, images)
     header = ["input", "corrupted input", *(f"{name} output" for name in pair)]
-    return ["Mean PSNR (dB) against the clean image; corruptions drawn with seed 0, the same for both models.",
-            ""] + markdown_table(header, [[r.corruption, _fmt(r.corrupted_psnr), *(_fmt(r.model_psnr[n]) for n in pair)]
-                                  for r in rows])
+    rows = [[r.corruption, _fmt(r.corrupted_psnr), *(_fmt(r.model_psnr[name]) for name in pair)]
+            for r in denoising_study(pair, images)]
+    note = "Mean PSNR (dB) against the clean image; corruptions drawn with seed 0, the same for both models."
+    return [note, "", *markdown_table(header, rows)]
 
 
 def codebook_section(models: dict[str, torch.nn.Module], results: dict[str, CodecResult],
@@ -157,7 +157,7 @@ def vae_section(images: Sequence[DatasetImage], figures: str) -> list[str]:
 
 def matched_rate_section(codecs: dict[str, CodecUnderTest], results: dict[str, CodecResult],
                          images: Sequence[DatasetImage], out: Path, figures: str) -> list[str]:
-    """VQ-GAN against VQ-VAE-2 (aec), VQ-VAE and JPEG at the quality closest to VQ-GAN's bpp."""
+    """VQ-GAN against VQ-VAE-2 (aec), VQ-VAE and JPEG at the qualities around VQ-GAN's bpp."""
     if "vqgan" not in results:
         return ["No vqgan run."]
     target = results["vqgan"].mean("bpp")[0]
@@ -166,14 +166,15 @@ def matched_rate_section(codecs: dict[str, CodecUnderTest], results: dict[str, C
         if name not in results:
             continue
         result = results[name]
-        quality = closest_quality(result, target)
-        index = result.qualities.index(quality)
-        lpips = mean_st_lpips(codecs[name], quality, images)
-        rows.append([name, str(quality), _fmt(result.mean("bpp")[index], 4), _fmt(result.mean("psnr")[index]),
-                     _fmt(result.mean("ms_ssim")[index], 4), "n/a" if math.isnan(lpips) else _fmt(lpips, 4)])
+        for quality in bracketing_qualities(result, target):
+            index = result.qualities.index(quality)
+            lpips = mean_st_lpips(codecs[name], quality, images)
+            rows.append([name, str(quality), _fmt(result.mean("bpp")[index], 4), _fmt(result.mean("psnr")[index]),
+                         _fmt(result.mean("ms_ssim")[index], 4), "n/a" if math.isnan(lpips) else _fmt(lpips, 4)])
         coded.append((codecs[name], result))
-    lines = [(f"Each codec at its quality with mean bpp closest to vqgan's {target:.4f} bpp; ST-LPIPS "
-              "(AlexNet, lower is closer) averaged over the images."), ""]
+    lines = [(f"Each codec at its qualities with mean bpp nearest below and above vqgan's {target:.4f} bpp; "
+              "ST-LPIPS (AlexNet, lower is closer) averaged over the images. Crops: each codec at its "
+              "quality closest to that rate on the image."), ""]
     lines += markdown_table(["codec", "quality", "bpp", "PSNR dB", "MS-SSIM", "ST-LPIPS"], rows)
     crop_images = [img for img in images if img.name in CROP_IMAGES] or list(images[:1])
     for image in crop_images:

@@ -134,9 +134,13 @@ def write_vae_figures(vae: VAE, images: Sequence[DatasetImage], out: Path, size:
     return [samples, interpolation]
 
 
-def closest_quality(result: CodecResult, target_bpp: float) -> int:
-    """The quality whose mean bpp over the images is closest to ``target_bpp``."""
-    return min(zip(result.qualities, result.mean("bpp")), key=lambda qb: abs(qb[1] - target_bpp))[0]
+def bracketing_qualities(result: CodecResult, target_bpp: float) -> list[int]:
+    """The qualities whose mean bpp is nearest below and nearest above ``target_bpp`` (one if the other is missing)."""
+    means = dict(zip(result.qualities, result.mean("bpp")))
+    below = [q for q in result.qualities if means[q] <= target_bpp]
+    above = [q for q in result.qualities if means[q] > target_bpp]
+    chosen = [max(below, key=means.get)] if below else []
+    return chosen + ([min(above, key=means.get)] if above else [])
 
 
 @torch.no_grad()
