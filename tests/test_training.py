@@ -4,11 +4,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from aecodec.codec.api import Codec
 from aecodec.codec.cli import main
+from aecodec.models.data import downscaled
 from aecodec.models.registry import load_model_file
+from aecodec.models.train import load_matching_modules
 
 TINY = ["--channels", "16", "--latent-dim", "8", "--num-codes", "16", "--top-stages", "1",
         "--bottom-stages", "2", "--res-blocks", "1", "--prior-embed", "4", "--prior-hidden", "8",
@@ -49,3 +52,40 @@ def test_family_member_trains_through_the_cli(tmp_path: Path) -> None:
     assert main(["train", "--model", "ae", "--data", str(data), "--out", str(run), "--steps", "2",
                  "--batch", "2", "--crop", "32", "--threads", "1"]) == 0
     assert (run / "checkpoint.pt").exists()
+
+
+def test_warm_start_into_a_wider_latent_reuses_the_trunk(tmp_path: Path) -> None:
+    data = tmp_path / "images"
+    data.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (160, 128, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    narrow, wide = tmp_path / "narrow", tmp_path / "wide"
+    common = ["train", "--data", str(data), *TINY, "--steps", "1", "--val-every", "1", "--checkpoint-every", "1"]
+    assert main([*common, "--out", str(narrow)]) == 0
+    widened = list(TINY)
+    widened[widened.index("--latent-dim") + 1] = "12"
+    assert main(["train", "--data", str(data), *widened, "--steps", "1", "--val-every", "1",
+                 "--checkpoint-every", "1", "--out", str(wide), "--init", str(narrow / "checkpoint.pt"),
+                 "--scales", "1,0.5", "--lr", "0"]) == 0
+    before = torch.load(narrow / "checkpoint.pt", weights_only=False)["model"]
+    after = torch.load(wide / "checkpoint.pt", weights_only=False)["model"]
+    # With lr 0 only the EMA codebooks move: the trunk is copied, the resized latent layers are new.
+    torch.testing.assert_close(after["encode_bottom.0.weight"], before["encode_bottom.0.weight"])
+    assert after["pre_bottom.weight"].shape[0] == 12 != before["pre_bottom.weight"].shape[0]
+    assert bool(after["quantize_bottom.stages.0.initialized"])
+
+
+def test_load_matching_modules_keeps_a_resized_module_whole() -> None:
+    source = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    target = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 5))
+    fresh_bias = target[1].bias.detach().clone()
+    assert load_matching_modules(target, source.state_dict()) == ["1"]
+    torch.testing.assert_close(target[0].weight, source[0].weight)
+    torch.testing.assert_close(target[1].bias, fresh_bias)
+
+
+def test_downscaled_keeps_scales_that_fit_the_crop() -> None:
+    image = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (3, 100, 60), dtype=np.uint8))
+    sizes = [tuple(t.shape) for t in downscaled(image, (1.0, 0.5, 0.25), min_side=30)]
+    assert sizes == [(3, 100, 60), (3, 50, 30)]

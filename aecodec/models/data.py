@@ -31,6 +31,26 @@ def load_rgb(path: Path, min_side: int) -> Tensor:
         return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
 
 
+def downscaled(image: Tensor, scales: tuple[float, ...], min_side: int) -> list[Tensor]:
+    """``image`` at each of ``scales`` (<= 1, Lanczos), skipping scales that would cut a side below ``min_side``.
+
+    High-resolution photos hold less detail per pixel than Kodak-sized images; training on several
+    scales shows the network both.
+    """
+    out = []
+    _, h, w = image.shape
+    for scale in scales:
+        if not 0 < scale <= 1:
+            raise ValueError(f"scales must be in (0, 1], got {scale}")
+        size = (round(w * scale), round(h * scale))
+        if scale == 1:
+            out.append(image)
+        elif min(size) >= min_side:
+            small = Image.fromarray(image.permute(1, 2, 0).numpy()).resize(size, Image.Resampling.LANCZOS)
+            out.append(torch.from_numpy(np.asarray(small).copy()).permute(2, 0, 1))
+    return out
+
+
 def split_files(files: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
     """Deterministic train/validation split: every k-th file (at least one) goes to validation."""
     if val_fraction <= 0 or len(files) < 2:

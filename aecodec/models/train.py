@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from aecodec.models.data import center_crops, image_files, load_rgb, random_crops, split_files
+from aecodec.models.data import center_crops, downscaled, image_files, load_rgb, random_crops, split_files
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
@@ -42,6 +42,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     threads: int = 0
+    init: str | None = None
+    scales: tuple[float, ...] = (1.0,)
     model: VQVAE2Config = field(default_factory=VQVAE2Config)
     prior: PriorConfig = field(default_factory=PriorConfig)
 
@@ -95,6 +97,24 @@ def save_checkpoint(path: Path, step: int, model, prior, optimizer, schedule, co
     os.replace(tmp, path)
 
 
+def load_matching_modules(module: torch.nn.Module, weights: dict[str, Tensor]) -> list[str]:
+    """Copy into ``module`` every submodule whose tensors all have the shapes in ``weights``.
+
+    A warm start for a resized network (say a wider latent): the trunk is reused, and a submodule
+    that changed shape keeps its fresh initialisation whole, so a quantizer whose codebook changed
+    also keeps its "not initialised" flag and re-runs k-means. Returns the submodules left fresh.
+    """
+    own = module.state_dict()
+    groups: dict[str, list[str]] = {}
+    for key in own:
+        groups.setdefault(key.rpartition(".")[0], []).append(key)
+    fresh = [name for name, keys in groups.items()
+             if any(key not in weights or weights[key].shape != own[key].shape for key in keys)]
+    skipped = {key for name in fresh for key in groups[name]}
+    module.load_state_dict({k: weights[k] for k in own if k not in skipped}, strict=False)
+    return fresh
+
+
 def build(config: TrainConfig) -> tuple[VQVAE2, HierarchicalPrior]:
     """Fresh model and prior for ``config``."""
     model = VQVAE2(config.model)
@@ -109,7 +129,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank = dist.get_rank() if distributed else 0
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if config.threads:
@@ -119,7 +139,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     np.random.seed(config.seed)
 
     train_files, val_files = split_files(image_files(config.data), config.val_fraction)
-    images = [load_rgb(f, config.crop) for f in train_files]
+    images = [small for f in train_files for small in downscaled(load_rgb(f, config.crop), config.scales, config.crop)]
     val_batch = center_crops([load_rgb(f, 256) for f in val_files], 256).to(device) if val_files else None
 
     model, prior = build(config)
@@ -136,6 +156,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         prior.load_state_dict(state["prior"])
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
+    elif config.init:
+        init = torch.load(config.init, map_location=device, weights_only=False)
+        fresh = load_matching_modules(model, init["model"]) + load_matching_modules(prior, init["prior"])
+        tqdm.write(f"initialised from {config.init}; fresh: {', '.join(fresh) or 'none'}")
     ddp_model, ddp_prior = model, prior
     if distributed:
         ids = [device.index] if device.type == "cuda" else None
@@ -194,6 +218,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     for name, value in PriorConfig().to_dict().items():
         parser.add_argument(f"--prior-{name}", type=int, default=value)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--scales", type=lambda text: tuple(float(v) for v in text.split(",")), default=defaults.scales,
+                        help="train on each image at these scales, e.g. 1,0.75,0.5 (default: 1)")
+    parser.add_argument("--init", help="warm start from another run's checkpoint.pt; submodules whose shapes "
+                        "changed (a wider latent) start fresh")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -202,7 +230,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     prior = PriorConfig(**{k: getattr(args, f"prior_{k}") for k in PriorConfig().to_dict()})
     return TrainConfig(data=args.data, out=args.out, steps=args.steps, batch=args.batch, crop=args.crop,
                        lr=args.lr, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
-                       seed=args.seed, threads=args.threads, model=model, prior=prior)
+                       seed=args.seed, threads=args.threads, init=args.init, scales=args.scales, model=model, prior=prior)
 
 
 def main(argv: list[str] | None = None) -> int:
