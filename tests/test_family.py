@@ -102,6 +102,26 @@ def test_vqgan_generator_term_leaves_the_discriminator_alone() -> None:
     assert all(p.grad is None for p in model.discriminator.parameters())
 
 
+def test_vqgan_discriminator_warms_up_before_the_generator_term() -> None:
+    torch.manual_seed(0)
+    config = VQGANConfig(**TINY, num_codes=16, discriminator_channels=8, perceptual_weight=0.0, adversarial_start=2)
+    model = VQGAN(config).train()
+    batch = torch.rand(2, 3, 32, 32)
+    logged = [model.loss(batch)[1] for _ in range(3)]
+    assert all("discriminator" in m for m in logged)
+    assert ["gan_weight" in m for m in logged] == [False, False, True]
+    assert "discriminator" not in model.eval().loss(batch)[1]
+
+
+@pytest.mark.parametrize("stride", [8, 16])
+def test_resize_decoder_keeps_the_image_size_and_a_pixel_conv(stride: int) -> None:
+    model = build_model("vqgan", **TINY_SETTINGS["vqgan"], stride=stride, upsample="resize")
+    assert model.reconstruct(torch.rand(1, 3, 32, 48))[0].shape == (1, 3, 32, 48)
+    assert isinstance(model.decoder.last_layer, torch.nn.Conv2d) and model.decoder.last_layer.out_channels == 3
+    with pytest.raises(ValueError, match="upsample"):
+        build_model("ae", upsample="bilinear")
+
+
 def test_vqgan_with_st_lpips() -> None:
     pytest.importorskip("stlpips_pytorch")
     torch.manual_seed(0)

@@ -18,12 +18,17 @@ TINY = ["--channels", "16", "--latent-dim", "8", "--num-codes", "16", "--top-sta
         "--batch", "2", "--crop", "64", "--threads", "1"]
 
 
+def random_images(folder: Path, count: int, shape: tuple[int, int], seed: int) -> Path:
+    """``folder`` filled with ``count`` random RGB PNGs of (height, width) ``shape``."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
 def test_train_resume_export_and_code(tmp_path: Path) -> None:
-    data = tmp_path / "images"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    data = random_images(tmp_path / "images", 4, (80, 96), seed=0)
     run = tmp_path / "run"
     common = ["train", "--data", str(data), "--out", str(run), *TINY, "--val-every", "2", "--checkpoint-every", "2"]
     assert main([*common, "--steps", "2"]) == 0
@@ -39,15 +44,13 @@ def test_train_resume_export_and_code(tmp_path: Path) -> None:
     assert entry["steps"] == 4 and entry["hash"] == load_model_file(model_file).digest.hex()
 
     codec = Codec(str(model_file))
-    pixels = rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    pixels = np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8)
     for quality in codec.qualities:
         assert codec.decompress(codec.compress(pixels, quality)).size == (47, 33)
 
 
 def test_family_member_trains_through_the_cli(tmp_path: Path) -> None:
-    data = tmp_path / "images"
-    data.mkdir()
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(data / "a.png")
+    data = random_images(tmp_path / "images", 1, (64, 64), seed=1)
     run = tmp_path / "ae"
     assert main(["train", "--model", "ae", "--data", str(data), "--out", str(run), "--steps", "2",
                  "--batch", "2", "--crop", "32", "--threads", "1"]) == 0
@@ -55,11 +58,7 @@ def test_family_member_trains_through_the_cli(tmp_path: Path) -> None:
 
 
 def test_warm_start_into_a_wider_latent_reuses_the_trunk(tmp_path: Path) -> None:
-    data = tmp_path / "images"
-    data.mkdir()
-    rng = np.random.default_rng(2)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (160, 128, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    data = random_images(tmp_path / "images", 2, (160, 128), seed=2)
     narrow, wide = tmp_path / "narrow", tmp_path / "wide"
     common = ["train", "--data", str(data), *TINY, "--steps", "1", "--val-every", "1", "--checkpoint-every", "1"]
     assert main([*common, "--out", str(narrow)]) == 0

@@ -28,3 +28,8 @@ def down(in_ch: int, out_ch: int) -> nn.Conv2d:
 def up(in_ch: int, out_ch: int) -> nn.ConvTranspose2d:
     """A stride-2 transposed convolution doubling the resolution."""
     return nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1)
+
+
+def resize_up(in_ch: int, out_ch: int) -> nn.Sequential:
+    """Nearest-neighbour doubling then a 3x3 convolution: no per-phase kernels, so no checkerboard."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, padding=1))

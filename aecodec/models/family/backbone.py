@@ -5,21 +5,31 @@ from dataclasses import asdict, dataclass
 
 from torch import Tensor, nn
 
-from aecodec.models.layers import ResBlock, down, up
+from aecodec.models.layers import ResBlock, down, resize_up, up
+
+UPSAMPLERS = {"transposed": up, "resize": resize_up}
 
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    """Backbone sizes; each member's config extends it with that member's own knobs."""
+    """Backbone sizes and the decoder's upsampling; each member's config extends it with its own knobs.
+
+    ``upsample`` is "transposed" (stride-2 transposed convolutions) or "resize" (nearest-neighbour
+    then convolution, the VQGAN paper's decoder): adversarial and perceptual gradients turn the
+    transposed convolutions' four phase kernels into a checkerboard grid on the images.
+    """
 
     channels: int = 64
     latent_dim: int = 16
     stride: int = 16
     res_blocks: int = 1
+    upsample: str = "transposed"
 
     def __post_init__(self) -> None:
         if self.stride not in (8, 16):
             raise ValueError(f"stride must be 8 or 16, got {self.stride}")
+        if self.upsample not in UPSAMPLERS:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLERS)}, got {self.upsample!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,13 +60,15 @@ class Decoder(nn.Module):
 
     def __init__(self, config: BackboneConfig) -> None:
         super().__init__()
-        c = config.channels
+        c, upsample = config.channels, UPSAMPLERS[config.upsample]
         layers: list[nn.Module] = [nn.Conv2d(config.latent_dim, c, 3, padding=1)]
         layers += [ResBlock(c) for _ in range(config.res_blocks)]
         for _ in range(_resampling_steps(config) - 1):
-            layers += [nn.ReLU(), up(c, c)]
-        self.last_layer = up(c, 3)
-        self.net = nn.Sequential(*layers, nn.ReLU(), self.last_layer)
+            layers += [nn.ReLU(), upsample(c, c)]
+        final = upsample(c, 3)
+        # The convolution that makes the pixels: VQGAN's adaptive weight compares gradients there.
+        self.last_layer = final[-1] if isinstance(final, nn.Sequential) else final
+        self.net = nn.Sequential(*layers, nn.ReLU(), final)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z) + 0.5
