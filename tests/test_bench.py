@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_path
 from PIL import Image, JpegImagePlugin
 
 from aecodec.benchmarks.anchors import load_anchors
@@ -18,8 +19,6 @@ from aecodec.benchmarks.datasets import DatasetImage, list_images, load_dataset
 from aecodec.benchmarks.report import ReportInputs, write_report
 from aecodec.benchmarks.runner import measure, run_benchmark
 from aecodec.errors import InputError
-
-from conftest import shared_path
 
 
 class FakeAecCodec:

@@ -198,9 +198,10 @@ def test_compare_trains_missing_members_and_writes_the_page(tmp_path, photos: li
     assert compare_main(argv) == 0
     text = page.read_text()
     for section in ("Members and training", "As codecs", "Denoising", "VAE samples", "Codebook usage",
-                    "VQ-GAN against VQ-VAE-2"):
+                    "Hierarchical VQ-GAN against VQ-VAE-2", "Single-level VQ-GAN against VQ-VAE-2"):
         assert f"## {section}" in text
     assert "| vqgan | 1 |" in text and "| aec |" in text and "(models/vae_samples.png)" in text
+    assert "| aec:vqvae2-gan | 1 |" in text
     for figure in ("rd_psnr.png", "vae_samples.png", "vae_interpolation.png", "report.md"):
         assert (tmp_path / "docs" / "models" / figure).exists()
     assert list((tmp_path / "docs" / "models").glob("matched_*.png"))

@@ -1,6 +1,7 @@
 """The shipped default model: it loads with no download, matches its manifest, and codes a real photo."""
 
 import numpy as np
+import torch
 from PIL import Image
 
 import aecodec
@@ -25,3 +26,18 @@ def test_default_round_trip_on_a_kodak_crop(kodak_dir) -> None:
     quality = [psnr(np.asarray(original), np.asarray(d)) for d in decoded]
     # A trained model: far above the ~10 dB of an untrained one, and better with more bits.
     assert 20 < quality[0] < quality[1]
+
+
+def test_every_shipped_model_matches_its_manifest_entry() -> None:
+    for name, entry in manifest()["models"].items():
+        assert shipped_model(name).digest.hex() == entry["hash"]
+
+
+def test_gan_model_codes_the_same_indices_as_the_default(kodak_dir) -> None:
+    gan, base = shipped_model("vqvae2-gan").network, shipped_model(default_model_name()).network
+    assert gan.config.upsample == "resize" and base.config.upsample == "transposed"
+    pixels = np.asarray(Image.open(kodak_dir / "kodim13.png").convert("RGB").crop((0, 0, 128, 96)))
+    image = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 255
+    for quality in (1, 3):
+        top_and_bottom = [sum(m.encode(image, quality), []) for m in (base, gan)]
+        assert all(torch.equal(a, b) for a, b in zip(*top_and_bottom, strict=True))

@@ -1,4 +1,4 @@
-"""The ``aecodec`` command: compress, decompress, info, train, export, bench.
+"""The ``aecodec`` command: compress, decompress, info, train, finetune, export, bench.
 
 Errors are one line on stderr: exit code 2 for bad input (malformed files, unusable images, bad
 models or arguments), 1 for operating-system failures such as a full disk.
@@ -7,6 +7,7 @@ models or arguments), 1 for operating-system failures such as a full disk.
 import argparse
 import io
 import sys
+
 from aecodec.benchmarks.cli import add_bench_arguments, run_bench
 from aecodec.bitstream.format import DEFAULT_MAX_PIXELS, read_header
 from aecodec.codec.api import DEFAULT_QUALITY, Codec, model_for_file
@@ -15,6 +16,7 @@ from aecodec.errors import AecError, InputError
 from aecodec.models.export import add_export_arguments, run_export
 from aecodec.models.family.registry import FAMILY
 from aecodec.models.family.trainer import main as family_main
+from aecodec.models.finetune import add_finetune_arguments, run_finetune
 from aecodec.models.train import main as train_main
 
 MAX_INPUT_BYTES = 1 << 31
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a folder of images (aecodec train --help)", add_help=False)
     p.set_defaults(run=_train)
     for name, add_arguments, run, text in (
+        ("finetune", add_finetune_arguments, run_finetune, "retrain a model's decoder, its bits unchanged"),
         ("export", add_export_arguments, run_export, "turn a training checkpoint into a model file"),
         ("bench", add_bench_arguments, run_bench, "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
     ):

@@ -33,3 +33,7 @@ def up(in_ch: int, out_ch: int) -> nn.ConvTranspose2d:
 def resize_up(in_ch: int, out_ch: int) -> nn.Sequential:
     """Nearest-neighbour doubling then a 3x3 convolution: no per-phase kernels, so no checkerboard."""
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, padding=1))
+
+
+# How a decoder doubles its resolution, by config name.
+UPSAMPLERS = {"transposed": up, "resize": resize_up}

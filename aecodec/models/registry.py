@@ -16,6 +16,7 @@ from safetensors.torch import load, save
 
 from aecodec.errors import ModelError
 from aecodec.models.integer_prior import IntegerPrior
+from aecodec.models.layers import UPSAMPLERS
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -55,9 +56,16 @@ def model_bytes(name: str, network: VQVAE2, prior: IntegerPrior, metadata: dict[
 
 
 def _config(meta: dict[str, str]) -> VQVAE2Config:
+    """The network config of a model file: sizes in 1..4096 and a known upsampler (files older than
+    the ``upsample`` field used transposed convolutions)."""
     raw = json.loads(meta["config"])
-    names = {f.name for f in fields(VQVAE2Config)}
-    if not isinstance(raw, dict) or set(raw) != names or not all(isinstance(v, int) and 0 < v <= 4096 for v in raw.values()):
+    if not isinstance(raw, dict):
+        raise ModelError("model config is malformed")
+    raw.setdefault("upsample", "transposed")
+    sizes = {f.name for f in fields(VQVAE2Config) if f.type is int}
+    if set(raw) != {f.name for f in fields(VQVAE2Config)} or raw["upsample"] not in UPSAMPLERS or not all(
+        isinstance(raw[k], int) and 0 < raw[k] <= 4096 for k in sizes
+    ):
         raise ModelError("model config is malformed")
     return VQVAE2Config(**raw)
 

@@ -85,16 +85,18 @@ def validate(model: VQVAE2, prior: HierarchicalPrior, batch: Tensor) -> dict:
     return report
 
 
-def save_checkpoint(path: Path, step: int, model, prior, optimizer, schedule, config: TrainConfig) -> None:
-    """Atomically write a resumable training checkpoint (a trusted, local file)."""
+def save_atomic(path: Path, state: dict) -> None:
+    """Write a checkpoint (a trusted, local file) so that a crash never leaves half of one."""
     tmp = path.with_suffix(".tmp")
-    torch.save(
-        {"step": step, "model": model.state_dict(), "prior": prior.state_dict(),
-         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "config": asdict(config),
-         "rng": torch.get_rng_state()},
-        tmp,
-    )
+    torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, step: int, model, prior, optimizer, schedule, config: TrainConfig) -> None:
+    """Atomically write a resumable training checkpoint."""
+    save_atomic(path, {"step": step, "model": model.state_dict(), "prior": prior.state_dict(),
+                       "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "config": asdict(config),
+                       "rng": torch.get_rng_state()})
 
 
 def load_matching_modules(module: torch.nn.Module, weights: dict[str, Tensor]) -> list[str]:
@@ -214,7 +216,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--lr", type=float, default=defaults.lr)
     for name, value in VQVAE2Config().to_dict().items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=value)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     for name, value in PriorConfig().to_dict().items():
         parser.add_argument(f"--prior-{name}", type=int, default=value)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")

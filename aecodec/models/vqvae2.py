@@ -10,13 +10,17 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from aecodec.models.layers import ResBlock, down, up
+from aecodec.models.layers import UPSAMPLERS, ResBlock, down, up
 from aecodec.models.quantizer import QuantizerOutput, ResidualVQ
 
 
 @dataclass(frozen=True)
 class VQVAE2Config:
-    """Network sizes; stored in the weights file so a model rebuilds itself."""
+    """Network sizes and the synthesis's upsampling; stored in the weights file so a model rebuilds itself.
+
+    ``upsample="resize"`` (nearest-neighbour + convolution) is for decoders trained with perceptual and
+    adversarial losses, which turn transposed convolutions' phase kernels into a checkerboard.
+    """
 
     channels: int = 96
     latent_dim: int = 16
@@ -24,6 +28,11 @@ class VQVAE2Config:
     top_stages: int = 2
     bottom_stages: int = 10
     res_blocks: int = 2
+    upsample: str = "transposed"
+
+    def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLERS:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLERS)}, got {self.upsample!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,10 +68,11 @@ class VQVAE2(nn.Module):
         self.encode_top = nn.Sequential(down(c, c), *_blocks(c, n), nn.ReLU(), nn.Conv2d(c, d, 1))
         self.decode_top = nn.Sequential(nn.Conv2d(d, c, 1), *_blocks(c, n), nn.ReLU(), up(c, d))
         self.pre_bottom = nn.Conv2d(c + d, d, 1)
-        self.upsample_top = up(d, d)
+        upsample = UPSAMPLERS[config.upsample]
+        self.upsample_top = upsample(d, d)
         self.decoder = nn.Sequential(
             nn.Conv2d(2 * d, c, 3, padding=1), *_blocks(c, n), nn.ReLU(),
-            up(c, c), nn.ReLU(), up(c, c // 2), nn.ReLU(), up(c // 2, 3),
+            upsample(c, c), nn.ReLU(), upsample(c, c // 2), nn.ReLU(), upsample(c // 2, 3),
         )
         self.quantize_top = ResidualVQ(config.top_stages, config.num_codes, d)
         self.quantize_bottom = ResidualVQ(config.bottom_stages, config.num_codes, d)
@@ -77,28 +87,31 @@ class VQVAE2(nn.Module):
             raise ValueError(f"quality must be in 1..{self.num_qualities}, got {quality}")
         return min(quality, self.config.top_stages), quality
 
-    def _synthesize(self, top_q: Tensor, bottom_q: Tensor) -> Tensor:
+    def synthesize(self, top_q: Tensor, bottom_q: Tensor) -> Tensor:
+        """Image (not clamped) from both levels' quantized latents."""
         return self.decoder(torch.cat([bottom_q, self.upsample_top(top_q)], dim=1)) + 0.5
+
+    def analyze(self, x: Tensor, keep_bottom: Tensor) -> tuple[QuantizerOutput, QuantizerOutput]:
+        """Both levels' quantizer outputs for ``x``; sample b keeps ``keep_bottom[b]`` bottom stages."""
+        keep_top = keep_bottom.clamp(max=self.config.top_stages)
+        h = self.encode_bottom(x - 0.5)
+        top = self.quantize_top(self.encode_top(h), keep_top)
+        bottom = self.quantize_bottom(self.pre_bottom(torch.cat([h, self.decode_top(top.quantized)], 1)), keep_bottom)
+        return top, bottom
 
     def forward(self, x: Tensor, keep_bottom: Tensor | None = None) -> VQVAE2Output:
         """Training pass; ``keep_bottom`` (B,) is how many bottom stages each sample keeps."""
         if keep_bottom is None:
             keep_bottom = torch.full((x.shape[0],), self.config.bottom_stages, device=x.device)
-        keep_top = keep_bottom.clamp(max=self.config.top_stages)
-        h = self.encode_bottom(x - 0.5)
-        top = self.quantize_top(self.encode_top(h), keep_top)
-        bottom = self.quantize_bottom(self.pre_bottom(torch.cat([h, self.decode_top(top.quantized)], 1)), keep_bottom)
-        return VQVAE2Output(self._synthesize(top.quantized, bottom.quantized), top, bottom, keep_top, keep_bottom)
+        top, bottom = self.analyze(x, keep_bottom)
+        reconstruction = self.synthesize(top.quantized, bottom.quantized)
+        return VQVAE2Output(reconstruction, top, bottom, keep_bottom.clamp(max=self.config.top_stages), keep_bottom)
 
     @torch.no_grad()
     def encode(self, x: Tensor, quality: int) -> tuple[list[Tensor], list[Tensor]]:
         """Indices (top stages, bottom stages) of a (1, 3, H, W) image, each stage (H', W') int64."""
         n_top, n_bottom = self.stages_for_quality(quality)
-        h = self.encode_bottom(x - 0.5)
-        z_top = self.encode_top(h)
-        top = self.quantize_top(z_top, torch.tensor([n_top], device=x.device))
-        z_bottom = self.pre_bottom(torch.cat([h, self.decode_top(top.quantized)], 1))
-        bottom = self.quantize_bottom(z_bottom, torch.tensor([n_bottom], device=x.device))
+        top, bottom = self.analyze(x, torch.tensor([n_bottom], device=x.device))
         return [i[0].cpu() for i in top.indices[:n_top]], [i[0].cpu() for i in bottom.indices[:n_bottom]]
 
     @torch.no_grad()
@@ -107,4 +120,4 @@ class VQVAE2(nn.Module):
         device = self.quantize_top.stages[0].codebook.device
         top_q = self.quantize_top.decode([i[None].to(device) for i in top])
         bottom_q = self.quantize_bottom.decode([i[None].to(device) for i in bottom])
-        return self._synthesize(top_q, bottom_q).clamp(0, 1)
+        return self.synthesize(top_q, bottom_q).clamp(0, 1)

@@ -5,9 +5,7 @@ from dataclasses import asdict, dataclass
 
 from torch import Tensor, nn
 
-from aecodec.models.layers import ResBlock, down, resize_up, up
-
-UPSAMPLERS = {"transposed": up, "resize": resize_up}
+from aecodec.models.layers import UPSAMPLERS, ResBlock, down
 
 
 @dataclass(frozen=True)
