@@ -3,7 +3,8 @@
 ``python -m aecodec.models.family.compare --train-data ../shared/data/photos --runs runs/family
 --steps 3000 --dataset ../shared/data/kodak --out docs/models --page docs/models.md`` trains the
 members missing from ``--runs`` (finished runs are reused), benchmarks them as codecs next to the
-shipped VQ-VAE-2 codec (``aec``) and JPEG, runs the studies of :mod:`studies` and writes the page.
+shipped VQ-VAE-2 codec (``aec``), its VQ-GAN decoder (``aec:vqvae2-gan``) and JPEG, runs the studies
+of :mod:`studies` and writes the page.
 """
 
 from __future__ import annotations
