@@ -82,14 +82,13 @@ def export_checkpoint(checkpoint: Path, name: str, calibration_dir: Path, out: P
     prior.load_state_dict(state["prior"])
     images = [load_rgb(f, 256) for f in image_files(calibration_dir)]
     calibration = random_crops(images, crops, 256, torch.Generator().manual_seed(1))
-    meta = {"training_data": str(config["data"]), "steps": str(state["step"])}
-    if "finetune" in config:  # a decoder fine-tune: say of what, so its step count reads right
-        meta["finetune"] = f"{config['finetune']['objective']} from {config['finetune']['source']}"
+    finetune = config.get("finetune")  # a decoder fine-tune: say of what, so its step count reads right
+    origin = {"finetune": f"{finetune['objective']} from {finetune['source']}"} if finetune else {}
+    meta = {"training_data": str(config["data"]), "steps": str(state["step"]), **origin}
     data, report = build_model(name, network, prior, calibration, meta)
     out.write_bytes(data)
-    extra = {"finetune": meta["finetune"]} if "finetune" in meta else {}
     return {"file": out.name, "hash": hashlib.sha256(data).digest()[:8].hex(), "steps": state["step"],
-            "training_data": Path(config["data"]).name, **extra, **report}
+            "training_data": Path(config["data"]).name, **origin, **report}
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:

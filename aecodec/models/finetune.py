@@ -31,7 +31,7 @@ from aecodec.models.family.losses import adaptive_generator_weight, hinge_discri
 from aecodec.models.family.perceptual import st_lpips
 from aecodec.models.layers import UPSAMPLERS
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
-from aecodec.models.train import load_matching_modules, psnr, save_atomic
+from aecodec.models.train import load_matching_modules, psnr, save_atomic, validation_qualities
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
 OBJECTIVES = ("mse", "gan")
@@ -151,7 +151,7 @@ class Objective:
 def validate(network: VQVAE2, batch: Tensor) -> dict[str, dict[str, float]]:
     """PSNR and MS-SSIM of the validation crops at the lowest, middle and highest quality."""
     report = {}
-    for quality in sorted({1, (network.num_qualities + 1) // 2, network.num_qualities}):
+    for quality in validation_qualities(network):
         top, bottom = network.analyze(batch, torch.full((batch.shape[0],), quality, device=batch.device))
         image = network.synthesize(top.quantized, bottom.quantized).clamp(0, 1)
         report[f"q{quality}"] = {"psnr": round(psnr(image, batch), 3),

@@ -69,13 +69,18 @@ def psnr(a: Tensor, b: Tensor) -> float:
     return float((-10 * mse.log10()).mean())
 
 
+def validation_qualities(model: VQVAE2) -> list[int]:
+    """The lowest, middle and highest quality: where validation reports a model."""
+    return sorted({1, (model.num_qualities + 1) // 2, model.num_qualities})
+
+
 @torch.no_grad()
 def validate(model: VQVAE2, prior: HierarchicalPrior, batch: Tensor) -> dict:
     """PSNR and estimated bpp of the validation crops at the lowest, middle and highest quality."""
     model.eval()
     prior.eval()
     report = {}
-    for quality in sorted({1, (model.num_qualities + 1) // 2, model.num_qualities}):
+    for quality in validation_qualities(model):
         keep = torch.full((batch.shape[0],), quality, device=batch.device)
         out = model(batch, keep)
         bpp = rate_bpp(prior, out, batch.shape[-1] * batch.shape[-2]).mean()
