@@ -14,7 +14,6 @@ The checkpoint has the layout of :mod:`aecodec.models.train`'s, so ``aecodec exp
 
 import argparse
 import json
-import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -25,13 +24,20 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from aecodec.errors import InputError
-from aecodec.models.data import center_crops, downscaled, image_files, load_rgb, random_crops, split_files
+from aecodec.models.data import random_crops
 from aecodec.models.family.discriminator import PatchDiscriminator
 from aecodec.models.family.losses import adaptive_generator_weight, hinge_discriminator_loss, hinge_generator_loss
 from aecodec.models.family.perceptual import st_lpips
 from aecodec.models.layers import UPSAMPLERS
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
-from aecodec.models.train import load_matching_modules, psnr, save_atomic, validation_qualities
+from aecodec.models.train import (
+    cosine_schedule,
+    load_matching_modules,
+    psnr,
+    save_atomic,
+    training_images,
+    validation_qualities,
+)
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
 OBJECTIVES = ("mse", "gan")
@@ -183,13 +189,9 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         objective.load_state_dict(state["objective"])
         start = state["step"]
-    # Cosine decay to 5% of the learning rate over the run.
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.05 + 0.475 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)), last_epoch=start - 1)
-
-    train_files, val_files = split_files(image_files(config.data), 0.1)
-    images = [small for f in train_files for small in downscaled(load_rgb(f, config.crop), config.scales, config.crop)]
-    val_batch = center_crops([load_rgb(f, 256) for f in val_files], 256).to(device) if val_files else None
+    schedule = cosine_schedule(optimizer, config.steps, last_epoch=start - 1)
+    images, val_batch = training_images(config.data, config.crop, config.scales, 0.1)
+    val_batch = val_batch.to(device) if val_batch is not None else None
     generator = torch.Generator().manual_seed(config.seed * 1000 + start)
     max_quality = config.max_quality or network.num_qualities
     run_config = {**settings, "data": config.data, "model": network.config.to_dict(), "finetune": asdict(config)}

@@ -122,6 +122,23 @@ def load_matching_modules(module: torch.nn.Module, weights: dict[str, Tensor]) -
     return fresh
 
 
+def training_images(
+    data: str, crop: int, scales: tuple[float, ...], val_fraction: float
+) -> tuple[list[Tensor], Tensor | None]:
+    """The training split's images (each also at ``scales``) and the validation split's 256-px centre crops."""
+    train_files, val_files = split_files(image_files(data), val_fraction)
+    images = [small for f in train_files for small in downscaled(load_rgb(f, crop), scales, crop)]
+    return images, center_crops([load_rgb(f, 256) for f in val_files], 256) if val_files else None
+
+
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, steps: int, last_epoch: int = -1
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Cosine decay of the learning rate to 5% of its start over ``steps``."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.05 + 0.475 * (1 + math.cos(math.pi * min(s, steps) / steps)), last_epoch=last_epoch)
+
+
 def build(config: TrainConfig) -> tuple[VQVAE2, HierarchicalPrior]:
     """Fresh model and prior for ``config``."""
     model = VQVAE2(config.model)
@@ -145,9 +162,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     random.seed(config.seed)
     np.random.seed(config.seed)
 
-    train_files, val_files = split_files(image_files(config.data), config.val_fraction)
-    images = [small for f in train_files for small in downscaled(load_rgb(f, config.crop), config.scales, config.crop)]
-    val_batch = center_crops([load_rgb(f, 256) for f in val_files], 256).to(device) if val_files else None
+    images, val_batch = training_images(config.data, config.crop, config.scales, config.val_fraction)
+    val_batch = val_batch.to(device) if val_batch is not None else None
 
     model, prior = build(config)
     model.to(device)
@@ -171,9 +187,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if distributed:
         ids = [device.index] if device.type == "cuda" else None
         ddp_model, ddp_prior = (torch.nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in (model, prior))
-    # Cosine decay to 5% of the learning rate over the run.
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.05 + 0.475 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
+    schedule = cosine_schedule(optimizer, config.steps)
     if start:
         schedule.load_state_dict(state["schedule"])
     generator = torch.Generator().manual_seed(config.seed * 1000 + rank + start)
