@@ -39,11 +39,16 @@ def test_train_resume_export_and_code(tmp_path: Path) -> None:
 
     model_file, manifest = tmp_path / "tiny.safetensors", tmp_path / "manifest.json"
     assert main(["export", str(run / "checkpoint.pt"), str(model_file), "--name", "tiny",
-                 "--calibration", str(data), "--manifest", str(manifest), "--default"]) == 0
+                 "--calibration", str(data), "--manifest", str(manifest), "--default", "--evaluate", str(data)]) == 0
     entry = json.loads(manifest.read_text())["models"]["tiny"]
     assert entry["steps"] == 4 and entry["hash"] == load_model_file(model_file).digest.hex()
 
     codec = Codec(str(model_file))
+    measured = entry["evaluation"]
+    assert measured["dataset"] == "images" and measured["images"] == 4 and measured["quality"] == codec.qualities
+    sizes = [len(codec.compress(Image.open(f), 1)) for f in sorted(data.glob("*.png"))]
+    assert measured["bpp"][0] == round(8 * sum(sizes) / len(sizes) / (80 * 96), 4)
+    assert all(np.isfinite(measured["psnr"]))
     pixels = np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8)
     for quality in codec.qualities:
         assert codec.decompress(codec.compress(pixels, quality)).size == (47, 33)

@@ -1,7 +1,8 @@
 """Turn a trained checkpoint (or a random network, for tests) into a codec model file.
 
 Export quantizes the float prior to the integer runtime, calibrated on indices of real image crops,
-and reports what integerization costs in bits per index.
+and reports what integerization costs in bits per index. With ``--evaluate DIR`` it also codes every
+image of DIR (Kodak, for the shipped models) at every quality and records the measured rate and quality.
 """
 
 import argparse
@@ -12,6 +13,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from aecodec.benchmarks.baselines import AecAdapter
+from aecodec.benchmarks.datasets import load_dataset
+from aecodec.benchmarks.runner import run_benchmark
+from aecodec.codec.api import Codec
 from aecodec.models.data import image_files, load_rgb, random_crops
 from aecodec.models.integer_prior import IntegerPrior, code_length, quantize_prior
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
@@ -71,8 +76,19 @@ def random_model(name: str = "random", config: VQVAE2Config | None = None, seed:
     return model_from_bytes(random_model_bytes(name, config, seed), name)
 
 
-def export_checkpoint(checkpoint: Path, name: str, calibration_dir: Path, out: Path, crops: int = 16) -> dict:
-    """Write a model file from a training checkpoint; returns its manifest entry."""
+def evaluation(model: CodecModel, folder: Path) -> dict:
+    """Mean bpp (real file sizes), PSNR and MS-SSIM per quality of a model over a folder of images."""
+    images = load_dataset(folder)
+    run = run_benchmark([AecAdapter(Codec(model), name=model.name)], images, folder.name)
+    result = run.codecs[0]
+    return {"dataset": folder.name, "images": len(images), "quality": result.qualities,
+            **{metric: [round(v, 4) for v in result.mean(metric)] for metric in ("bpp", "psnr", "ms_ssim")}}
+
+
+def export_checkpoint(
+    checkpoint: Path, name: str, calibration_dir: Path, out: Path, evaluate: Path | None = None, crops: int = 16
+) -> dict:
+    """Write a model file from a training checkpoint; returns its manifest entry (with ``evaluate``'s results)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     config = state["config"]
     network = VQVAE2(VQVAE2Config(**config["model"]))
@@ -87,8 +103,9 @@ def export_checkpoint(checkpoint: Path, name: str, calibration_dir: Path, out: P
     meta = {"training_data": str(config["data"]), "steps": str(state["step"]), **origin}
     data, report = build_model(name, network, prior, calibration, meta)
     out.write_bytes(data)
+    measured = {"evaluation": evaluation(model_from_bytes(data, name), evaluate)} if evaluate else {}
     return {"file": out.name, "hash": hashlib.sha256(data).digest()[:8].hex(), "steps": state["step"],
-            "training_data": Path(config["data"]).name, **origin, **report}
+            "training_data": Path(config["data"]).name, **origin, **report, **measured}
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +116,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=Path, required=True, help="folder of images to calibrate the integer prior")
     parser.add_argument("--manifest", type=Path, help="also record the model in this manifest.json (created if missing)")
     parser.add_argument("--default", action="store_true", help="with --manifest: make it the default model")
+    parser.add_argument("--evaluate", type=Path, help="code every image of this folder (e.g. Kodak) at every quality "
+                        "and record the mean bpp, PSNR and MS-SSIM")
 
 
 def record_in_manifest(manifest: Path, name: str, entry: dict, default: bool) -> None:
@@ -112,7 +131,7 @@ def record_in_manifest(manifest: Path, name: str, entry: dict, default: bool) ->
 
 def run_export(args: argparse.Namespace) -> int:
     """Entry point of ``aecodec export``: writes the model file and prints its manifest entry."""
-    entry = export_checkpoint(args.checkpoint, args.name, args.calibration, args.out)
+    entry = export_checkpoint(args.checkpoint, args.name, args.calibration, args.out, args.evaluate)
     if args.manifest:
         record_in_manifest(args.manifest, args.name, entry, args.default)
     print(json.dumps(entry, indent=1))
