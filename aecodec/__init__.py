@@ -7,4 +7,4 @@
 from aecodec.codec.api import DEFAULT_QUALITY, Codec, compress, decompress
 from aecodec.errors import AecError, FormatError, InputError, ModelError
 
-__all__ = ["Codec", "compress", "decompress", "DEFAULT_QUALITY", "AecError", "FormatError", "InputError", "ModelError"]
+__all__ = ["DEFAULT_QUALITY", "AecError", "Codec", "FormatError", "InputError", "ModelError", "compress", "decompress"]

@@ -6,6 +6,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ class FakeAecCodec:
     """Stands in for aecodec.codec.api.Codec: three qualities coded as 4:4:4 JPEG, decoded as PIL."""
 
     qualities = (1, 2, 3)
-    jpeg_quality = {1: 15, 2: 45, 3: 85}
+    jpeg_quality: ClassVar[dict[int, int]] = {1: 15, 2: 45, 3: 85}
 
     def compress(self, img: Image.Image, quality: int = 2) -> bytes:
         buf = io.BytesIO()

@@ -36,17 +36,17 @@ STRUCT_CODES = {"u8": "B", "u16": "H", "u32": "I"}
 
 def make_header(**changes: object) -> Header:
     """A valid header: 300x200 RGB in 128-pixel tiles overlapping by 16 (step 96, 3x4 grid)."""
-    fields = dict(
-        channels=3,
-        quality=42,
-        model_name="vq2-base.v1",
-        model_hash=bytes(range(1, 9)),
-        width=300,
-        height=200,
-        tile_size=128,
-        tile_overlap=16,
-        tile_count=12,
-    )
+    fields = {
+        "channels": 3,
+        "quality": 42,
+        "model_name": "vq2-base.v1",
+        "model_hash": bytes(range(1, 9)),
+        "width": 300,
+        "height": 200,
+        "tile_size": 128,
+        "tile_overlap": 16,
+        "tile_count": 12,
+    }
     return Header(**{**fields, **changes})
 
 
@@ -199,10 +199,10 @@ def test_pack_refuses_invalid_files() -> None:
     with pytest.raises(FormatError, match="u32"):
         pack(dataclasses.replace(good, tile_crcs=(-1,) + good.tile_crcs[1:]))
     for changes in [
-        dict(model_name="Caps"),
-        dict(model_name=""),
-        dict(model_name="a" * 17),
-        dict(model_hash=b"x"),
+        {"model_name": "Caps"},
+        {"model_name": ""},
+        {"model_name": "a" * 17},
+        {"model_hash": b"x"},
     ]:
         with pytest.raises(FormatError):
             pack(make_file(make_header(**changes)))

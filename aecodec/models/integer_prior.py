@@ -10,7 +10,7 @@ made once by :func:`quantize_prior` and stored in the model file; nothing is re-
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ LOGIT_LIMIT = 1 << 24  # logits are clamped to +-this, far beyond any useful ran
 FREQUENCY_BITS = 24  # row sums of frequency tables stay <= 2**24, the range coder's precision
 
 
-@lru_cache(maxsize=None)
+@cache
 def exp_table(num_codes: int) -> Tensor:
     """Integer table T[d] = round(peak * exp(-d / LOGIT_SCALE)), at least 1, for d >= 0.
 
