@@ -49,6 +49,11 @@ def test_train_resume_export_and_code(tmp_path: Path) -> None:
     sizes = [len(codec.compress(Image.open(f), 1)) for f in sorted(data.glob("*.png"))]
     assert measured["bpp"][0] == round(8 * sum(sizes) / len(sizes) / (80 * 96), 4)
     assert all(np.isfinite(measured["psnr"]))
+    # `aecodec evaluate` measures a model file alike and adds to its manifest entry, keeping the rest.
+    entry["evaluation"] = {}
+    manifest.write_text(json.dumps({"default": "tiny", "models": {"tiny": entry}}))
+    assert main(["evaluate", str(model_file), str(data), "--manifest", str(manifest)]) == 0
+    assert json.loads(manifest.read_text())["models"]["tiny"] == {**entry, "evaluation": measured}
     pixels = np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8)
     for quality in codec.qualities:
         assert codec.decompress(codec.compress(pixels, quality)).size == (47, 33)

@@ -9,6 +9,7 @@ import io
 import sys
 
 from aecodec.benchmarks.cli import add_bench_arguments, run_bench
+from aecodec.benchmarks.evaluate import add_evaluate_arguments, run_evaluate
 from aecodec.bitstream.format import DEFAULT_MAX_PIXELS, read_header
 from aecodec.codec.api import DEFAULT_QUALITY, Codec, model_for_file
 from aecodec.codec.files import STDIO, check_writable, read_bytes, write_atomic
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("finetune", add_finetune_arguments, run_finetune, "retrain a model's decoder, its bits unchanged"),
         ("export", add_export_arguments, run_export, "turn a training checkpoint into a model file"),
         ("bench", add_bench_arguments, run_bench, "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
+        ("evaluate", add_evaluate_arguments, run_evaluate, "measure a model's bpp, PSNR and MS-SSIM on a folder"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         add_arguments(p)

@@ -1,8 +1,8 @@
 """Turn a trained checkpoint (or a random network, for tests) into a codec model file.
 
 Export quantizes the float prior to the integer runtime, calibrated on indices of real image crops,
-and reports what integerization costs in bits per index. With ``--evaluate DIR`` it also codes every
-image of DIR (Kodak, for the shipped models) at every quality and records the measured rate and quality.
+and reports what integerization costs in bits per index. ``--evaluate DIR`` also records the model's
+measured curve on DIR (see :mod:`aecodec.benchmarks.evaluate`).
 """
 
 import argparse
@@ -13,10 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from aecodec.benchmarks.baselines import AecAdapter
-from aecodec.benchmarks.datasets import load_dataset
-from aecodec.benchmarks.runner import run_benchmark
-from aecodec.codec.api import Codec
+from aecodec.benchmarks.evaluate import evaluation, record_in_manifest
 from aecodec.models.data import image_files, load_rgb, random_crops
 from aecodec.models.integer_prior import IntegerPrior, code_length, quantize_prior
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
@@ -76,15 +73,6 @@ def random_model(name: str = "random", config: VQVAE2Config | None = None, seed:
     return model_from_bytes(random_model_bytes(name, config, seed), name)
 
 
-def evaluation(model: CodecModel, folder: Path) -> dict:
-    """Mean bpp (real file sizes), PSNR and MS-SSIM per quality of a model over a folder of images."""
-    images = load_dataset(folder)
-    run = run_benchmark([AecAdapter(Codec(model), name=model.name)], images, folder.name)
-    result = run.codecs[0]
-    return {"dataset": folder.name, "images": len(images), "quality": result.qualities,
-            **{metric: [round(v, 4) for v in result.mean(metric)] for metric in ("bpp", "psnr", "ms_ssim")}}
-
-
 def export_checkpoint(
     checkpoint: Path, name: str, calibration_dir: Path, out: Path, evaluate: Path | None = None, crops: int = 16
 ) -> dict:
@@ -120,20 +108,11 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         "and record the mean bpp, PSNR and MS-SSIM")
 
 
-def record_in_manifest(manifest: Path, name: str, entry: dict, default: bool) -> None:
-    """Add or replace a model's entry in a manifest file, optionally making it the default."""
-    data = json.loads(manifest.read_text()) if manifest.exists() else {"default": name, "models": {}}
-    data["models"][name] = entry
-    if default:
-        data["default"] = name
-    manifest.write_text(json.dumps(data, indent=1) + "\n")
-
-
 def run_export(args: argparse.Namespace) -> int:
     """Entry point of ``aecodec export``: writes the model file and prints its manifest entry."""
     entry = export_checkpoint(args.checkpoint, args.name, args.calibration, args.out, args.evaluate)
     if args.manifest:
-        record_in_manifest(args.manifest, args.name, entry, args.default)
+        record_in_manifest(args.manifest, args.name, entry, default=args.default)
     print(json.dumps(entry, indent=1))
     return 0
 
