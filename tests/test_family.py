@@ -201,7 +201,7 @@ def test_compare_trains_missing_members_and_writes_the_page(tmp_path, photos: li
                     "Hierarchical VQ-GAN against VQ-VAE-2", "Single-level VQ-GAN against VQ-VAE-2"):
         assert f"## {section}" in text
     assert "| vqgan | 1 |" in text and "| aec |" in text and "(models/vae_samples.png)" in text
-    assert "| aec:vqvae2-gan | 1 |" in text
+    assert "| aec:vqvae2-gan | 1 |" in text and "| aec:vqvae2-base |" in text
     for figure in ("rd_psnr.png", "vae_samples.png", "vae_interpolation.png", "report.md"):
         assert (tmp_path / "docs" / "models" / figure).exists()
     assert list((tmp_path / "docs" / "models").glob("matched_*.png"))

@@ -48,8 +48,8 @@ from aecodec.models.family.trainer import CHECKPOINT, FamilyTrainConfig, train_f
 MATCHED_LATENT = {"stride": 8, "latent_dim": 16, "channels": 64}
 RESIZE_DECODER = {**MATCHED_LATENT, "upsample": "resize"}
 CROP_IMAGES = ("kodim23.png", "kodim13.png")
-# The shipped VQ-VAE-2 with its decoder retrained as a VQ-GAN (`aecodec finetune --objective gan`).
-HIERARCHICAL_VQGAN = "aec:vqvae2-gan"
+# A shipped VQ-VAE-2 with its decoder retrained as a VQ-GAN (`aecodec finetune --objective gan`), and that VQ-VAE-2.
+HIERARCHICAL_VQGAN, HIERARCHICAL_SOURCE = "aec:vqvae2-gan", "aec:vqvae2-base"
 
 
 @dataclass(frozen=True)
@@ -164,14 +164,15 @@ def vae_section(images: Sequence[DatasetImage], figures: str) -> list[str]:
             f"![VAE interpolation]({figures}/vae_interpolation.png)"]
 
 
-def matched_rate_section(gan: str, codecs: dict[str, CodecUnderTest], results: dict[str, CodecResult],
-                         images: Sequence[DatasetImage], out: Path, figures: str) -> list[str]:
-    """The VQ-GAN ``gan`` against VQ-VAE-2 (aec), the VQ-VAE and JPEG at the qualities around its lowest bpp."""
+def matched_rate_section(gan: str, rivals: Sequence[str], codecs: dict[str, CodecUnderTest],
+                         results: dict[str, CodecResult], images: Sequence[DatasetImage], out: Path,
+                         figures: str) -> list[str]:
+    """The VQ-GAN ``gan`` against ``rivals`` at the qualities around its lowest bpp, with crops."""
     if gan not in results:
         return [f"No {gan} run."]
     target = results[gan].mean("bpp")[0]
     rows, coded = [], []
-    for name in dict.fromkeys((gan, "aec", "vqvae", "jpeg")):
+    for name in dict.fromkeys((gan, *rivals)):
         if name not in results:
             continue
         result = results[name]
@@ -195,10 +196,10 @@ def matched_rate_section(gan: str, codecs: dict[str, CodecUnderTest], results: d
 
 def hierarchical_note() -> list[str]:
     """What the hierarchical VQ-GAN is, and why its bits equal VQ-VAE-2's."""
-    return [("`aec:vqvae2-gan` is the shipped VQ-VAE-2 whose decoder was retrained with the VQ-GAN "
-             "objective (L1 + ST-LPIPS with a VGG trunk + PatchGAN hinge under the adaptive weight) by "
-             "`aecodec finetune --objective gan`. Its encoder, codebooks and prior are `aec`'s, so each image "
-             "codes to the same indices: only the reconstruction differs."), ""]
+    return [(f"`{HIERARCHICAL_VQGAN}` is the shipped VQ-VAE-2 `{HIERARCHICAL_SOURCE}` whose decoder was retrained "
+             "with the VQ-GAN objective (L1 + ST-LPIPS with a VGG trunk + PatchGAN hinge under the adaptive weight) "
+             f"by `aecodec finetune --objective gan`. Its encoder, codebooks and prior are `{HIERARCHICAL_SOURCE}`'s, "
+             "so each image codes to the same indices: only the reconstruction differs."), ""]
 
 
 def write_page(path: Path, command: str, dataset: str, figures: str, sections: dict[str, list[str]]) -> Path:
@@ -220,7 +221,7 @@ def compare(runs: dict[str, Path], train_data: str | Path, dataset: str | Path, 
     codecs = {name: codec_from_checkpoint(run / CHECKPOINT, train_data, iterations=iterations)
               for name, run in runs.items()}
     models = {name: codec.model for name, codec in codecs.items()}
-    codecs |= {name: get_codec(name) for name in ("aec", HIERARCHICAL_VQGAN, "jpeg")}
+    codecs |= {name: get_codec(name) for name in ("aec", HIERARCHICAL_SOURCE, HIERARCHICAL_VQGAN, "jpeg")}
     run = run_benchmark(list(codecs.values()), images, str(dataset))
     written = write_report(run, ReportInputs(list(codecs.values()), crop_image=images[0]), out)
     results = {r.name: r for r in run.codecs}
@@ -233,9 +234,10 @@ def compare(runs: dict[str, Path], train_data: str | Path, dataset: str | Path, 
         "VAE samples and interpolation": vae_section(images, figures) if "vae" in models else ["No vae run."],
         "Codebook usage": codebook_section(models, results, images),
         "Hierarchical VQ-GAN against VQ-VAE-2 on the same indices": hierarchical_note()
-        + matched_rate_section(HIERARCHICAL_VQGAN, codecs, results, images, out, figures),
+        + matched_rate_section(HIERARCHICAL_VQGAN, (HIERARCHICAL_SOURCE, "jpeg"), codecs, results, images, out,
+                               figures),
         "Single-level VQ-GAN against VQ-VAE-2 at the same rate": matched_rate_section(
-            "vqgan", codecs, results, images, out, figures),
+            "vqgan", ("aec", "vqvae", "jpeg"), codecs, results, images, out, figures),
     }
     return [*written, write_page(page, command, str(dataset), figures, sections)]
 
