@@ -30,7 +30,13 @@ def test_default_round_trip_on_a_kodak_crop(kodak_dir) -> None:
 
 def test_every_shipped_model_matches_its_manifest_entry() -> None:
     for name, entry in manifest()["models"].items():
-        assert shipped_model(name).digest.hex() == entry["hash"]
+        model = shipped_model(name)
+        assert model.digest.hex() == entry["hash"]
+        # Its measured Kodak curve (`aecodec evaluate`): every quality, more bits for each step up.
+        kodak = entry["evaluation"]
+        assert kodak["dataset"] == "kodak" and kodak["images"] == 24
+        assert kodak["quality"] == list(range(1, model.num_qualities + 1))
+        assert all(a < b for a, b in zip(kodak["bpp"], kodak["bpp"][1:]))
 
 
 def test_gan_model_codes_the_same_indices_as_its_source(kodak_dir) -> None:
