@@ -20,6 +20,7 @@ from aecodec.benchmarks.datasets import DatasetImage, list_images, load_dataset
 from aecodec.benchmarks.report import ReportInputs, write_report
 from aecodec.benchmarks.runner import measure, run_benchmark
 from aecodec.errors import InputError
+from aecodec.models.registry import default_model_name
 
 
 class FakeAecCodec:
@@ -28,7 +29,8 @@ class FakeAecCodec:
     qualities = (1, 2, 3)
     jpeg_quality: ClassVar[dict[int, int]] = {1: 15, 2: 45, 3: 85}
 
-    def compress(self, img: Image.Image, quality: int = 2) -> bytes:
+    def compress(self, img: Image.Image, quality: int = 2, tune: str = "psnr") -> bytes:
+        assert tune in ("psnr", "ms-ssim")
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=self.jpeg_quality[quality], subsampling=0)
         return buf.getvalue()
@@ -85,6 +87,19 @@ def test_aec_adapter_uses_the_codec_api() -> None:
     assert adapter.name == "aec" and adapter.qualities == [1, 2, 3]
     decoded = adapter.decode(adapter.encode(Image.fromarray(synthetic("a").pixels), 3))
     assert decoded.mode == "RGB" and decoded.size == (64, 48)
+
+
+@pytest.mark.parametrize(("name", "tune"), [("aec", "psnr"), ("aec@ms-ssim", "ms-ssim"),
+                                            ("aec:vqvae2-base@ms-ssim", "ms-ssim")])
+def test_aec_names_pick_model_and_tune(name: str, tune: str) -> None:
+    codec = get_codec(name)
+    assert codec.name == name and codec.tune == tune
+    assert codec.codec.model.name == ("vqvae2-base" if ":" in name else default_model_name())
+
+
+def test_unknown_tune_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown tune"):
+        get_codec("aec@butteraugli")
 
 
 def test_dataset_listing_and_errors(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The codecs the benchmark can run: a small protocol, Pillow's classic codecs, and our `aec` codec.
 
 `get_codec(name)` builds one by name: "jpeg", "webp", "avif", "jxl", "aec" (our codec's default
-model) or "aec:MODEL". A codec that cannot run here (Pillow without AVIF, no JPEG XL plugin, our
+model) or "aec:MODEL", either with "@TUNE" for an encoder tuned for a metric ("aec@ms-ssim"). A codec that cannot run here (Pillow without AVIF, no JPEG XL plugin, our
 codec's API not importable) raises `CodecUnavailable` with a one-line reason, so callers can skip it.
 """
 
@@ -69,13 +69,14 @@ class AecAdapter:
     codec: Any
     name: str = "aec"
     description: str = "aecodec"
+    tune: str = "psnr"
 
     @property
     def qualities(self) -> list[int]:
         return [int(q) for q in self.codec.qualities]
 
     def encode(self, img: Image.Image, quality: int) -> bytes:
-        return bytes(self.codec.compress(img, quality=quality))
+        return bytes(self.codec.compress(img, quality=quality, tune=self.tune))
 
     def decode(self, data: bytes) -> Image.Image:
         return self.codec.decompress(data).convert("RGB")
@@ -113,29 +114,32 @@ def jxl() -> PillowCodec:
     return PillowCodec("jxl", "JXL", f"Pillow {PIL.__version__}, {JXL_PLUGIN} {plugin}, default effort 7")
 
 
-def aec(model: str | None = None) -> AecAdapter:
+def aec(model: str | None = None, tune: str = "psnr") -> AecAdapter:
     """Our codec from `aecodec.codec.api.Codec`, imported only when asked for (default model if None)."""
-    name = "aec" if model is None else f"aec:{model}"
+    name = ("aec" if model is None else f"aec:{model}") + ("" if tune == "psnr" else f"@{tune}")
     try:
         from aecodec.codec.api import Codec
+        from aecodec.models.refine import TUNES
 
         codec = Codec() if model is None else Codec(model=model)
     except (ImportError, OSError, ValueError) as exc:  # ModelError and FormatError are ValueErrors
         raise CodecUnavailable(f"{name}: cannot load our codec ({type(exc).__name__}: {exc})") from exc
-    return AecAdapter(codec, name=name, description=f"aecodec, {'default model' if model is None else model}")
+    if tune not in TUNES:
+        raise ValueError(f"{name}: unknown tune {tune!r}; choose from {', '.join(TUNES)}")
+    description = f"aecodec, {'default model' if model is None else model}, tuned for {tune}"
+    return AecAdapter(codec, name=name, description=description, tune=tune)
 
 
 CLASSIC_CODECS: dict[str, Callable[[], PillowCodec]] = {"jpeg": jpeg, "webp": webp, "avif": avif, "jxl": jxl}
-CODEC_NAMES = ["aec", "aec:MODEL", *CLASSIC_CODECS]
+CODEC_NAMES = ["aec", "aec:MODEL", "aec@TUNE", *CLASSIC_CODECS]
 
 
 def get_codec(name: str) -> CodecUnderTest:
     """Build the codec called `name` (see module doc); ValueError for an unknown name."""
     key = name.strip().lower()
-    if key == "aec":
-        return aec()
-    if key.startswith("aec:"):
-        return aec(name.strip()[4:])
+    if key == "aec" or key.startswith(("aec:", "aec@")):
+        spec, _, tune = name.strip()[3:].partition("@")
+        return aec(spec[1:] or None, tune or "psnr")
     if key not in CLASSIC_CODECS:
         raise ValueError(f"unknown codec {name!r}; choose from {', '.join(CODEC_NAMES)}")
     return CLASSIC_CODECS[key]()

@@ -20,6 +20,7 @@ from aecodec.codec.images import ImageLike, load_pixels, to_image
 from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
 from aecodec.errors import FormatError
+from aecodec.models.refine import DEFAULT_TUNE, tuned_encode
 from aecodec.models.registry import CodecModel, resolve_model, shipped_model
 
 DEFAULT_QUALITY = 3
@@ -66,23 +67,27 @@ class Codec:
         if quality not in self.qualities:
             raise ValueError(f"quality must be in 1..{self.model.num_qualities}, got {quality}")
 
-    def analyse(self, pixels: np.ndarray, quality: int) -> list[TileIndices]:
-        """Indices of every tile of an (H, W, 3) uint8 image, in tile order."""
+    def analyse(self, pixels: np.ndarray, quality: int, tune: str = DEFAULT_TUNE) -> list[TileIndices]:
+        """Indices of every tile of an (H, W, 3) uint8 image, in tile order, the encoder tuned for ``tune``."""
         self._check_quality(quality)
         height, width = pixels.shape[:2]
         out = []
         for tile in tile_grid(width, height, self.tile_size, self.overlap):
             x = pad_to_multiple(to_tensor(pixels[tile.region.slices()]), self.network.stride)
-            top, bottom = self.network.encode(x.to(self.device), quality)
+            top, bottom = tuned_encode(self.network, x.to(self.device), quality, tune)
             out.append(TileIndices(top, bottom))
         return out
 
-    def compress(self, image: ImageLike, quality: int = DEFAULT_QUALITY) -> bytes:
-        """Encode an image (PIL, numpy array or path) to ``.aec`` bytes."""
+    def compress(self, image: ImageLike, quality: int = DEFAULT_QUALITY, tune: str = DEFAULT_TUNE) -> bytes:
+        """Encode an image (PIL, numpy array or path) to ``.aec`` bytes.
+
+        ``tune="ms-ssim"`` refines each tile's latent for MS-SSIM (:mod:`aecodec.models.refine`): a slower
+        encoder, the same decoder.
+        """
         self._check_quality(quality)
         pixels, channels = load_pixels(image, self.max_pixels)
         height, width = pixels.shape[:2]
-        tiles = self.analyse(pixels, quality)
+        tiles = self.analyse(pixels, quality, tune)
         header = Header(channels, quality, self.model.name, self.model.digest, width, height,
                         self.tile_size, self.overlap, len(tiles))
         streams = tuple(encode_indices(self.model.prior, t.top, t.bottom) for t in tiles)
@@ -141,9 +146,11 @@ def model_for_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> CodecMo
         raise FormatError(f"file needs model {header.model_name!r}, which is not installed (use --model PATH)") from None
 
 
-def compress(image: ImageLike, quality: int = DEFAULT_QUALITY, model: str | None = None) -> bytes:
-    """Compress an image with a shipped model (the default one unless named)."""
-    return Codec(model).compress(image, quality)
+def compress(
+    image: ImageLike, quality: int = DEFAULT_QUALITY, model: str | None = None, tune: str = DEFAULT_TUNE
+) -> bytes:
+    """Compress an image with a shipped model (the default one unless named), the encoder tuned for ``tune``."""
+    return Codec(model).compress(image, quality, tune)
 
 
 def decompress(data: bytes, model: str | None = None) -> Image.Image:

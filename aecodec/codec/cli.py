@@ -18,6 +18,7 @@ from aecodec.models.export import add_export_arguments, run_export
 from aecodec.models.family.registry import FAMILY
 from aecodec.models.family.trainer import main as family_main
 from aecodec.models.finetune import add_finetune_arguments, run_finetune
+from aecodec.models.refine import DEFAULT_TUNE, TUNES
 from aecodec.models.train import main as train_main
 
 MAX_INPUT_BYTES = 1 << 31
@@ -31,7 +32,7 @@ def _compress(args: argparse.Namespace) -> int:
     if args.quality not in codec.qualities:
         raise InputError(f"quality must be in 1..{codec.qualities[-1]}, got {args.quality}")
     source = read_bytes(STDIO, MAX_INPUT_BYTES) if args.input == STDIO else args.input
-    write_atomic(args.output, codec.compress(source, args.quality), args.force)
+    write_atomic(args.output, codec.compress(source, args.quality, args.tune), args.force)
     return 0
 
 
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help=".aec file, or - for stdout")
     p.add_argument("-q", "--quality", type=int, default=DEFAULT_QUALITY, help="1 (smallest) .. N (best); default %(default)s")
     p.add_argument("--model", help="shipped model name or a .safetensors path (default: the shipped default)")
+    p.add_argument("--tune", choices=TUNES, default=DEFAULT_TUNE,
+                   help="metric the encoder aims at: psnr (fast) or ms-ssim (refines each tile, several "
+                        "seconds per image; same decoder); default %(default)s")
     coding(p)
     p.set_defaults(run=_compress)
 

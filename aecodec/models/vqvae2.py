@@ -91,13 +91,16 @@ class VQVAE2(nn.Module):
         """Image (not clamped) from both levels' quantized latents."""
         return self.decoder(torch.cat([bottom_q, self.upsample_top(top_q)], dim=1)) + 0.5
 
-    def analyze(self, x: Tensor, keep_bottom: Tensor) -> tuple[QuantizerOutput, QuantizerOutput]:
-        """Both levels' quantizer outputs for ``x``; sample b keeps ``keep_bottom[b]`` bottom stages."""
-        keep_top = keep_bottom.clamp(max=self.config.top_stages)
+    def analyze_top(self, x: Tensor, keep_top: Tensor) -> tuple[QuantizerOutput, Tensor]:
+        """The top level's quantizer output and the bottom latent, before quantization, conditioned on it."""
         h = self.encode_bottom(x - 0.5)
         top = self.quantize_top(self.encode_top(h), keep_top)
-        bottom = self.quantize_bottom(self.pre_bottom(torch.cat([h, self.decode_top(top.quantized)], 1)), keep_bottom)
-        return top, bottom
+        return top, self.pre_bottom(torch.cat([h, self.decode_top(top.quantized)], 1))
+
+    def analyze(self, x: Tensor, keep_bottom: Tensor) -> tuple[QuantizerOutput, QuantizerOutput]:
+        """Both levels' quantizer outputs for ``x``; sample b keeps ``keep_bottom[b]`` bottom stages."""
+        top, bottom_latent = self.analyze_top(x, keep_bottom.clamp(max=self.config.top_stages))
+        return top, self.quantize_bottom(bottom_latent, keep_bottom)
 
     def forward(self, x: Tensor, keep_bottom: Tensor | None = None) -> VQVAE2Output:
         """Training pass; ``keep_bottom`` (B,) is how many bottom stages each sample keeps."""
@@ -110,8 +113,14 @@ class VQVAE2(nn.Module):
     @torch.no_grad()
     def encode(self, x: Tensor, quality: int) -> tuple[list[Tensor], list[Tensor]]:
         """Indices (top stages, bottom stages) of a (1, 3, H, W) image, each stage (H', W') int64."""
+        top, bottom = self.analyze(x, torch.tensor([quality], device=x.device))
+        return self.stage_indices(top, bottom, quality)
+
+    def stage_indices(
+        self, top: QuantizerOutput, bottom: QuantizerOutput, quality: int
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """The index maps of the stages ``quality`` keeps, first sample, on the CPU."""
         n_top, n_bottom = self.stages_for_quality(quality)
-        top, bottom = self.analyze(x, torch.tensor([n_bottom], device=x.device))
         return [i[0].cpu() for i in top.indices[:n_top]], [i[0].cpu() for i in bottom.indices[:n_bottom]]
 
     @torch.no_grad()
