@@ -2,7 +2,8 @@
 
 One image travels like this: :func:`~aecodec.codec.images.load_pixels` makes RGB pixels, the tile
 grid cuts them (:mod:`~aecodec.codec.tiling`), the model's float analysis maps each tile to VQ
-indices, :mod:`~aecodec.codec.index_coding` range-codes them under the exact integer prior, and
+indices (tuned for a metric by :mod:`~aecodec.models.refine` if asked),
+:mod:`~aecodec.codec.index_coding` range-codes them under the exact integer prior, and
 :mod:`aecodec.bitstream.format` packs header, tile table and streams. Decoding runs the same steps
 backwards; each tile's index CRC is checked before its pixels are synthesized.
 """
