@@ -37,12 +37,20 @@ def tuned_encode(
         top, latent = network.analyze_top(x, keep.clamp(max=network.config.top_stages))
     latent.requires_grad_(True)
     optimizer = torch.optim.Adam([latent], lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    best_loss, best = float("inf"), latent.detach().clone()
     with torch.enable_grad():  # also when the caller runs under torch.no_grad()
-        for _ in range(steps):
+        for step in range(steps + 1):
             image = network.synthesize(top.quantized, network.quantize_bottom(latent, keep).quantized)
-            # Gradients for the latent only: the network's weights may be shared by other codecs.
             loss = 1 - ms_ssim(image.clamp(0, 1), x, data_range=1.0)
+            # Keep the best latent seen, the analysis's own included: tuning never makes a tile worse.
+            if loss.item() < best_loss:
+                best_loss, best = loss.item(), latent.detach().clone()
+            if step == steps:
+                break
+            # Gradients for the latent only: the network's weights may be shared by other codecs.
             (latent.grad,) = torch.autograd.grad(loss, latent)
             optimizer.step()
+            schedule.step()
     with torch.no_grad():
-        return network.stage_indices(top, network.quantize_bottom(latent, keep), quality)
+        return network.stage_indices(top, network.quantize_bottom(best, keep), quality)
