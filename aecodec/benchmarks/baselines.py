@@ -1,8 +1,9 @@
 """The codecs the benchmark can run: a small protocol, Pillow's classic codecs, and our `aec` codec.
 
 `get_codec(name)` builds one by name: "jpeg", "webp", "avif", "jxl", "aec" (our codec's default
-model) or "aec:MODEL", either with "@TUNE" for an encoder tuned for a metric ("aec@ms-ssim"). A codec that cannot run here (Pillow without AVIF, no JPEG XL plugin, our
-codec's API not importable) raises `CodecUnavailable` with a one-line reason, so callers can skip it.
+model) or "aec:MODEL", either with "@TUNE" for an encoder tuned for a metric ("aec@ms-ssim"). A
+codec that cannot run here (Pillow without AVIF, no JPEG XL plugin, our codec's API not importable)
+raises `CodecUnavailable` with a one-line reason, so callers can skip it.
 """
 
 from __future__ import annotations
