@@ -1,5 +1,5 @@
 """``python -m aecodec`` is the ``aecodec`` command."""
 
-from aecodec.codec.cli import main
+from aecodec.cli import main
 
 raise SystemExit(main())

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aecodec.benchmarks.bdrate import bd_psnr, bd_rate
+from aecodec.bench.bdrate import bd_psnr, bd_rate
 
 RATES = [0.2, 0.45, 0.8, 1.4, 2.5]
 PSNRS = [27.0, 29.5, 32.0, 34.0, 37.5]

@@ -13,14 +13,14 @@ import pytest
 from conftest import shared_path
 from PIL import Image, JpegImagePlugin
 
-from aecodec.benchmarks.anchors import load_anchors
-from aecodec.benchmarks.baselines import AecAdapter, CodecUnavailable, get_codec
-from aecodec.benchmarks.cli import main
-from aecodec.benchmarks.datasets import DatasetImage, list_images, load_dataset
-from aecodec.benchmarks.report import ReportInputs, write_report
-from aecodec.benchmarks.runner import measure, run_benchmark
+from aecodec.bench.anchors import load_anchors
+from aecodec.bench.baselines import AecAdapter, CodecUnavailable, get_codec
+from aecodec.bench.cli import main
+from aecodec.bench.datasets import DatasetImage, list_images, load_dataset
+from aecodec.bench.report import ReportInputs, write_report
+from aecodec.bench.runner import measure, run_benchmark
 from aecodec.errors import InputError
-from aecodec.models.registry import default_model_name
+from aecodec.models.model_files import default_model_name
 
 
 class FakeAecCodec:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aecodec.codec.cli import main
+from aecodec.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

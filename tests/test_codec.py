@@ -102,7 +102,7 @@ def test_pixel_limit_is_enforced_and_can_be_raised(model) -> None:
 
 
 def test_wrong_model_is_a_format_error(codec: Codec) -> None:
-    from aecodec.models.export import random_model
+    from aecodec.testing import random_model
 
     data = codec.compress(np.zeros((8, 8, 3), np.uint8), 1)
     with pytest.raises(FormatError, match="model"):

@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent(
     import sys, hashlib, numpy as np, torch
     torch.set_num_threads(int(sys.argv[1]))
     from aecodec.codec.api import Codec
-    from aecodec.models.registry import load_model_file
+    from aecodec.models.model_files import load_model_file
     from aecodec.bitstream.format import unpack
     codec = Codec(load_model_file(sys.argv[2]), tile_size=128, overlap=8)
     mode, path = sys.argv[3], sys.argv[4]

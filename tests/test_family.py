@@ -6,14 +6,14 @@ import torch
 from PIL import Image
 
 from aecodec.errors import InputError
-from aecodec.models.data import random_crops
-from aecodec.models.family.codec import IndexCodec, batch_to_image, fit_codec, image_to_batch
-from aecodec.models.family.compare import RECIPES
-from aecodec.models.family.compare import main as compare_main
-from aecodec.models.family.registry import FAMILY, build_model
-from aecodec.models.family.trainer import FamilyTrainConfig, initialise_from, load_member, main, train_family
-from aecodec.models.family.vae import VAE, VAEConfig
-from aecodec.models.family.vqgan import VQGAN, VQGANConfig
+from aecodec.training.data import random_crops
+from aecodec.family.codec import IndexCodec, batch_to_image, fit_codec, image_to_batch
+from aecodec.family.compare import RECIPES
+from aecodec.family.compare import main as compare_main
+from aecodec.family.registry import FAMILY, build_model
+from aecodec.family.trainer import FamilyTrainConfig, initialise_from, load_member, main, train_family
+from aecodec.family.vae import VAE, VAEConfig
+from aecodec.family.vqgan import VQGAN, VQGANConfig
 
 TINY = {"channels": 8, "latent_dim": 4}
 TINY_SETTINGS = {

@@ -8,21 +8,19 @@ from torch.distributions import Normal, kl_divergence
 
 from aecodec.bitstream.entropy import MAX_ROW_TOTAL
 from aecodec.errors import FormatError
-from aecodec.models.family.codec import frequency_table
-from aecodec.models.family.container import pack, unpack
-from aecodec.models.family.contractive import ContractiveAutoencoder, ContractiveConfig
-from aecodec.models.family.denoising import corrupt_image
-from aecodec.models.family.kmeans_vq import BlockVQ, BlockVQConfig
-from aecodec.models.family.losses import (
-    adaptive_generator_weight,
+from aecodec.family.codec import frequency_table
+from aecodec.family.container import pack, unpack
+from aecodec.family.contractive import ContractiveAutoencoder, ContractiveConfig
+from aecodec.family.denoising import corrupt_image
+from aecodec.family.kmeans_vq import BlockVQ, BlockVQConfig
+from aecodec.family.losses import (
     bernoulli_kl_sparsity,
     gaussian_kl,
-    hinge_discriminator_loss,
-    hinge_generator_loss,
     jacobian_frobenius_exact,
     jacobian_frobenius_hutchinson,
     l1_sparsity,
 )
+from aecodec.training.gan import adaptive_generator_weight, hinge_discriminator_loss, hinge_generator_loss
 
 
 @pytest.fixture(scope="module")

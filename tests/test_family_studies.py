@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from aecodec.benchmarks.datasets import DatasetImage
-from aecodec.benchmarks.metrics import DB_CAP
-from aecodec.benchmarks.runner import CodecResult, ImageResult
-from aecodec.models.family.kmeans_vq import BlockVQ, BlockVQConfig
-from aecodec.models.family.studies import (
+from aecodec.bench.datasets import DatasetImage
+from aecodec.bench.metrics import DB_CAP
+from aecodec.bench.runner import CodecResult, ImageResult
+from aecodec.family.kmeans_vq import BlockVQ, BlockVQConfig
+from aecodec.family.studies import (
     Corruption,
     bracketing_qualities,
     codebook_usage,

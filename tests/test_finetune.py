@@ -8,10 +8,10 @@ import torch
 from safetensors.torch import load, save
 from test_training import TINY, random_images
 
-from aecodec.codec.cli import main
+from aecodec.cli import main
 from aecodec.errors import ModelError
-from aecodec.models import registry
-from aecodec.models.registry import load_model_file, model_from_bytes
+from aecodec.models import model_files
+from aecodec.models.model_files import load_model_file, model_from_bytes
 from aecodec.models.vqvae2 import VQVAE2Config
 
 
@@ -68,7 +68,7 @@ def test_resize_decoder_exports_and_codes_the_same_indices(tiny_run: tuple[Path,
 
 
 def test_model_file_without_upsample_is_a_transposed_decoder(model_bytes: bytes) -> None:
-    meta = registry._metadata(model_bytes)
+    meta = model_files._metadata(model_bytes)
     config = json.loads(meta["config"])
     del config["upsample"]
     old = model_from_bytes(save(load(model_bytes), metadata={**meta, "config": json.dumps(config)}))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aecodec.benchmarks.fuzz import (
+from aecodec.bench.fuzz import (
     EXTREME_GRIDS,
     MUTATORS,
     OK_OUTCOMES,
@@ -16,7 +16,7 @@ from aecodec.benchmarks.fuzz import (
     summary,
 )
 from aecodec.codec.api import Codec
-from aecodec.models.registry import CodecModel
+from aecodec.models.model_files import CodecModel
 
 EVERYDAY_KINDS = tuple(k for k in MUTATORS if k != "extreme_grid")
 

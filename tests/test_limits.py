@@ -14,11 +14,11 @@ from safetensors.torch import load, save
 
 from aecodec.codec import files
 from aecodec.codec.api import Codec
-from aecodec.codec.cli import main
+from aecodec.cli import main
 from aecodec.errors import FormatError, InputError, ModelError
-from aecodec.models import registry
-from aecodec.models.export import random_model_bytes
-from aecodec.models.registry import CodecModel, load_model_file, model_from_bytes
+from aecodec.models import model_files
+from aecodec.testing import random_model_bytes
+from aecodec.models.model_files import CodecModel, load_model_file, model_from_bytes
 from aecodec.models.vqvae2 import VQVAE2Config
 
 OTHER_CONFIG = VQVAE2Config(channels=16, latent_dim=8, num_codes=64, top_stages=2, bottom_stages=3, res_blocks=1)
@@ -151,7 +151,7 @@ class Evil:
 def mismatched_shapes(model_bytes: bytes) -> bytes:
     """Weights of another network config under this model's metadata (config, name, format)."""
     other = load(random_model_bytes("random", OTHER_CONFIG))
-    return save(other, metadata=registry._metadata(model_bytes))
+    return save(other, metadata=model_files._metadata(model_bytes))
 
 
 @pytest.mark.parametrize("kind", ["text", "png", "pickle", "truncated", "header-only", "wrong-shapes", "empty", "missing"])
@@ -176,7 +176,7 @@ def test_bad_prior_shape_is_a_model_error(model_bytes: bytes, codec: Codec) -> N
     tensors = load(model_bytes)
     tensors["prior.top.conv2.weight"] = tensors["prior.top.conv2.weight"][:, :-1].contiguous()
     with pytest.raises(ModelError):
-        model = model_from_bytes(save(tensors, metadata=registry._metadata(model_bytes)), "bad prior")
+        model = model_from_bytes(save(tensors, metadata=model_files._metadata(model_bytes)), "bad prior")
         Codec(model, tile_size=64, overlap=8).compress(np.zeros((20, 20, 3), dtype=np.uint8), 1)
 
 
@@ -192,6 +192,6 @@ def test_file_from_another_model(codec: Codec, aec_file: Path, tmp_path: Path, c
 
 
 def test_file_needing_an_uninstalled_model(aec_file: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(registry, "MANIFEST", tmp_path / "no-manifest.json")
+    monkeypatch.setattr(model_files, "MANIFEST", tmp_path / "no-manifest.json")
     code, line = one_line_error(capsys, "decompress", str(aec_file), str(tmp_path / "o.png"))
     assert code == 2 and "'random'" in line

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aecodec.benchmarks.metrics import DB_CAP, capped_db, ms_ssim, ms_ssim_db, psnr
+from aecodec.bench.metrics import DB_CAP, capped_db, ms_ssim, ms_ssim_db, psnr
 
 
 @pytest.fixture(scope="module")

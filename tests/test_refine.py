@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from aecodec.benchmarks.metrics import ms_ssim
+from aecodec.bench.metrics import ms_ssim
 from aecodec.codec.api import Codec
-from aecodec.codec.cli import main
-from aecodec.models.refine import MS_SSIM_MIN_SIDE, tuned_encode
-from aecodec.models.registry import CodecModel
+from aecodec.cli import main
+from aecodec.codec.refine import MS_SSIM_MIN_SIDE, tuned_encode
+from aecodec.models.model_files import CodecModel
 
 
 def test_psnr_tune_and_small_tiles_keep_the_plain_analysis(model: CodecModel, one_thread) -> None:

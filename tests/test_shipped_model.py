@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 
 import aecodec
-from aecodec.benchmarks.metrics import psnr
-from aecodec.models.registry import default_model_name, manifest, shipped_model
+from aecodec.bench.metrics import psnr
+from aecodec.models.model_files import default_model_name, manifest, shipped_model
 
 
 def test_default_model_matches_manifest() -> None:

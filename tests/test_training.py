@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from aecodec.codec.api import Codec
-from aecodec.codec.cli import main
-from aecodec.models.data import downscaled
-from aecodec.models.registry import load_model_file
-from aecodec.models.train import load_matching_modules
+from aecodec.cli import main
+from aecodec.training.data import downscaled
+from aecodec.models.model_files import load_model_file
+from aecodec.training.train import load_matching_modules
 
 TINY = ["--channels", "16", "--latent-dim", "8", "--num-codes", "16", "--top-stages", "1",
         "--bottom-stages", "2", "--res-blocks", "1", "--prior-embed", "4", "--prior-hidden", "8",

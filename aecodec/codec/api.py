@@ -2,7 +2,7 @@
 
 One image travels like this: :func:`~aecodec.codec.images.load_pixels` makes RGB pixels, the tile
 grid cuts them (:mod:`~aecodec.codec.tiling`), the model's float analysis maps each tile to VQ
-indices (tuned for a metric by :mod:`~aecodec.models.refine` if asked),
+indices (tuned for a metric by :mod:`~aecodec.codec.refine` if asked),
 :mod:`~aecodec.codec.index_coding` range-codes them under the exact integer prior, and
 :mod:`aecodec.bitstream.format` packs header, tile table and streams. Decoding runs the same steps
 backwards; each tile's index CRC is checked before its pixels are synthesized.
@@ -21,8 +21,8 @@ from aecodec.codec.images import ImageLike, load_pixels, to_image
 from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
 from aecodec.errors import FormatError
-from aecodec.models.refine import DEFAULT_TUNE, tuned_encode
-from aecodec.models.registry import CodecModel, resolve_model, shipped_model
+from aecodec.codec.refine import DEFAULT_TUNE, tuned_encode
+from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
 
 DEFAULT_QUALITY = 3
 DEFAULT_TILE_SIZE = 1024
@@ -82,7 +82,7 @@ class Codec:
     def compress(self, image: ImageLike, quality: int = DEFAULT_QUALITY, tune: str = DEFAULT_TUNE) -> bytes:
         """Encode an image (PIL, numpy array or path) to ``.aec`` bytes.
 
-        ``tune="ms-ssim"`` refines each tile's latent for MS-SSIM (:mod:`aecodec.models.refine`): a slower
+        ``tune="ms-ssim"`` refines each tile's latent for MS-SSIM (:mod:`aecodec.codec.refine`): a slower
         encoder, the same decoder.
         """
         self._check_quality(quality)

@@ -1,0 +1,146 @@
+"""The codecs the benchmark can run: a small protocol, Pillow's classic codecs, and our `aec` codec.
+
+`get_codec(name)` builds one by name: "jpeg", "webp", "avif", "jxl", "aec" (our codec's default
+model) or "aec:MODEL", either with "@TUNE" for an encoder tuned for a metric ("aec@ms-ssim"). A
+codec that cannot run here (Pillow without AVIF, no JPEG XL plugin, our codec's API not importable)
+raises `CodecUnavailable` with a one-line reason, so callers can skip it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Protocol
+
+import PIL
+from PIL import Image, features
+
+from aecodec.errors import AecError
+
+CLASSIC_QUALITIES = list(range(5, 100, 5))
+JXL_PLUGIN = "pillow-jxl-plugin"
+
+
+class CodecUnavailable(AecError):
+    """A codec under test cannot run on this machine (missing library or plugin)."""
+
+
+class CodecUnderTest(Protocol):
+    """What the benchmark needs from a codec: a name, its quality settings, encode and decode."""
+
+    name: str
+    description: str
+    qualities: list[int]
+
+    def encode(self, img: Image.Image, quality: int) -> bytes:
+        """Compress an RGB image at one of `qualities` into a complete, self-contained file."""
+        ...
+
+    def decode(self, data: bytes) -> Image.Image:
+        """Decompress the output of `encode` back to an RGB image."""
+        ...
+
+
+@dataclass
+class PillowCodec:
+    """A codec Pillow writes with `img.save(format=..., quality=q, **options)` and reads back."""
+
+    name: str
+    format: str
+    description: str
+    qualities: list[int] = field(default_factory=lambda: list(CLASSIC_QUALITIES))
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self, img: Image.Image, quality: int) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, format=self.format, quality=quality, **self.options)
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> Image.Image:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.convert("RGB")
+
+
+@dataclass
+class AecAdapter:
+    """Our codec seen through the benchmark protocol; `codec` has compress/decompress/qualities."""
+
+    codec: Any
+    name: str = "aec"
+    description: str = "aecodec"
+    tune: str = "psnr"
+
+    @property
+    def qualities(self) -> list[int]:
+        return [int(q) for q in self.codec.qualities]
+
+    def encode(self, img: Image.Image, quality: int) -> bytes:
+        return bytes(self.codec.compress(img, quality=quality, tune=self.tune))
+
+    def decode(self, data: bytes) -> Image.Image:
+        return self.codec.decompress(data).convert("RGB")
+
+
+def _pillow_version(lib: str) -> str:
+    return f"Pillow {PIL.__version__}, {lib} {features.version(lib)}"
+
+
+def jpeg() -> PillowCodec:
+    """Pillow JPEG as in the published anchor: quality 5..95, default 4:2:0 subsampling, no optimize."""
+    return PillowCodec("jpeg", "JPEG", f"{_pillow_version('libjpeg_turbo')}, 4:2:0, no optimize, baseline")
+
+
+def webp() -> PillowCodec:
+    """Pillow WebP (lossy), quality 5..95, default method."""
+    return PillowCodec("webp", "WEBP", f"{_pillow_version('webp')}, lossy, default method")
+
+
+def avif() -> PillowCodec:
+    """Pillow's built-in AVIF (libavif), quality 5..95, default speed and 4:2:0."""
+    if not features.check("avif"):
+        raise CodecUnavailable(f"avif: Pillow {PIL.__version__} was built without AVIF support")
+    return PillowCodec("avif", "AVIF", f"{_pillow_version('avif')}, default speed, 4:2:0")
+
+
+def jxl() -> PillowCodec:
+    """JPEG XL through the optional pillow-jxl-plugin, quality 5..95, default effort 7."""
+    try:
+        import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
+
+        plugin = version(JXL_PLUGIN)
+    except (ImportError, PackageNotFoundError) as exc:
+        raise CodecUnavailable(f"jxl: optional plugin missing ({exc}); pip install {JXL_PLUGIN}") from exc
+    return PillowCodec("jxl", "JXL", f"Pillow {PIL.__version__}, {JXL_PLUGIN} {plugin}, default effort 7")
+
+
+def aec(model: str | None = None, tune: str = "psnr") -> AecAdapter:
+    """Our codec from `aecodec.codec.api.Codec`, imported only when asked for (default model if None)."""
+    name = ("aec" if model is None else f"aec:{model}") + ("" if tune == "psnr" else f"@{tune}")
+    try:
+        from aecodec.codec.api import Codec
+        from aecodec.codec.refine import TUNES
+
+        codec = Codec() if model is None else Codec(model=model)
+    except (ImportError, OSError, ValueError) as exc:  # ModelError and FormatError are ValueErrors
+        raise CodecUnavailable(f"{name}: cannot load our codec ({type(exc).__name__}: {exc})") from exc
+    if tune not in TUNES:
+        raise ValueError(f"{name}: unknown tune {tune!r}; choose from {', '.join(TUNES)}")
+    description = f"aecodec, {'default model' if model is None else model}, tuned for {tune}"
+    return AecAdapter(codec, name=name, description=description, tune=tune)
+
+
+CLASSIC_CODECS: dict[str, Callable[[], PillowCodec]] = {"jpeg": jpeg, "webp": webp, "avif": avif, "jxl": jxl}
+CODEC_NAMES = ["aec", "aec:MODEL", "aec@TUNE", *CLASSIC_CODECS]
+
+
+def get_codec(name: str) -> CodecUnderTest:
+    """Build the codec called `name` (see module doc); ValueError for an unknown name."""
+    key = name.strip().lower()
+    if key == "aec" or key.startswith(("aec:", "aec@")):
+        spec, _, tune = name.strip()[3:].partition("@")
+        return aec(spec[1:] or None, tune or "psnr")
+    if key not in CLASSIC_CODECS:
+        raise ValueError(f"unknown codec {name!r}; choose from {', '.join(CODEC_NAMES)}")
+    return CLASSIC_CODECS[key]()

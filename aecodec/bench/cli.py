@@ -1,0 +1,103 @@
+"""Command line of the RD benchmark: `aecodec bench ...` or `python -m aecodec.bench ...`.
+
+The main CLI wires it in with `add_bench_arguments(subparser)` and `run_bench(args)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from aecodec.bench.anchors import load_anchors
+from aecodec.bench.baselines import CODEC_NAMES, CodecUnavailable, CodecUnderTest, get_codec
+from aecodec.bench.datasets import DatasetImage, load_dataset
+from aecodec.bench.report import ReportInputs, write_report
+from aecodec.bench.runner import run_benchmark
+from aecodec.errors import AecError, InputError
+
+DEFAULT_CODECS = "aec,jpeg,webp,avif,jxl"
+
+
+def _csv(kind: type) -> Callable[[str], list]:
+    """An argparse type for comma-separated values of `kind`."""
+
+    def parse(text: str) -> list:
+        try:
+            return [kind(item) for item in text.split(",") if item.strip()]
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s: {text!r}") from exc
+
+    return parse
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options to `parser` (a subcommand parser or a standalone one)."""
+    parser.add_argument("--dataset", required=True, help="folder of test images (e.g. ../shared/data/kodak)")
+    parser.add_argument("--codecs", type=_csv(str), default=DEFAULT_CODECS.split(","),
+                        help=f"comma-separated, from {', '.join(CODEC_NAMES)} (default: {DEFAULT_CODECS}); "
+                        "unavailable ones are skipped with a message")
+    parser.add_argument("--out", default="bench_out", help="output folder (default: %(default)s)")
+    parser.add_argument("--anchors", help="published curves JSON (e.g. ../shared/anchors/kodak_published.json)")
+    parser.add_argument("--limit", type=_positive, help="use only the first N images")
+    parser.add_argument("--repeats", type=_positive, default=1, help="timing runs per image, median kept")
+    parser.add_argument("--qualities", type=_csv(int),
+                        help="comma-separated quality settings for every codec (default: each codec's own)")
+    parser.add_argument("--crop-image", help="image file name for crops.png (default: the first image)")
+    parser.add_argument("--crop-bpp", type=_csv(float), default=[0.25, 0.5],
+                        help="target bpps of the crop rows (default: 0.25,0.5)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def resolve_codecs(names: Sequence[str]) -> tuple[list[CodecUnderTest], list[str]]:
+    """Build the named codecs; unavailable ones are returned as one-line reasons instead."""
+    codecs, skipped = [], []
+    for name in names:
+        try:
+            codecs.append(get_codec(name))
+        except CodecUnavailable as exc:
+            skipped.append(str(exc))
+    return codecs, skipped
+
+
+def _crop_image(images: Sequence[DatasetImage], name: str | None) -> DatasetImage:
+    for image in images:
+        if name in (None, image.name):
+            return image
+    raise InputError(f"crop image {name!r} is not among the benchmarked images")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark described by parsed `args`, write the report; 0 on success, 2 on bad input."""
+    try:
+        images = load_dataset(args.dataset, args.limit)
+        anchors = load_anchors(args.anchors) if args.anchors else []
+        codecs, skipped = resolve_codecs(args.codecs)
+        crop_image = _crop_image(images, args.crop_image)
+    except (AecError, ValueError) as exc:
+        print(f"aecodec bench: error: {exc}", file=sys.stderr)
+        return 2
+    for reason in skipped:
+        print(f"skipping {reason}", file=sys.stderr)
+    if not codecs:
+        print("aecodec bench: error: no codec available to benchmark", file=sys.stderr)
+        return 2
+    run = run_benchmark(codecs, images, str(args.dataset), args.repeats, args.qualities, not args.no_progress)
+    inputs = ReportInputs(codecs, crop_image, args.crop_bpp, anchors, skipped)
+    for path in write_report(run, inputs, args.out):
+        print(path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry point (`python -m aecodec.bench`)."""
+    parser = argparse.ArgumentParser(prog="aecodec bench", description="Rate-distortion benchmark of image codecs.")
+    add_bench_arguments(parser)
+    return run_bench(parser.parse_args(argv))

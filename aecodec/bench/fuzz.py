@@ -1,0 +1,474 @@
+"""Fuzzing the decoder: every mutated .aec file must end in FormatError or a faithful decode, fast and small.
+
+``python -m aecodec.bench.fuzz --count N --seed S [--model PATH]`` codes a few small images with a
+tiny random model (64 px tiles, so files have several tiles), damages them with a seeded mutator and
+runs :func:`~aecodec.bitstream.format.read_header` (what ``aecodec info`` reads) and
+:meth:`Codec.decompress` on each mutant. Case ``K`` depends only on ``(S, K)``: ``--case K`` replays it.
+
+Mutants are either *damaged* (bytes changed blindly, so the header CRC still guards them) or *forged*
+(header CRC recomputed, as an attacker would). A damaged file may only decode to the original image;
+a forged one may also decode to a different image of the size and mode it declares, since it can be
+a valid file. Anything else is a failure: another exception, a decode that differs without a forgery,
+more CPU time than ``--time-limit`` or a peak RSS growing by more than ``--rss-limit-mb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import struct
+import sys
+import time
+import traceback
+import zlib
+from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from aecodec.bench.memory import peak_rss_mb, reset_peak_rss
+from aecodec.bench.metrics import _torch_threads
+from aecodec.bitstream.format import (
+    CRC_SIZE,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_TILE_COUNT,
+    MAX_TILE_SIZE,
+    TILE_ENTRY_SIZE,
+    read_header,
+    unpack,
+)
+from aecodec.codec.api import Codec
+from aecodec.errors import FormatError
+from aecodec.testing import random_model
+from aecodec.models.model_files import CodecModel, load_model_file
+
+TILE_SIZE = 64
+# (height, width, grayscale, quality, overlap) of the valid files that get mutated.
+SAMPLE_SPECS = ((90, 130, False, 1, 8), (50, 70, True, 2, 0), (1, 1, False, 1, 8), (64, 100, False, 3, 12))
+# Header fields as (offset, struct format), from the layout table of docs/FORMAT.md.
+FIELDS = {
+    "version": (4, "<B"), "channels": (5, "<B"), "quality": (6, "<B"), "flags": (7, "<B"),
+    "model_name": (8, "16s"), "model_hash": (24, "8s"), "width": (32, "<I"), "height": (36, "<I"),
+    "tile_size": (40, "<H"), "tile_overlap": (42, "<H"), "tile_count": (44, "<I"),
+}
+# (width, height, tile size, overlap) of the grids that make a decoder work most before a tile's CRC is
+# checked: the largest tile, and the most tiles (4 px apart, MAX_TILE_COUNT of them).
+EXTREME_GRIDS = ((MAX_TILE_SIZE, MAX_TILE_SIZE, MAX_TILE_SIZE, 0), (4096, 4096, 64, 30))
+# Forged tile grids larger than this get their declared count only, not a matching table.
+MAX_FORGED_TABLE = 1 << 17
+OK_OUTCOMES = ("format-error", "identical", "valid-forgery")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A valid file and the image it decodes to."""
+
+    data: bytes
+    pixels: np.ndarray
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A mutated file; ``forged`` if its header CRC was recomputed (so it may be a valid file)."""
+
+    data: bytes
+    forged: bool
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A valid file cut into header, tile table and streams, for consistent-looking forgeries."""
+
+    header: bytes
+    entries: list[tuple[int, int]]  # (stream length, index CRC) per tile
+    streams: list[bytes]
+
+    @classmethod
+    def of(cls, data: bytes) -> Parts:
+        file = unpack(data)
+        return cls(data[:HEADER_SIZE], [(len(s), c) for s, c in zip(file.streams, file.tile_crcs)], list(file.streams))
+
+    def get(self, name: str) -> int:
+        offset, fmt = FIELDS[name]
+        return struct.unpack_from(fmt, self.header, offset)[0]
+
+    def with_field(self, name: str, value: int | bytes) -> Parts:
+        offset, fmt = FIELDS[name]
+        header = bytearray(self.header)
+        struct.pack_into(fmt, header, offset, value if isinstance(value, bytes) else value % 256 ** struct.calcsize(fmt))
+        return Parts(bytes(header), self.entries, self.streams)
+
+    def with_tiles(self, entries: list[tuple[int, int]], streams: list[bytes], count: int | None = None) -> Parts:
+        """Other tiles; the declared tile count follows them unless ``count`` is given."""
+        return Parts(self.header, entries, streams).with_field("tile_count", len(entries) if count is None else count)
+
+    def forge(self) -> Mutant:
+        """The bytes with a correct header CRC over whatever the parts say."""
+        prefix = self.header + b"".join(struct.pack("<II", n % 2**32, crc) for n, crc in self.entries)
+        return Mutant(prefix + struct.pack("<I", zlib.crc32(prefix)) + b"".join(self.streams), forged=True)
+
+
+def _truncate(rng: random.Random, data: bytes) -> Mutant:
+    """The file cut anywhere, often within its last word."""
+    cut = rng.randrange(len(data)) if rng.random() < 0.7 else len(data) - rng.randint(1, 8)
+    return Mutant(data[:cut], forged=False)
+
+
+def _bitflip(rng: random.Random, data: bytes) -> Mutant:
+    """1 to 8 flipped bits anywhere, or (half the time) only in the tile streams, past the header CRC."""
+    out = bytearray(data)
+    streams = 8 * (read_header(data).table_end + CRC_SIZE)
+    first = streams if rng.random() < 0.5 and streams < 8 * len(data) else 0
+    for bit in rng.sample(range(first, 8 * len(data)), rng.randint(1, 8)):
+        out[bit // 8] ^= 1 << (bit % 8)
+    return Mutant(bytes(out), forged=False)
+
+
+def _overwrite(rng: random.Random, data: bytes) -> Mutant:
+    """1 to 16 bytes replaced by random bytes, zeros or 0xff."""
+    out = bytearray(data)
+    offset, size = rng.randrange(len(data)), rng.randint(1, 16)
+    fill = rng.choice([rng.randbytes(size), b"\0" * size, b"\xff" * size])
+    out[offset : offset + size] = fill[: len(data) - offset]
+    return Mutant(bytes(out), forged=False)
+
+
+def _stream_length(rng: random.Random, data: bytes) -> Mutant:
+    """A tile's length field pointing past the end, huge, misaligned, or stealing from its neighbour."""
+    parts = Parts.of(data)
+    entries = list(parts.entries)
+    i = rng.randrange(len(entries))
+    length, crc = entries[i]
+    rest = sum(n for n, _ in entries) - length
+    choice = rng.randrange(4)
+    if choice == 0:
+        length = len(data) + 4 * rng.randint(0, 4)
+    elif choice == 1:
+        length = rng.choice([2**32 - 4, 2**32 - 1, 2**31, 2**32 - 4 - rest])
+    elif choice == 2:
+        length += rng.choice([-3, -2, -1, 1, 2, 3])
+    elif i + 1 < len(entries):  # move whole words to the next tile: the total still fits the file
+        moved = 4 * rng.randint(-(length // 4), entries[i + 1][0] // 4)
+        entries[i + 1] = (entries[i + 1][0] - moved, entries[i + 1][1])
+        length += moved
+    entries[i] = (length, crc)
+    return Parts(parts.header, entries, parts.streams).forge()
+
+
+def _grid_tiles(parts: Parts, count: int) -> Parts:
+    """The original tiles first, then empty streams, up to ``count`` tiles (a plausible forged table)."""
+    extra = max(0, count - len(parts.entries))
+    return parts.with_tiles(parts.entries[:count] + [(0, 0)] * extra, parts.streams[:count] + [b""] * extra)
+
+
+def _declared_grid(parts: Parts) -> int:
+    """Tiles in the grid the header declares (the current count if its step is not positive)."""
+    step = parts.get("tile_size") - 2 * parts.get("tile_overlap")
+    if step <= 0:
+        return len(parts.entries)
+    return -(-parts.get("height") // step) * -(-parts.get("width") // step)
+
+
+def _matched_grid(rng: random.Random, parts: Parts) -> Parts:
+    """Usually a tile table matching the declared grid (to get past the count check), else as is."""
+    count = _declared_grid(parts)
+    if rng.random() < 0.8 and count <= MAX_FORGED_TABLE:
+        return _grid_tiles(parts, count)
+    return parts
+
+
+def _huge_size(rng: random.Random, data: bytes) -> Mutant:
+    """Huge declared width, height or tile count."""
+    parts = Parts.of(data)
+    if rng.random() < 0.3:
+        count = rng.choice([MAX_TILE_COUNT, MAX_TILE_COUNT + 1, 2**31, 2**32 - 1, rng.randrange(2**32)])
+        return parts.with_field("tile_count", count).forge()
+    for name in rng.sample(["width", "height"], rng.randint(1, 2)):
+        value = rng.choice([2**20, 2**20 + 1, 11585, 11586, 2**27, 2**31, 2**32 - 1, rng.randrange(2**32)])
+        parts = parts.with_field(name, value)
+    return _matched_grid(rng, parts).forge()
+
+
+def extreme_grid(data: bytes, grid: tuple[int, int, int, int]) -> Mutant:
+    """A header declaring ``grid`` (width, height, tile size, overlap) with a matching table of empty tiles."""
+    parts = Parts.of(data)
+    for name, value in zip(("width", "height", "tile_size", "tile_overlap"), grid):
+        parts = parts.with_field(name, value)
+    return _grid_tiles(parts, _declared_grid(parts)).forge()
+
+
+def _extreme_grid(rng: random.Random, data: bytes) -> Mutant:
+    """One of EXTREME_GRIDS."""
+    return extreme_grid(data, rng.choice(EXTREME_GRIDS))
+
+
+def _zero_size(rng: random.Random, data: bytes) -> Mutant:
+    """Zero width, height, tile size, overlap or tile count, all streams empty, or an empty file."""
+    parts = Parts.of(data)
+    choice = rng.randrange(6)
+    if choice == 5:
+        return Mutant(b"", forged=False)
+    if choice == 4:
+        return parts.with_tiles([(0, crc) for _, crc in parts.entries], [b""] * len(parts.entries)).forge()
+    if choice == 3:
+        return parts.with_tiles([], []).forge()
+    return _matched_grid(rng, parts.with_field(("width", "height", "tile_size", "tile_overlap")[choice], 0)).forge()
+
+
+def _tile_geometry(rng: random.Random, data: bytes) -> Mutant:
+    """Extreme tile sizes and overlaps, usually with a tile table matching the new grid."""
+    parts = Parts.of(data)
+    size = rng.choice([0, 16, 48, 62, 64, 80, 128, MAX_TILE_SIZE - 16, MAX_TILE_SIZE, MAX_TILE_SIZE + 16, 4096,
+                       2**16 - 1, 16 * rng.randint(4, 128)])
+    overlap = rng.choice([0, 1, 7, 8, 30, size // 2 - 2, size // 2 - 1, size // 2, 2**16 - 1, 2 * rng.randint(0, 64)])
+    if rng.random() < 0.5:
+        parts = parts.with_field("tile_size", size)
+    if rng.random() < 0.7:
+        parts = parts.with_field("tile_overlap", overlap)
+    return _matched_grid(rng, parts).forge()
+
+
+def _chunks(rng: random.Random, data: bytes) -> Mutant:
+    """Tiles swapped, duplicated, removed, reversed or appended, with or without their table entries."""
+    parts = Parts.of(data)
+    entries, streams = list(parts.entries), list(parts.streams)
+    i, j = rng.randrange(len(entries)), rng.randrange(len(entries))
+    choice = rng.randrange(5)
+    if choice == 0:
+        streams[i], streams[j] = streams[j], streams[i]
+        if rng.random() < 0.5:
+            entries[i], entries[j] = entries[j], entries[i]
+        else:  # keep each slot's CRC, fix up the lengths only
+            entries[i], entries[j] = (entries[j][0], entries[i][1]), (entries[i][0], entries[j][1])
+    elif choice == 1:
+        entries.insert(i, entries[i])
+        streams.insert(i, streams[i])
+    elif choice == 2:
+        del entries[i], streams[i]
+    elif choice == 3:
+        entries.reverse()
+        streams.reverse()
+    else:
+        streams.append(streams[i])
+        if rng.random() < 0.5:
+            entries.append(entries[i])
+    keep_count = rng.random() < 0.3
+    return parts.with_tiles(entries, streams, len(parts.entries) if keep_count else None).forge()
+
+
+def _header_field(rng: random.Random, data: bytes) -> Mutant:
+    """Another quality, channel count, version, flags, model name or hash, with a fixed header CRC."""
+    parts = Parts.of(data)
+    name = rng.choice(["quality", "channels", "version", "flags", "model_name", "model_hash"])
+    values: dict[str, list] = {
+        "quality": [0, 1, 2, 3, 4, 255, rng.randrange(256)], "channels": [0, 1, 2, 3, 4, 255],
+        "version": [0, 2, 255], "flags": [1, 128, 255],
+        "model_name": [b"", b"Random", b"rand\0m", b"random2", b"\xff" * 16, b"a" * 16, rng.randbytes(16)],
+        "model_hash": [bytes(8), rng.randbytes(8)],
+    }
+    return parts.with_field(name, rng.choice(values[name])).forge()
+
+
+def _random_bytes(rng: random.Random, data: bytes) -> Mutant:
+    """Random bytes, bare, after the magic, or after a valid header."""
+    prefix = rng.choice([b"", MAGIC, data[:HEADER_SIZE], data[: HEADER_SIZE + TILE_ENTRY_SIZE]])
+    return Mutant(prefix + rng.randbytes(rng.randint(0, 600)), forged=False)
+
+
+# Mutation kinds: (mutator, relative frequency). Extreme grids are slow to build and to reject: rare.
+MUTATORS: dict[str, tuple[Callable[[random.Random, bytes], Mutant], float]] = {
+    "truncate": (_truncate, 1), "bitflip": (_bitflip, 1), "overwrite": (_overwrite, 1),
+    "stream_length": (_stream_length, 1), "huge_size": (_huge_size, 1), "zero_size": (_zero_size, 1),
+    "tile_geometry": (_tile_geometry, 1), "chunks": (_chunks, 1), "header_field": (_header_field, 1),
+    "random_bytes": (_random_bytes, 1), "extreme_grid": (_extreme_grid, 0.01),
+}
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What one case did: its decode and header outcomes, CPU and wall seconds, peak RSS growth."""
+
+    case: int
+    kind: str
+    outcome: str
+    header: str
+    cpu_s: float
+    wall_s: float
+    rss_growth_mb: float
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    """All cases of a run."""
+
+    seed: int
+    kinds: tuple[str, ...]
+    results: list[CaseResult] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[CaseResult]:
+        """The cases to replay."""
+        return [r for r in self.results if r.outcome not in OK_OUTCOMES]
+
+
+def make_samples(codec: Codec) -> list[Sample]:
+    """The valid files to mutate: smooth noisy images, RGB and grayscale, 1 to 6 tiles."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for height, width, gray, quality, overlap in SAMPLE_SPECS:
+        ramp = np.add.outer(np.arange(height), np.arange(width))[:, :, None] * np.array([1, 2, 3])
+        pixels = ((ramp + rng.integers(0, 40, (height, width, 3))) % 256).astype(np.uint8)
+        pixels = pixels[:, :, 0] if gray else pixels
+        data = Codec(codec.model, TILE_SIZE, overlap).compress(pixels, quality)
+        samples.append(Sample(data, np.asarray(codec.decompress(data))))
+    return samples
+
+
+def _decode_outcome(codec: Codec, sample: Sample, mutant: Mutant) -> tuple[str, str]:
+    try:
+        image = codec.decompress(mutant.data)
+    except FormatError:
+        return "format-error", ""
+    pixels = np.asarray(image)
+    if pixels.shape == sample.pixels.shape and np.array_equal(pixels, sample.pixels):
+        return "identical", ""
+    header = read_header(mutant.data)
+    if mutant.forged and image.size == (header.width, header.height) and len(image.getbands()) == header.channels:
+        return "valid-forgery", ""
+    return "FAIL-undetected", f"decoded a {image.size} {image.mode} image that differs from the original"
+
+
+def _header_outcome(data: bytes) -> str:
+    try:
+        read_header(data)
+    except FormatError:
+        return "format-error"
+    return "ok"
+
+
+def mutate(samples: list[Sample], seed: int, case: int, kinds: Collection[str] = tuple(MUTATORS)) -> tuple[str, Sample, Mutant]:
+    """Case ``case`` of run ``seed`` among ``kinds``: its mutation kind, source sample and mutant (deterministic)."""
+    rng = random.Random(f"{seed}:{case}")
+    kinds = sorted(kinds)
+    sample, kind = rng.choice(samples), rng.choices(kinds, [MUTATORS[k][1] for k in kinds])[0]
+    return kind, sample, MUTATORS[kind][0](rng, sample.data)
+
+
+def judge(codec: Codec, sample: Sample, mutant: Mutant, time_limit: float = 2.0, rss_limit_mb: float = 256.0
+          ) -> tuple[str, str, float, float, float, str]:
+    """Read the header and decode on one torch thread (so CPU time is the decoder's own work).
+
+    Returns the decode outcome, the header outcome, CPU and wall seconds, peak RSS growth and a detail.
+    """
+    reset_peak_rss()
+    rss, cpu, wall = peak_rss_mb(), time.process_time(), time.perf_counter()
+    try:
+        with _torch_threads(1):
+            header = _header_outcome(mutant.data)
+            outcome, detail = _decode_outcome(codec, sample, mutant)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any other exception (even a Rust panic) is a finding
+        header, outcome = "?", "FAIL-crash"
+        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    cpu, wall, growth = time.process_time() - cpu, time.perf_counter() - wall, peak_rss_mb() - rss
+    if outcome in OK_OUTCOMES and cpu > time_limit:
+        outcome, detail = "FAIL-slow", f"{cpu:.2f} s CPU > {time_limit} s"
+    if outcome in OK_OUTCOMES and growth > rss_limit_mb:
+        outcome, detail = "FAIL-memory", f"peak RSS grew by {growth:.0f} MiB > {rss_limit_mb} MiB"
+    return outcome, header, cpu, wall, growth, detail
+
+
+def fuzz(codec: Codec, samples: list[Sample], seed: int, cases: range, time_limit: float = 2.0,
+         rss_limit_mb: float = 256.0, kinds: Collection[str] = tuple(MUTATORS),
+         progress: Callable[[int], None] | None = None) -> Report:
+    """Run ``cases`` of run ``seed`` against ``samples``, drawing mutations from ``kinds``."""
+    report = Report(seed, tuple(kinds))
+    for case in cases:
+        kind, sample, mutant = mutate(samples, seed, case, kinds)
+        report.results.append(CaseResult(case, kind, *judge(codec, sample, mutant, time_limit, rss_limit_mb)))
+        if progress:
+            progress(case)
+    return report
+
+
+def summary(report: Report) -> str:
+    """Counts per mutation kind and outcome, header outcomes, the slowest case and the failures."""
+    outcomes = [*OK_OUTCOMES, *sorted({r.outcome for r in report.failures})]
+    columns = ["cases", *outcomes, "header ok", "header error"]
+    width = max(len(c) for c in columns) + 2
+    lines = ["kind".ljust(16) + "".join(c.rjust(width) for c in columns)]
+    for kind in [*sorted({r.kind for r in report.results}), "total"]:
+        rows = [r for r in report.results if kind in ("total", r.kind)]
+        counts = Counter(r.outcome for r in rows)
+        headers = Counter(r.header for r in rows)
+        values = [len(rows), *(counts[o] for o in outcomes), headers["ok"], headers["format-error"]]
+        lines.append(kind.ljust(16) + "".join(str(v).rjust(width) for v in values))
+    slowest = max(report.results, key=lambda r: r.cpu_s)
+    slowest_wall = max(report.results, key=lambda r: r.wall_s)
+    lines.append(f"slowest case: {slowest.case} ({slowest.kind}) {slowest.cpu_s:.3f} s CPU; "
+                 f"slowest wall time: case {slowest_wall.case} ({slowest_wall.kind}) {slowest_wall.wall_s:.3f} s")
+    lines.append(f"largest peak-RSS growth in one case: {max(r.rss_growth_mb for r in report.results):.1f} MiB")
+    kinds = "" if set(report.kinds) == set(MUTATORS) else f" --kinds {','.join(report.kinds)}"
+    for failure in report.failures:
+        lines.append(f"FAILURE case {failure.case} ({failure.kind}): {failure.outcome}: {failure.detail}; "
+                     f"replay: python -m aecodec.bench.fuzz --seed {report.seed} --case {failure.case}{kinds}")
+    return "\n".join(lines)
+
+
+def replay(codec: Codec, samples: list[Sample], seed: int, case: int, kinds: Collection[str]) -> int:
+    """Run one case verbosely, letting any exception show its traceback."""
+    kind, sample, mutant = mutate(samples, seed, case, kinds)
+    print(f"case {case} of seed {seed}: {kind}, {'forged' if mutant.forged else 'damaged'}, {len(mutant.data)} bytes "
+          f"(from a {len(sample.data)}-byte file)")
+    for name, call in (("read_header", lambda: read_header(mutant.data)), ("decompress", lambda: codec.decompress(mutant.data))):
+        try:
+            print(f"{name}: {call()}")
+        except FormatError as exc:
+            print(f"{name}: FormatError: {exc}")
+        except BaseException:  # noqa: BLE001 - show the bug, even a Rust panic
+            print(f"{name}: {traceback.format_exc()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aecodec.bench.fuzz", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=1000, help="number of cases (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--start", type=int, default=0, help="first case number (to split a run)")
+    parser.add_argument("--case", type=int, help="replay this one case verbosely")
+    parser.add_argument("--kinds", default=",".join(MUTATORS), help="mutation kinds to draw from (default: all)")
+    parser.add_argument("--model", type=Path, help="model file (default: a tiny random model)")
+    parser.add_argument("--time-limit", type=float, default=2.0, help="CPU seconds per case (default %(default)s)")
+    parser.add_argument("--rss-limit-mb", type=float, default=256.0, help="peak RSS growth per case (default %(default)s)")
+    args = parser.parse_args(argv)
+    kinds = args.kinds.split(",")
+    if not set(kinds) <= set(MUTATORS):
+        parser.error(f"unknown kinds {sorted(set(kinds) - set(MUTATORS))}; choose from {', '.join(MUTATORS)}")
+    model: CodecModel = load_model_file(args.model) if args.model else random_model()
+    codec = Codec(model, TILE_SIZE, overlap=8)
+    samples = make_samples(codec)
+    if args.case is not None:
+        return replay(codec, samples, args.seed, args.case, kinds)
+    start = time.perf_counter()
+
+    def progress(case: int) -> None:
+        done = case - args.start + 1
+        if done % 1000 == 0:
+            print(f"{done}/{args.count} cases, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
+    report = fuzz(codec, samples, args.seed, range(args.start, args.start + args.count), args.time_limit,
+                  args.rss_limit_mb, kinds, progress)
+    elapsed = time.perf_counter() - start
+    print(f"seed {args.seed}, cases {args.start}..{args.start + args.count - 1}: {elapsed:.0f} s wall, "
+          f"{args.count / elapsed:.1f} cases/s")
+    print(summary(report))
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

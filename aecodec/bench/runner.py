@@ -1,0 +1,153 @@
+"""Run codecs over a dataset: encode, decode and measure every image at every quality setting.
+
+bpp comes from the real byte count of each encoded file (8 * bytes / pixels). Times are the
+median of `repeats` runs of encode and of decode. Per-quality values are the mean over images of
+the per-image values; PSNR is capped at 100 dB per image and `nan` MS-SSIM values are skipped
+(see `metrics`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from aecodec.bench.baselines import CodecUnderTest
+from aecodec.bench.curves import RDCurve
+from aecodec.bench.datasets import DatasetImage
+from aecodec.bench.metrics import as_rgb_array, capped_db, ms_ssim, psnr
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One image coded at one quality: size, distortion and median encode/decode seconds."""
+
+    image: str
+    quality: int
+    num_bytes: int
+    bpp: float
+    psnr: float
+    ms_ssim: float
+    encode_s: float
+    decode_s: float
+    num_pixels: int
+
+
+@dataclass
+class CodecResult:
+    """All per-image results of one codec, in quality order, with per-quality means."""
+
+    name: str
+    description: str
+    qualities: list[int]
+    images: list[ImageResult] = field(default_factory=list)
+
+    def at_quality(self, quality: int) -> list[ImageResult]:
+        """Per-image results at one quality setting."""
+        return [r for r in self.images if r.quality == quality]
+
+    def mean(self, metric: str) -> list[float]:
+        """Per-quality mean over images of an ImageResult field ("bpp", "psnr", "ms_ssim", ...)."""
+        return [_mean([getattr(r, metric) for r in self.at_quality(q)]) for q in self.qualities]
+
+    def seconds_per_image(self, timing: str) -> float:
+        """Mean of "encode_s" or "decode_s" over all images and qualities."""
+        return _mean([getattr(r, timing) for r in self.images])
+
+    def megapixels_per_second(self, timing: str) -> float:
+        """Throughput of "encode_s" or "decode_s": all pixels coded divided by all seconds spent."""
+        seconds = sum(getattr(r, timing) for r in self.images)
+        return sum(r.num_pixels for r in self.images) / 1e6 / seconds if seconds > 0 else math.inf
+
+    def curve(self) -> RDCurve:
+        """The measured mean RD curve (bpp, PSNR, MS-SSIM per quality)."""
+        return RDCurve(self.name, self.mean("bpp"), self.mean("psnr"), self.mean("ms_ssim"))
+
+
+@dataclass
+class BenchRun:
+    """A finished benchmark: dataset, machine facts relevant to timings, and each codec's results."""
+
+    dataset: str
+    image_names: list[str]
+    repeats: int
+    torch_threads: int
+    cpu_count: int | None
+    codecs: list[CodecResult]
+
+
+def _mean(values: Sequence[float]) -> float:
+    defined = [v for v in values if not math.isnan(v)]
+    return sum(defined) / len(defined) if defined else math.nan
+
+
+def _timed(fn: Callable[[], T], repeats: int) -> tuple[T, float]:
+    """Call `fn` `repeats` times; return its last result and the median wall time in seconds."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return result, statistics.median(times)
+
+
+def measure(codec: CodecUnderTest, image: DatasetImage, quality: int, repeats: int = 1) -> ImageResult:
+    """Encode and decode one image at one quality and measure rate, distortion and time."""
+    source = Image.fromarray(image.pixels)
+    data, encode_s = _timed(lambda: codec.encode(source, quality), repeats)
+    decoded, decode_s = _timed(lambda: codec.decode(data), repeats)
+    recon = as_rgb_array(decoded)
+    return ImageResult(
+        image=image.name,
+        quality=quality,
+        num_bytes=len(data),
+        bpp=8.0 * len(data) / image.num_pixels,
+        psnr=capped_db(psnr(image.pixels, recon)),
+        ms_ssim=ms_ssim(image.pixels, recon),
+        encode_s=encode_s,
+        decode_s=decode_s,
+        num_pixels=image.num_pixels,
+    )
+
+
+def run_benchmark(
+    codecs: Sequence[CodecUnderTest],
+    images: Sequence[DatasetImage],
+    dataset: str,
+    repeats: int = 1,
+    qualities: Sequence[int] | None = None,
+    progress: bool = True,
+) -> BenchRun:
+    """Measure every codec at each of its qualities (or `qualities` for all) on every image."""
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
+    plans = [(codec, list(qualities or codec.qualities)) for codec in codecs]
+    bar = tqdm(total=sum(len(qs) for _, qs in plans) * len(images), disable=not progress, unit="img")
+    results = []
+    with bar:
+        for codec, qs in plans:
+            result = CodecResult(codec.name, codec.description, qs)
+            bar.set_description(codec.name)
+            for quality in qs:
+                for image in images:
+                    result.images.append(measure(codec, image, quality, repeats))
+                    bar.update()
+            results.append(result)
+    return BenchRun(
+        dataset=dataset,
+        image_names=[image.name for image in images],
+        repeats=repeats,
+        torch_threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+        codecs=results,
+    )

@@ -1,0 +1,181 @@
+"""Train any member of the autoencoder family on a folder of images (``aecodec train --model NAME``).
+
+One loop for all: random flipped crops, Adam on ``model.loss(batch)``, tqdm with loss and PSNR,
+metrics in OUT/log.jsonl and a resumable OUT/checkpoint.pt. VQ-VAE-2 keeps :mod:`aecodec.training.train`.
+"""
+
+import argparse
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from aecodec.errors import InputError
+from aecodec.training.data import image_files, load_rgb, random_crops
+from aecodec.family.registry import FAMILY, build_model, member
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class FamilyTrainConfig:
+    """A run: the member, its config ``settings`` over the defaults, and the loop's knobs.
+
+    ``init`` names a checkpoint whose weights start a fresh run (VQ-GAN fine-tuned from a trained
+    VQ-VAE, as in the paper's practice of adding the discriminator late); its missing parts stay new.
+    """
+
+    model: str
+    data: str
+    out: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    steps: int = 20000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 2e-4
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+    threads: int = 0
+    init: str = ""
+
+
+def save_checkpoint(path: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                    generator: torch.Generator, config: FamilyTrainConfig) -> None:
+    """Atomically write everything a resumed run needs (a trusted, local file)."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({"step": step, "member": config.model, "settings": model.config.to_dict(),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
+                "crop_rng": generator.get_state(), "torch_rng": torch.get_rng_state(), "train": asdict(config)}, tmp)
+    os.replace(tmp, path)
+
+
+def load_member(path: str | Path, device: str = "cpu") -> tuple[str, nn.Module]:
+    """(member name, model in eval mode) from a family checkpoint."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    model = build_model(state["member"], **state["settings"])
+    model.load_state_dict(state["model"])
+    return state["member"], model.to(device).eval()
+
+
+def initialise_from(model: nn.Module, checkpoint: str | Path, device: torch.device | str = "cpu") -> None:
+    """Copy a family checkpoint's weights into ``model``; weights ``model`` lacks or shapes apart are an error.
+
+    Weights only ``model`` has (a VQ-GAN's discriminator) keep their fresh initialisation.
+    """
+    weights = torch.load(checkpoint, map_location=device, weights_only=False)["model"]
+    try:
+        unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
+    except RuntimeError as exc:  # shape mismatches
+        raise InputError(f"{checkpoint} does not fit this model: {str(exc).splitlines()[-1].strip()}") from exc
+    if unexpected:
+        raise InputError(f"{checkpoint} does not fit this model: it has {', '.join(unexpected[:5])}")
+
+
+def train_family(config: FamilyTrainConfig, resume: bool = False) -> Path:
+    """Run (or with ``resume`` continue) training; returns the checkpoint path."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / CHECKPOINT
+    state = torch.load(checkpoint, map_location=device, weights_only=False) if resume and checkpoint.exists() else None
+    if state and state["member"] != config.model:
+        raise InputError(f"{checkpoint} trains {state['member']!r}, not {config.model!r}")
+
+    model = build_model(config.model, **(state["settings"] if state else config.settings)).to(device)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    # k-means learns inside loss() and has nothing for an optimizer.
+    optimizer = torch.optim.Adam(parameters, lr=config.lr) if parameters else None
+    generator = torch.Generator().manual_seed(config.seed)
+    start = 0
+    if config.init and not state:
+        initialise_from(model, config.init, device)
+    if state:
+        model.load_state_dict(state["model"])
+        if optimizer:
+            optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["crop_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start = state["step"]
+
+    images = [load_rgb(f, config.crop) for f in image_files(config.data)]
+    model.train()
+    with (out / "log.jsonl").open("a") as log:
+        bar = tqdm(range(start, config.steps), initial=start, total=config.steps, dynamic_ncols=True)
+        for step in bar:
+            batch = random_crops(images, config.batch, config.crop, generator).to(device)
+            loss, metrics = model.loss(batch)
+            if optimizer:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            done = step + 1
+            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{metrics['psnr']:.2f}")
+            if done % config.log_every == 0 or done == config.steps:
+                log.write(json.dumps({"step": done, "loss": loss.item(), **metrics}) + "\n")
+                log.flush()
+            if done % config.checkpoint_every == 0 or done == config.steps:
+                save_checkpoint(checkpoint, done, model, optimizer, generator, config)
+    return checkpoint
+
+
+def _setting_types() -> dict[str, type]:
+    """Every member config field (name -> type); a name shared by members has one type."""
+    return {f.name: f.type for m in FAMILY.values() for f in fields(m.config)}
+
+
+def add_family_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``aecodec train --model NAME`` for the family; member settings default to the member's."""
+    defaults = FamilyTrainConfig(model="", data="", out="")
+    members = "; ".join(f"{name}: {m.summary}" for name, m in FAMILY.items())
+    parser.add_argument("--model", required=True, choices=list(FAMILY), help=f"family member to train ({members})")
+    parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
+    parser.add_argument("--out", required=True, help="run folder for checkpoint.pt and log.jsonl")
+    for name in ("steps", "batch", "crop", "seed", "checkpoint_every", "log_every", "threads"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--init", default="", help="start from this family checkpoint's weights (vqgan from vqvae)")
+    for name, kind in _setting_types().items():
+        users = ", ".join(n for n, m in FAMILY.items() if name in m.setting_names())
+        option = f"--{name.replace('_', '-')}"
+        if kind is bool:
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=f"({users})")
+        else:
+            parser.add_argument(option, type=kind, default=None, help=f"({users}; default: the member's)")
+
+
+def config_from_args(args: argparse.Namespace) -> FamilyTrainConfig:
+    """A :class:`FamilyTrainConfig` from parsed options; a setting the chosen member lacks is an error."""
+    given = {name: getattr(args, name) for name in _setting_types() if getattr(args, name) is not None}
+    foreign = sorted(set(given) - set(member(args.model).setting_names()))
+    if foreign:
+        raise InputError(f"--model {args.model} has no setting {', '.join(foreign)}")
+    return FamilyTrainConfig(model=args.model, data=args.data, out=args.out, settings=given, steps=args.steps,
+                             batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
+                             checkpoint_every=args.checkpoint_every, log_every=args.log_every, threads=args.threads,
+                             init=args.init)
+
+
+def run_family_train(args: argparse.Namespace) -> int:
+    """Entry point of ``aecodec train --model NAME`` for a family member."""
+    train_family(config_from_args(args), resume=args.resume)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aecodec train", description=__doc__.splitlines()[0])
+    add_family_arguments(parser)
+    return run_family_train(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""Train the VQ-VAE-2 codec model and its prior on a folder of images.
+
+Usage: ``aecodec train --data DIR --out runs/NAME [--steps N] [--resume]``; on several GPUs:
+``torchrun --nproc_per_node=K -m aecodec.training.train --data DIR --out runs/NAME``.
+Every training sample keeps a random number of residual stages, so one model serves every quality;
+the prior learns the indices' rate at the same time (indices are detached: it does not steer them).
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from aecodec.training.data import center_crops, downscaled, image_files, load_rgb, random_crops, split_files
+from aecodec.models.prior import HierarchicalPrior, PriorConfig
+from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved with each checkpoint."""
+
+    data: str
+    out: str
+    steps: int = 20000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 3e-4
+    commitment: float = 0.25
+    val_fraction: float = 0.1
+    val_every: int = 500
+    checkpoint_every: int = 250
+    seed: int = 0
+    threads: int = 0
+    init: str | None = None
+    scales: tuple[float, ...] = (1.0,)
+    model: VQVAE2Config = field(default_factory=VQVAE2Config)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+
+
+def stage_mask(keep: Tensor, num_stages: int, like: Tensor) -> Tensor:
+    """(B, S, 1, 1) mask of the stages each sample keeps, to count only coded indices."""
+    return (torch.arange(num_stages, device=keep.device)[None, :] < keep[:, None]).to(like.dtype)[..., None, None]
+
+
+def rate_bpp(prior: HierarchicalPrior, out, pixels: int) -> Tensor:
+    """Estimated bits per pixel of each sample at its kept stages, from the prior's cross-entropy."""
+    top = [i.detach() for i in out.top.indices]
+    bottom = [i.detach() for i in out.bottom.indices]
+    top_bits, bottom_bits = prior.bits(top, bottom)
+    top_bits = top_bits * stage_mask(out.keep_top, top_bits.shape[1], top_bits)
+    bottom_bits = bottom_bits * stage_mask(out.keep_bottom, bottom_bits.shape[1], bottom_bits)
+    return (top_bits.sum((1, 2, 3)) + bottom_bits.sum((1, 2, 3))) / pixels
+
+
+def psnr(a: Tensor, b: Tensor) -> float:
+    """Mean PSNR in dB of [0, 1] image batches."""
+    mse = (a.detach().clamp(0, 1) - b).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
+    return float((-10 * mse.log10()).mean())
+
+
+def validation_qualities(model: VQVAE2) -> list[int]:
+    """The lowest, middle and highest quality: where validation reports a model."""
+    return sorted({1, (model.num_qualities + 1) // 2, model.num_qualities})
+
+
+@torch.no_grad()
+def validate(model: VQVAE2, prior: HierarchicalPrior, batch: Tensor) -> dict:
+    """PSNR and estimated bpp of the validation crops at the lowest, middle and highest quality."""
+    model.eval()
+    prior.eval()
+    report = {}
+    for quality in validation_qualities(model):
+        keep = torch.full((batch.shape[0],), quality, device=batch.device)
+        out = model(batch, keep)
+        bpp = rate_bpp(prior, out, batch.shape[-1] * batch.shape[-2]).mean()
+        report[f"q{quality}"] = {"psnr": round(psnr(out.reconstruction, batch), 3), "bpp": round(float(bpp), 4)}
+    model.train()
+    prior.train()
+    return report
+
+
+def save_atomic(path: Path, state: dict) -> None:
+    """Write a checkpoint (a trusted, local file) so that a crash never leaves half of one."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, step: int, model, prior, optimizer, schedule, config: TrainConfig) -> None:
+    """Atomically write a resumable training checkpoint."""
+    save_atomic(path, {"step": step, "model": model.state_dict(), "prior": prior.state_dict(),
+                       "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "config": asdict(config),
+                       "rng": torch.get_rng_state()})
+
+
+def load_matching_modules(module: torch.nn.Module, weights: dict[str, Tensor]) -> list[str]:
+    """Copy into ``module`` every submodule whose tensors all have the shapes in ``weights``.
+
+    A warm start for a resized network (say a wider latent): the trunk is reused, and a submodule
+    that changed shape keeps its fresh initialisation whole, so a quantizer whose codebook changed
+    also keeps its "not initialised" flag and re-runs k-means. Returns the submodules left fresh.
+    """
+    own = module.state_dict()
+    groups: dict[str, list[str]] = {}
+    for key in own:
+        groups.setdefault(key.rpartition(".")[0], []).append(key)
+    fresh = [name for name, keys in groups.items()
+             if any(key not in weights or weights[key].shape != own[key].shape for key in keys)]
+    skipped = {key for name in fresh for key in groups[name]}
+    module.load_state_dict({k: weights[k] for k in own if k not in skipped}, strict=False)
+    return fresh
+
+
+def training_images(
+    data: str, crop: int, scales: tuple[float, ...], val_fraction: float
+) -> tuple[list[Tensor], Tensor | None]:
+    """The training split's images (each also at ``scales``) and the validation split's 256-px centre crops."""
+    train_files, val_files = split_files(image_files(data), val_fraction)
+    images = [small for f in train_files for small in downscaled(load_rgb(f, crop), scales, crop)]
+    return images, center_crops([load_rgb(f, 256) for f in val_files], 256) if val_files else None
+
+
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, steps: int, last_epoch: int = -1
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Cosine decay of the learning rate to 5% of its start over ``steps``."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.05 + 0.475 * (1 + math.cos(math.pi * min(s, steps) / steps)), last_epoch=last_epoch)
+
+
+def build(config: TrainConfig) -> tuple[VQVAE2, HierarchicalPrior]:
+    """Fresh model and prior for ``config``."""
+    model = VQVAE2(config.model)
+    m = config.model
+    prior = HierarchicalPrior(m.num_codes, m.top_stages, m.bottom_stages, config.prior)
+    return model, prior
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Run (or resume) training; returns the checkpoint path."""
+    distributed = "RANK" in os.environ
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+
+    images, val_batch = training_images(config.data, config.crop, config.scales, config.val_fraction)
+    val_batch = val_batch.to(device) if val_batch is not None else None
+
+    model, prior = build(config)
+    model.to(device)
+    prior.to(device)
+    optimizer = torch.optim.Adam([*model.parameters(), *prior.parameters()], lr=config.lr)
+    out_dir = Path(config.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    start = 0
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        prior.load_state_dict(state["prior"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["step"]
+    elif config.init:
+        init = torch.load(config.init, map_location=device, weights_only=False)
+        fresh = load_matching_modules(model, init["model"]) + load_matching_modules(prior, init["prior"])
+        tqdm.write(f"initialised from {config.init}; fresh: {', '.join(fresh) or 'none'}")
+    ddp_model, ddp_prior = model, prior
+    if distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        ddp_model, ddp_prior = (torch.nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in (model, prior))
+    schedule = cosine_schedule(optimizer, config.steps)
+    if start:
+        schedule.load_state_dict(state["schedule"])
+    generator = torch.Generator().manual_seed(config.seed * 1000 + rank + start)
+    log = (out_dir / "log.jsonl").open("a") if rank == 0 else None
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=rank != 0, dynamic_ncols=True)
+    for step in bar:
+        x = random_crops(images, config.batch, config.crop, generator).to(device)
+        keep = torch.randint(1, config.model.bottom_stages + 1, (x.shape[0],), generator=generator).to(device)
+        out = ddp_model(x, keep)
+        mse = F.mse_loss(out.reconstruction, x)
+        bpp = rate_bpp(ddp_prior, out, config.crop * config.crop)
+        loss = mse + config.commitment * (out.top.loss + out.bottom.loss) + 1e-3 * bpp.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if rank == 0 and (step % 10 == 0 or step == config.steps - 1):
+            usage = np.mean(out.top.usage + out.bottom.usage)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", psnr=f"{psnr(out.reconstruction, x):.2f}",
+                            bpp=f"{float(bpp.detach().mean()):.3f}", usage=f"{usage:.2f}")
+        done = step + 1
+        if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
+            save_checkpoint(ckpt_path, done, model, prior, optimizer, schedule, config)
+        if rank == 0 and val_batch is not None and (done % config.val_every == 0 or done == config.steps):
+            record = {"step": done, "train_psnr": round(psnr(out.reconstruction, x), 3),
+                      "perplexity_bottom": [round(p, 1) for p in out.bottom.perplexity],
+                      "usage_bottom": [round(u, 3) for u in out.bottom.usage],
+                      "val": validate(model, prior, val_batch)}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            tqdm.write(json.dumps(record))
+    if distributed:
+        dist.destroy_process_group()
+    return ckpt_path
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Command-line options of ``aecodec train``."""
+    defaults = TrainConfig(data="", out="")
+    parser.add_argument("--model", choices=["vqvae2"], default="vqvae2",
+                        help="vqvae2, the codec model (family members: `aecodec train --model ae --help`)")
+    parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
+    parser.add_argument("--out", required=True, help="run folder for checkpoint.pt and log.jsonl")
+    for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "seed", "threads"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    for name, value in VQVAE2Config().to_dict().items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    for name, value in PriorConfig().to_dict().items():
+        parser.add_argument(f"--prior-{name}", type=int, default=value)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--scales", type=lambda text: tuple(float(v) for v in text.split(",")), default=defaults.scales,
+                        help="train on each image at these scales, e.g. 1,0.75,0.5 (default: 1)")
+    parser.add_argument("--init", help="warm start from another run's checkpoint.pt; submodules whose shapes "
+                        "changed (a wider latent) start fresh")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A :class:`TrainConfig` from parsed ``aecodec train`` options."""
+    model = VQVAE2Config(**{k: getattr(args, k) for k in VQVAE2Config().to_dict()})
+    prior = PriorConfig(**{k: getattr(args, f"prior_{k}") for k in PriorConfig().to_dict()})
+    return TrainConfig(data=args.data, out=args.out, steps=args.steps, batch=args.batch, crop=args.crop,
+                       lr=args.lr, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
+                       seed=args.seed, threads=args.threads, init=args.init, scales=args.scales, model=model, prior=prior)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``aecodec train`` (VQ-VAE-2)."""
+    parser = argparse.ArgumentParser(prog="aecodec train", description=__doc__.splitlines()[0])
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    train(config_from_args(args), resume=args.resume)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
