@@ -8,7 +8,7 @@ import torch
 from aecodec.models.model_files import CodecModel, model_from_bytes
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
-from aecodec.training.export import build_model
+from aecodec.training.export import export_model
 
 
 def random_model_bytes(name: str = "random", config: VQVAE2Config | None = None, seed: int = 0, image_size: int = 64) -> bytes:
@@ -19,7 +19,7 @@ def random_model_bytes(name: str = "random", config: VQVAE2Config | None = None,
     prior = HierarchicalPrior(config.num_codes, config.top_stages, config.bottom_stages, PriorConfig(embed=8, hidden=16))
     network.train()
     network(torch.rand(2, 3, image_size, image_size))  # k-means codebook initialisation
-    data, _ = build_model(name, network, prior, torch.rand(2, 3, image_size, image_size))
+    data, _ = export_model(name, network, prior, torch.rand(2, 3, image_size, image_size))
     return data
 
 

@@ -16,7 +16,8 @@ from PIL import Image, JpegImagePlugin
 from aecodec.bench.anchors import load_anchors
 from aecodec.bench.baselines import AecAdapter, CodecUnavailable, get_codec
 from aecodec.bench.cli import main
-from aecodec.bench.datasets import DatasetImage, list_images, load_dataset
+from aecodec.bench.datasets import DatasetImage, load_dataset
+from aecodec.codec.images import list_images
 from aecodec.bench.report import ReportInputs, write_report
 from aecodec.bench.runner import measure, run_benchmark
 from aecodec.errors import InputError

@@ -13,7 +13,7 @@ from aecodec.errors import FormatError, InputError
 
 def assert_indices_round_trip(codec: Codec, pixels: np.ndarray, quality: int) -> bytes:
     data = codec.compress(pixels, quality)
-    sent = codec.analyse(load_pixels(pixels, codec.max_pixels)[0], quality)
+    sent = codec.analyze(load_pixels(pixels, codec.max_pixels)[0], quality)
     received = [indices for _, indices in codec.tile_indices(unpack(data))]
     assert len(sent) == len(received)
     for a, b in zip(sent, received):

@@ -81,7 +81,7 @@ def test_gpu_encoded_file_decodes_on_cpu(model, tmp_path: Path) -> None:
     pixels = np.random.default_rng(9).integers(0, 256, (90, 130, 3), dtype=np.uint8)
     gpu, cpu = Codec(model, tile_size=64, overlap=8, device="cuda"), Codec(model, tile_size=64, overlap=8)
     data = gpu.compress(pixels, 2)
-    sent = gpu.analyse(pixels, 2)
+    sent = gpu.analyze(pixels, 2)
     received = [tile for _, tile in cpu.tile_indices(unpack(data))]
     assert all(torch.equal(a, b) for s, r in zip(sent, received) for a, b in zip(s.top + s.bottom, r.top + r.bottom))
     assert np.array_equal(np.asarray(cpu.decompress(data)), np.asarray(cpu.decompress(data)))

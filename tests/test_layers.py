@@ -2,10 +2,17 @@
 
 Every import counts, also one inside a function (a lazy import is still a dependency), so no cycle
 between folders can form and the codec's path stays free of training, benchmark and plotting code.
+What each entry point loads is checked in fresh interpreters: ``import aecodec`` and ``aecodec info``
+load no torch, and compressing needs none of the optional extras.
 """
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 PACKAGE = Path(__file__).resolve().parent.parent / "aecodec"
 # Lowest first. `testing` (fixtures) builds models with the exporter; tools in `bench` use it.
@@ -71,3 +78,36 @@ def test_no_cycle_between_folders() -> None:
 
     cycles = sorted(folder for folder in edges if folder in reachable(folder))
     assert not cycles, f"folders in an import cycle: {cycles}"
+
+
+def loaded_after(code: str) -> set[str]:
+    """Top-level modules a fresh interpreter has imported after running ``code``."""
+    script = f"import sys\n{code}\nprint(' '.join(sorted({{m.partition('.')[0] for m in sys.modules}})))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return set(result.stdout.split())
+
+
+def test_import_aecodec_loads_no_torch_and_the_codec_no_plotting() -> None:
+    assert not loaded_after("import aecodec") & {"torch", "matplotlib", "scipy"}
+    assert not loaded_after("import aecodec; aecodec.Codec") & {"matplotlib", "scipy", "compressai"}
+
+
+def test_info_reads_a_header_without_torch(codec, tmp_path: Path) -> None:
+    path = tmp_path / "x.aec"
+    path.write_bytes(codec.compress(np.zeros((20, 30, 3), dtype=np.uint8), 1))
+    loaded = loaded_after(f"from aecodec.cli import main\nassert main(['info', {str(path)!r}]) == 0")
+    assert "torch" not in loaded
+
+
+def test_compressing_needs_no_optional_extra(model_file: Path, tmp_path: Path) -> None:
+    """The runtime dependencies suffice: training and benchmark libraries are blocked from importing."""
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((40, 50, 3), 99, dtype=np.uint8)).save(image)
+    aec, back = tmp_path / "x.aec", tmp_path / "back.png"
+    blocked = ("tqdm", "matplotlib", "scipy", "compressai")
+    code = (f"for name in {blocked!r}:\n    sys.modules[name] = None\n"
+            "from aecodec.cli import main\n"
+            f"assert main(['compress', {str(image)!r}, {str(aec)!r}, '--model', {str(model_file)!r}]) == 0\n"
+            f"assert main(['decompress', {str(aec)!r}, {str(back)!r}, '--model', {str(model_file)!r}]) == 0")
+    loaded_after(code)
+    assert Image.open(back).size == (50, 40)

@@ -120,7 +120,7 @@ def aec(model: str | None = None, tune: str = "psnr") -> AecAdapter:
     name = ("aec" if model is None else f"aec:{model}") + ("" if tune == "psnr" else f"@{tune}")
     try:
         from aecodec.codec.api import Codec
-        from aecodec.codec.refine import TUNES
+        from aecodec.codec.options import TUNES
 
         codec = Codec() if model is None else Codec(model=model)
     except (ImportError, OSError, ValueError) as exc:  # ModelError and FormatError are ValueErrors

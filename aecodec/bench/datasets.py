@@ -1,4 +1,4 @@
-"""Image folders for the benchmark: list the images of a folder in a stable order and load them as RGB."""
+"""Image folders for the benchmark: the images of a folder (:func:`~aecodec.codec.images.list_images`) as RGB."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aecodec.errors import InputError
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp"})
+from aecodec.codec.images import list_images
 
 
 @dataclass(frozen=True)
@@ -23,17 +21,6 @@ class DatasetImage:
     @property
     def num_pixels(self) -> int:
         return int(self.pixels.shape[0] * self.pixels.shape[1])
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside `folder`, sorted by name; InputError if missing or without images."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"dataset folder not found: {root}")
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in dataset folder {root}")
-    return files
 
 
 def load_rgb(path: str | Path) -> np.ndarray:

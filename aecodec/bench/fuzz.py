@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from aecodec.bench.memory import peak_rss_mb, reset_peak_rss
-from aecodec.bench.metrics import _torch_threads
+from aecodec.bench.metrics import torch_threads
 from aecodec.bitstream.format import (
     CRC_SIZE,
     HEADER_SIZE,
@@ -367,7 +367,7 @@ def judge(codec: Codec, sample: Sample, mutant: Mutant, time_limit: float = 2.0,
     reset_peak_rss()
     rss, cpu, wall = peak_rss_mb(), time.process_time(), time.perf_counter()
     try:
-        with _torch_threads(1):
+        with torch_threads(1):
             header = _header_outcome(mutant.data)
             outcome, detail = _decode_outcome(codec, sample, mutant)
     except (KeyboardInterrupt, SystemExit):

@@ -23,11 +23,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aecodec.bench.datasets import list_images, load_rgb
+from aecodec.bench.datasets import load_rgb
+from aecodec.codec.images import list_images
 from aecodec.bench.memory import peak_rss_mb, reset_peak_rss
 from aecodec.bench.metrics import PEAK
 from aecodec.bitstream.format import read_header
-from aecodec.codec.api import DEFAULT_QUALITY, DEFAULT_TILE_SIZE, Codec
+from aecodec.codec.api import Codec
+from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TILE_SIZE
 from aecodec.codec.tiling import tile_grid
 from aecodec.errors import InputError
 from aecodec.testing import random_model_bytes

@@ -14,7 +14,7 @@ avoids the large slowdowns of oversubscribed threads on a busy machine.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -22,9 +22,10 @@ import torch
 from PIL import Image
 from pytorch_msssim import ms_ssim as _pytorch_ms_ssim
 
+from aecodec.codec.options import MS_SSIM_MIN_SIDE
+
 PEAK = 255.0
 DB_CAP = 100.0
-MS_SSIM_MIN_SIDE = 161
 
 ImageLike = np.ndarray | Image.Image
 
@@ -63,12 +64,12 @@ def ms_ssim(a: ImageLike, b: ImageLike) -> float:
     if min(x.shape[:2]) < MS_SSIM_MIN_SIDE:
         return math.nan
     tx, ty = (torch.tensor(v).permute(2, 0, 1)[None].float() for v in (x, y))
-    with torch.no_grad(), _torch_threads(1):
+    with torch.no_grad(), torch_threads(1):
         return float(_pytorch_ms_ssim(tx, ty, data_range=PEAK))
 
 
 @contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
+def torch_threads(count: int) -> Iterator[None]:
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
@@ -80,6 +81,12 @@ def _torch_threads(count: int) -> Iterator[None]:
 def ms_ssim_db(value: float) -> float:
     """MS-SSIM on a dB scale, -10*log10(1 - value), capped at `DB_CAP` (CompressAI's plot convention)."""
     return capped_db(math.inf if value >= 1.0 else -10.0 * math.log10(1.0 - value))
+
+
+def defined_mean(values: Sequence[float]) -> float:
+    """Mean of the values that are not `nan` (MS-SSIM of small images); `nan` when none is."""
+    defined = [v for v in values if not math.isnan(v)]
+    return sum(defined) / len(defined) if defined else math.nan
 
 
 def capped_db(value: float) -> float:

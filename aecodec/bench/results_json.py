@@ -18,7 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from aecodec.bench.metrics import DB_CAP, MS_SSIM_MIN_SIDE
+from aecodec.bench.metrics import DB_CAP
+from aecodec.codec.options import MS_SSIM_MIN_SIDE
 from aecodec.bench.runner import BenchRun, CodecResult
 
 

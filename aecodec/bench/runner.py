@@ -2,8 +2,8 @@
 
 bpp comes from the real byte count of each encoded file (8 * bytes / pixels). Times are the
 median of `repeats` runs of encode and of decode. Per-quality values are the mean over images of
-the per-image values; PSNR is capped at 100 dB per image and `nan` MS-SSIM values are skipped
-(see `metrics`).
+the per-image values (`metrics.defined_mean`); PSNR is capped at 100 dB per image and `nan`
+MS-SSIM values are skipped (see `metrics`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from aecodec.bench.baselines import CodecUnderTest
 from aecodec.bench.curves import RDCurve
 from aecodec.bench.datasets import DatasetImage
-from aecodec.bench.metrics import as_rgb_array, capped_db, ms_ssim, psnr
+from aecodec.bench.metrics import as_rgb_array, capped_db, defined_mean, ms_ssim, psnr
 
 T = TypeVar("T")
 
@@ -58,11 +58,11 @@ class CodecResult:
 
     def mean(self, metric: str) -> list[float]:
         """Per-quality mean over images of an ImageResult field ("bpp", "psnr", "ms_ssim", ...)."""
-        return [_mean([getattr(r, metric) for r in self.at_quality(q)]) for q in self.qualities]
+        return [defined_mean([getattr(r, metric) for r in self.at_quality(q)]) for q in self.qualities]
 
     def seconds_per_image(self, timing: str) -> float:
         """Mean of "encode_s" or "decode_s" over all images and qualities."""
-        return _mean([getattr(r, timing) for r in self.images])
+        return defined_mean([getattr(r, timing) for r in self.images])
 
     def megapixels_per_second(self, timing: str) -> float:
         """Throughput of "encode_s" or "decode_s": all pixels coded divided by all seconds spent."""
@@ -86,12 +86,7 @@ class BenchRun:
     codecs: list[CodecResult]
 
 
-def _mean(values: Sequence[float]) -> float:
-    defined = [v for v in values if not math.isnan(v)]
-    return sum(defined) / len(defined) if defined else math.nan
-
-
-def _timed(fn: Callable[[], T], repeats: int) -> tuple[T, float]:
+def timed(fn: Callable[[], T], repeats: int) -> tuple[T, float]:
     """Call `fn` `repeats` times; return its last result and the median wall time in seconds."""
     times, result = [], None
     for _ in range(repeats):
@@ -104,8 +99,8 @@ def _timed(fn: Callable[[], T], repeats: int) -> tuple[T, float]:
 def measure(codec: CodecUnderTest, image: DatasetImage, quality: int, repeats: int = 1) -> ImageResult:
     """Encode and decode one image at one quality and measure rate, distortion and time."""
     source = Image.fromarray(image.pixels)
-    data, encode_s = _timed(lambda: codec.encode(source, quality), repeats)
-    decoded, decode_s = _timed(lambda: codec.decode(data), repeats)
+    data, encode_s = timed(lambda: codec.encode(source, quality), repeats)
+    decoded, decode_s = timed(lambda: codec.decode(data), repeats)
     recon = as_rgb_array(decoded)
     return ImageResult(
         image=image.name,

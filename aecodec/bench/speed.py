@@ -6,34 +6,23 @@ frequency tables, the coder's overhead over that ideal, header bytes, and median
 """
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from aecodec.bench.runner import timed
 from aecodec.bitstream.format import unpack
 from aecodec.codec.api import Codec
 from aecodec.codec.images import load_pixels
 from aecodec.models.integer_prior import code_length
 
 
-def median_seconds(function, repeats: int) -> tuple[float, object]:
-    """Median wall time of ``repeats`` calls, and the last result."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def measure(codec: Codec, image: str, quality: int, repeats: int) -> dict:
     """One row of the speed table for ``image`` at ``quality``."""
     pixels, _ = load_pixels(image, codec.max_pixels)
-    encode_s, data = median_seconds(lambda: codec.compress(pixels, quality), repeats)
-    decode_s, _ = median_seconds(lambda: codec.decompress(data), repeats)
+    data, encode_s = timed(lambda: codec.compress(pixels, quality), repeats)
+    _, decode_s = timed(lambda: codec.decompress(data), repeats)
     file = unpack(data)
-    ideal = sum(code_length(codec.model.prior, t.top, t.bottom)[0] for t in codec.analyse(pixels, quality))
+    ideal = sum(code_length(codec.model.prior, t.top, t.bottom)[0] for t in codec.analyze(pixels, quality))
     stream_bits = 8 * sum(len(s) for s in file.streams)
     return {"quality": quality, "bytes": len(data), "bpp": 8 * len(data) / (pixels.shape[0] * pixels.shape[1]),
             "ideal_bits": ideal, "stream_bits": stream_bits, "overhead_%": 100 * (stream_bits / ideal - 1),

@@ -1,4 +1,8 @@
-"""The ``aecodec`` command: compress, decompress, info, train, finetune, export, bench.
+"""The ``aecodec`` command: compress, decompress, info, train, finetune, export, bench, evaluate.
+
+Each subcommand imports its machinery when it runs, so ``aecodec info`` reads a header without
+loading torch, and compressing never loads the training or benchmark code. ``train``,
+``finetune``, ``bench`` and ``evaluate`` parse their own options (``aecodec COMMAND --help``).
 
 Errors are one line on stderr: exit code 2 for bad input (malformed files, unusable images, bad
 models or arguments), 1 for operating-system failures such as a full disk.
@@ -8,18 +12,11 @@ import argparse
 import io
 import sys
 
-from aecodec.bench.cli import add_bench_arguments, run_bench
-from aecodec.bench.evaluate import add_evaluate_arguments, run_evaluate
-from aecodec.bitstream.format import DEFAULT_MAX_PIXELS, read_header
+from aecodec.bitstream.format import DEFAULT_MAX_PIXELS
 from aecodec.cli.export import add_export_arguments, run_export
-from aecodec.codec.api import DEFAULT_QUALITY, Codec, model_for_file
 from aecodec.codec.files import STDIO, check_writable, read_bytes, write_atomic
+from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TUNE, TUNES
 from aecodec.errors import AecError, InputError
-from aecodec.family.registry import FAMILY
-from aecodec.family.trainer import main as family_main
-from aecodec.training.finetune import add_finetune_arguments, run_finetune
-from aecodec.codec.refine import DEFAULT_TUNE, TUNES
-from aecodec.training.train import main as train_main
 
 MAX_INPUT_BYTES = 1 << 31
 OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".ppm": "PPM", ".pgm": "PPM", ".tif": "TIFF", ".tiff": "TIFF",
@@ -27,16 +24,18 @@ OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".ppm": "PPM", ".pgm": "PPM", ".
 
 
 def _compress(args: argparse.Namespace) -> int:
+    from aecodec.codec.api import Codec
+
     check_writable(args.output, args.force)
     codec = Codec(args.model, max_pixels=args.max_pixels, device=args.device)
-    if args.quality not in codec.qualities:
-        raise InputError(f"quality must be in 1..{codec.qualities[-1]}, got {args.quality}")
     source = read_bytes(STDIO, MAX_INPUT_BYTES) if args.input == STDIO else args.input
     write_atomic(args.output, codec.compress(source, args.quality, args.tune), args.force)
     return 0
 
 
 def _decompress(args: argparse.Namespace) -> int:
+    from aecodec.codec.api import Codec, model_for_file
+
     check_writable(args.output, args.force)
     fmt = "PNG" if args.output == STDIO else OUTPUT_FORMATS.get("." + args.output.rsplit(".", 1)[-1].lower())
     if fmt is None:
@@ -51,6 +50,8 @@ def _decompress(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from aecodec.bitstream.format import read_header
+
     data = read_bytes(args.input, MAX_INPUT_BYTES)
     header = read_header(data, args.max_pixels)
     fields = {
@@ -65,11 +66,44 @@ def _info(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     """``aecodec train``: the VQ-VAE-2 trainer, or the autoencoder-family trainer for ``--model NAME``."""
+    from aecodec.family.registry import FAMILY
+
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--model", default="vqvae2")
     if probe.parse_known_args(args.extra)[0].model in FAMILY:
+        from aecodec.family.trainer import main as family_main
+
         return family_main(args.extra)
+    from aecodec.training.train import main as train_main
+
     return train_main(args.extra)
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from aecodec.training.finetune import main as finetune_main
+
+    return finetune_main(args.extra)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from aecodec.bench.cli import main as bench_main
+
+    return bench_main(args.extra)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from aecodec.bench.evaluate import main as evaluate_main
+
+    return evaluate_main(args.extra)
+
+
+# Subcommands whose options their own module parses (all arguments are passed on to it).
+DELEGATED = {
+    "train": (_train, "train a model on a folder of images (aecodec train --help)"),
+    "finetune": (_finetune, "retrain a model's decoder, its bits unchanged"),
+    "bench": (_bench, "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
+    "evaluate": (_evaluate, "measure a model's bpp, PSNR and MS-SSIM on a folder"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,24 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(run=_info)
 
-    p = sub.add_parser("train", help="train a model on a folder of images (aecodec train --help)", add_help=False)
-    p.set_defaults(run=_train)
-    for name, add_arguments, run, text in (
-        ("finetune", add_finetune_arguments, run_finetune, "retrain a model's decoder, its bits unchanged"),
-        ("export", add_export_arguments, run_export, "turn a training checkpoint into a model file"),
-        ("bench", add_bench_arguments, run_bench, "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
-        ("evaluate", add_evaluate_arguments, run_evaluate, "measure a model's bpp, PSNR and MS-SSIM on a folder"),
-    ):
-        p = sub.add_parser(name, help=text, description=text)
-        add_arguments(p)
-        p.set_defaults(run=run)
+    text = "turn a training checkpoint into a model file"
+    p = sub.add_parser("export", help=text, description=text)
+    add_export_arguments(p)
+    p.set_defaults(run=run_export)
+
+    for name, (run, text) in DELEGATED.items():
+        sub.add_parser(name, help=text, add_help=False).set_defaults(run=run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, args.extra = parser.parse_known_args(argv)
-    if args.extra and args.command != "train":
+    if args.extra and args.command not in DELEGATED:
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return args.run(args)

@@ -19,14 +19,11 @@ from PIL import Image
 from aecodec.bitstream.format import DEFAULT_MAX_PIXELS, AecFile, Header, pack, read_header, unpack
 from aecodec.codec.images import ImageLike, load_pixels, to_image
 from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
+from aecodec.codec.options import DEFAULT_OVERLAP, DEFAULT_QUALITY, DEFAULT_TILE_SIZE, DEFAULT_TUNE
+from aecodec.codec.refine import tuned_encode
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
 from aecodec.errors import FormatError
-from aecodec.codec.refine import DEFAULT_TUNE, tuned_encode
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
-
-DEFAULT_QUALITY = 3
-DEFAULT_TILE_SIZE = 1024
-DEFAULT_OVERLAP = 16
 
 
 @dataclass(frozen=True)
@@ -64,13 +61,12 @@ class Codec:
         """The quality settings this model offers, lowest rate first."""
         return list(range(1, self.model.num_qualities + 1))
 
-    def _check_quality(self, quality: int) -> None:
-        if quality not in self.qualities:
-            raise ValueError(f"quality must be in 1..{self.model.num_qualities}, got {quality}")
-
-    def analyse(self, pixels: np.ndarray, quality: int, tune: str = DEFAULT_TUNE) -> list[TileIndices]:
+    def analyze(self, pixels: np.ndarray, quality: int, tune: str = DEFAULT_TUNE) -> list[TileIndices]:
         """Indices of every tile of an (H, W, 3) uint8 image, in tile order, the encoder tuned for ``tune``."""
-        self._check_quality(quality)
+        self.model.network.stages_for_quality(quality)  # InputError for a quality the model lacks
+        return self._analyze(pixels, quality, tune)
+
+    def _analyze(self, pixels: np.ndarray, quality: int, tune: str) -> list[TileIndices]:
         height, width = pixels.shape[:2]
         out = []
         for tile in tile_grid(width, height, self.tile_size, self.overlap):
@@ -85,10 +81,10 @@ class Codec:
         ``tune="ms-ssim"`` refines each tile's latent for MS-SSIM (:mod:`aecodec.codec.refine`): a slower
         encoder, the same decoder.
         """
-        self._check_quality(quality)
+        self.model.network.stages_for_quality(quality)  # the one check of the quality, before any work
         pixels, channels = load_pixels(image, self.max_pixels)
         height, width = pixels.shape[:2]
-        tiles = self.analyse(pixels, quality, tune)
+        tiles = self._analyze(pixels, quality, tune)
         header = Header(channels, quality, self.model.name, self.model.digest, width, height,
                         self.tile_size, self.overlap, len(tiles))
         streams = tuple(encode_indices(self.model.prior, t.top, t.bottom) for t in tiles)

@@ -1,4 +1,5 @@
-"""Turning user inputs (PIL images, numpy arrays, paths, encoded bytes) into the RGB pixels the codec codes.
+"""Turning user inputs (PIL images, numpy arrays, paths, encoded bytes) into the RGB pixels the codec codes,
+and listing the images of a folder (for training, calibration and the benchmark alike).
 
 Grayscale is coded as RGB with equal channels and decoded back to mode "L". An alpha channel that is
 fully opaque is dropped; real transparency is refused with a clear message (flatten it first).
@@ -13,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from aecodec.errors import InputError
 
 ImageLike = Image.Image | np.ndarray | str | Path | bytes
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp"})
 _GRAY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
@@ -110,3 +112,14 @@ def to_image(pixels: np.ndarray, channels: int) -> Image.Image:
     """The decoded PIL image: mode "L" for grayscale files, "RGB" otherwise."""
     image = Image.fromarray(pixels, "RGB")
     return image.convert("L") if channels == 1 else image
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder`` (by suffix), sorted by name; InputError if missing or without images."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"image folder not found: {root}")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
+    return files

@@ -10,13 +10,8 @@ import torch
 from pytorch_msssim import ms_ssim
 from torch import Tensor
 
+from aecodec.codec.options import DEFAULT_TUNE, MS_SSIM_MIN_SIDE, TUNES
 from aecodec.models.vqvae2 import VQVAE2
-
-TUNES = ("psnr", "ms-ssim")
-DEFAULT_TUNE = "psnr"
-# pytorch_msssim's five scales of an 11-px window need sides above (11 - 1) * 2**4; smaller tiles
-# (small images, thin edge tiles) keep the network's own analysis.
-MS_SSIM_MIN_SIDE = 160
 
 
 def tuned_encode(
@@ -30,7 +25,7 @@ def tuned_encode(
     """
     if tune not in TUNES:
         raise ValueError(f"tune must be one of {', '.join(TUNES)}, got {tune!r}")
-    if tune == "psnr" or min(x.shape[-2:]) <= MS_SSIM_MIN_SIDE:
+    if tune == "psnr" or min(x.shape[-2:]) < MS_SSIM_MIN_SIDE:  # too small for MS-SSIM: the plain analysis
         return network.encode(x, quality)
     keep = torch.tensor([quality], device=x.device)
     with torch.no_grad():

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aecodec.family.backbone import BackboneConfig, Decoder, Encoder
-from aecodec.training.train import psnr
+from aecodec.training.loop import batch_psnr
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Autoencoder(nn.Module):
     def reconstruction_loss(self, reconstruction: Tensor, batch: Tensor) -> tuple[Tensor, dict[str, float]]:
         """How far the reconstruction is from the clean batch: MSE (VQGAN adds perceptual and GAN terms)."""
         mse = F.mse_loss(reconstruction, batch)
-        return mse, {"mse": mse.item(), "psnr": psnr(reconstruction.detach(), batch)}
+        return mse, {"mse": mse.item(), "psnr": batch_psnr(reconstruction.detach(), batch)}
 
     def loss(self, batch: Tensor) -> tuple[Tensor, dict[str, float]]:
         """Reconstruction loss to the clean batch plus the bottleneck's penalty, with the terms to log."""

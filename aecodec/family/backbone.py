@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 
 from torch import Tensor, nn
 
-from aecodec.models.layers import UPSAMPLERS, ResBlock, down
+from aecodec.models.layers import UPSAMPLERS, ResBlock, check_upsample, down
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,7 @@ class BackboneConfig:
     def __post_init__(self) -> None:
         if self.stride not in (8, 16):
             raise ValueError(f"stride must be 8 or 16, got {self.stride}")
-        if self.upsample not in UPSAMPLERS:
-            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLERS)}, got {self.upsample!r}")
+        check_upsample(self.upsample)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from aecodec.bitstream.entropy import MAX_ROW_TOTAL, SymbolDecoder, SymbolEncoder
 from aecodec.errors import FormatError
-from aecodec.training.data import center_crops, image_files, load_rgb
+from aecodec.codec.images import list_images
+from aecodec.training.data import center_crops, load_image_tensor
 from aecodec.family.container import pack, unpack
 from aecodec.family.trainer import load_member
 
@@ -188,5 +189,5 @@ def codec_from_checkpoint(checkpoint: str | Path, fit_images: str | Path, crop: 
                           iterations: int = 300) -> LatentCodec | IndexCodec:
     """Load a trained member and fit its codec on centre crops of (at most ``max_images``) training images."""
     name, model = load_member(checkpoint)
-    images = center_crops([load_rgb(f, crop) for f in image_files(fit_images)[:max_images]], crop)
+    images = center_crops([load_image_tensor(f, crop) for f in list_images(fit_images)[:max_images]], crop)
     return fit_codec(name, model, images, iterations)

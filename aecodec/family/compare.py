@@ -42,7 +42,8 @@ from aecodec.family.studies import (
     mean_st_lpips,
     write_vae_figures,
 )
-from aecodec.family.trainer import CHECKPOINT, FamilyTrainConfig, train_family
+from aecodec.family.trainer import FamilyTrainConfig, train_family
+from aecodec.training.loop import CHECKPOINT, load_checkpoint
 
 # Every backbone member at the VQ-VAE-2 bottom level's latent size: 16 channels at 1/8 resolution.
 MATCHED_LATENT = {"stride": 8, "latent_dim": 16, "channels": 64}
@@ -107,7 +108,7 @@ def training_table(runs: dict[str, Path], models: dict[str, torch.nn.Module]) ->
     """Markdown rows: member, latent, settings, steps, batch x crop, mean training PSNR at the end."""
     rows = []
     for name, run in runs.items():
-        train = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)["train"]
+        train = load_checkpoint(run / CHECKPOINT)["train"]
         step, train_psnr = final_train_psnr(run)
         settings = ", ".join(f"{k}={v}" for k, v in train["settings"].items()) or "defaults"
         start = f" (from {RECIPES[name].init})" if name in RECIPES and RECIPES[name].init else ""

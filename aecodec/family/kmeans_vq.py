@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aecodec.models.quantizer import VectorQuantizer, code_stats
-from aecodec.training.train import psnr
+from aecodec.models.quantizer import VectorQuantizer, code_stats, lloyd
+from aecodec.training.loop import batch_psnr
 
 
 @dataclass(frozen=True)
@@ -40,16 +40,6 @@ def kmeans_plus_plus(samples: Tensor, k: int, generator: torch.Generator) -> Ten
             pick = torch.randint(len(samples), (1,), generator=generator)
         centroids = torch.cat([centroids, samples[pick]])
         nearest = torch.minimum(nearest, (samples - samples[pick]).pow(2).sum(1))
-    return centroids
-
-
-def lloyd(samples: Tensor, centroids: Tensor, iterations: int) -> Tensor:
-    """Lloyd iterations from ``centroids``; a centroid that loses all its samples stays where it is."""
-    for _ in range(iterations):
-        assign = torch.cdist(samples, centroids).argmin(dim=1)
-        sums = torch.zeros_like(centroids).index_add_(0, assign, samples)
-        counts = torch.bincount(assign, minlength=len(centroids)).unsqueeze(1).to(samples.dtype)
-        centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
     return centroids
 
 
@@ -104,5 +94,5 @@ class BlockVQ(nn.Module):
             reconstruction = F.pixel_shuffle(quantized, self.config.block)
             mse = F.mse_loss(reconstruction, batch)
         perplexity, usage = code_stats(indices, self.num_codes)
-        metrics = {"mse": mse.item(), "psnr": psnr(reconstruction, batch), "perplexity": perplexity, "usage": usage}
+        metrics = {"mse": mse.item(), "psnr": batch_psnr(reconstruction, batch), "perplexity": perplexity, "usage": usage}
         return mse, metrics

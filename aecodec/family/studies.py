@@ -20,12 +20,13 @@ from torch import Tensor, nn
 from aecodec.bench.baselines import CodecUnderTest
 from aecodec.bench.crops import center_crop
 from aecodec.bench.datasets import DatasetImage
-from aecodec.bench.metrics import capped_db, psnr
+from aecodec.bench.metrics import capped_db, defined_mean, psnr
 from aecodec.bench.runner import CodecResult
 from aecodec.family.codec import batch_to_image, image_to_batch
 from aecodec.family.denoising import corrupt_image
 from aecodec.training.perceptual import st_lpips
 from aecodec.family.vae import VAE
+from aecodec.training.loop import LOG
 from aecodec.models.quantizer import code_stats
 
 
@@ -56,10 +57,6 @@ class DenoisingRow:
     model_psnr: dict[str, float]
 
 
-def _mean(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if values else math.nan
-
-
 def _to_batch(image: DatasetImage, stride: int) -> Tensor:
     return image_to_batch(Image.fromarray(image.pixels), stride)
 
@@ -85,8 +82,8 @@ def denoising_study(models: dict[str, nn.Module], images: Sequence[DatasetImage]
             corrupted_psnr.append(_psnr_to(image, noisy))
             for name, model in models.items():
                 model_psnr[name].append(_psnr_to(image, model.eval()(noisy)))
-        rows.append(DenoisingRow(corruption.label, _mean(corrupted_psnr),
-                                 {name: _mean(values) for name, values in model_psnr.items()}))
+        rows.append(DenoisingRow(corruption.label, defined_mean(corrupted_psnr),
+                                 {name: defined_mean(values) for name, values in model_psnr.items()}))
     return rows
 
 
@@ -155,10 +152,10 @@ def mean_st_lpips(codec: CodecUnderTest, quality: int, images: Sequence[DatasetI
         if distance is None:
             return math.nan
         distances.append(float(distance))
-    return _mean(distances)
+    return defined_mean(distances)
 
 
 def final_train_psnr(run: Path, tail: int = 10) -> tuple[int, float]:
     """A run's last logged step and the mean training PSNR of its last ``tail`` log rows (batches are noisy)."""
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    return rows[-1]["step"], _mean([r["psnr"] for r in rows[-tail:]])
+    rows = [json.loads(line) for line in (run / LOG).read_text().splitlines() if line.strip()]
+    return rows[-1]["step"], defined_mean([r["psnr"] for r in rows[-tail:]])

@@ -1,25 +1,23 @@
 """Train any member of the autoencoder family on a folder of images (``aecodec train --model NAME``).
 
 One loop for all: random flipped crops, Adam on ``model.loss(batch)``, tqdm with loss and PSNR,
-metrics in OUT/log.jsonl and a resumable OUT/checkpoint.pt. VQ-VAE-2 keeps :mod:`aecodec.training.train`.
+metrics in OUT/log.jsonl and a resumable OUT/checkpoint.pt, on the skeleton of
+:mod:`aecodec.training.loop`. VQ-VAE-2 keeps :mod:`aecodec.training.train`.
 """
 
 import argparse
-import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from tqdm import tqdm
+from torch import Tensor, nn
 
+from aecodec.codec.images import list_images
 from aecodec.errors import InputError
-from aecodec.training.data import image_files, load_rgb, random_crops
 from aecodec.family.registry import FAMILY, build_model, member
-
-CHECKPOINT = "checkpoint.pt"
+from aecodec.training.data import load_image_tensor, random_crops
+from aecodec.training.loop import CHECKPOINT, Run, default_device, load_checkpoint, prepare
 
 
 @dataclass
@@ -45,19 +43,9 @@ class FamilyTrainConfig:
     init: str = ""
 
 
-def save_checkpoint(path: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                    generator: torch.Generator, config: FamilyTrainConfig) -> None:
-    """Atomically write everything a resumed run needs (a trusted, local file)."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"step": step, "member": config.model, "settings": model.config.to_dict(),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
-                "crop_rng": generator.get_state(), "torch_rng": torch.get_rng_state(), "train": asdict(config)}, tmp)
-    os.replace(tmp, path)
-
-
 def load_member(path: str | Path, device: str = "cpu") -> tuple[str, nn.Module]:
     """(member name, model in eval mode) from a family checkpoint."""
-    state = torch.load(path, map_location=device, weights_only=False)
+    state = load_checkpoint(path, device)
     model = build_model(state["member"], **state["settings"])
     model.load_state_dict(state["model"])
     return state["member"], model.to(device).eval()
@@ -68,7 +56,7 @@ def initialise_from(model: nn.Module, checkpoint: str | Path, device: torch.devi
 
     Weights only ``model`` has (a VQ-GAN's discriminator) keep their fresh initialisation.
     """
-    weights = torch.load(checkpoint, map_location=device, weights_only=False)["model"]
+    weights = load_checkpoint(checkpoint, device)["model"]
     try:
         unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
     except RuntimeError as exc:  # shape mismatches
@@ -79,23 +67,18 @@ def initialise_from(model: nn.Module, checkpoint: str | Path, device: torch.devi
 
 def train_family(config: FamilyTrainConfig, resume: bool = False) -> Path:
     """Run (or with ``resume`` continue) training; returns the checkpoint path."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / CHECKPOINT
-    state = torch.load(checkpoint, map_location=device, weights_only=False) if resume and checkpoint.exists() else None
+    device = default_device()
+    prepare(config.seed, config.threads)
+    run = Run(config.out, resume, device)
+    state = run.state
     if state and state["member"] != config.model:
-        raise InputError(f"{checkpoint} trains {state['member']!r}, not {config.model!r}")
+        raise InputError(f"{run.checkpoint} trains {state['member']!r}, not {config.model!r}")
 
     model = build_model(config.model, **(state["settings"] if state else config.settings)).to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
     # k-means learns inside loss() and has nothing for an optimizer.
     optimizer = torch.optim.Adam(parameters, lr=config.lr) if parameters else None
     generator = torch.Generator().manual_seed(config.seed)
-    start = 0
     if config.init and not state:
         initialise_from(model, config.init, device)
     if state:
@@ -104,27 +87,31 @@ def train_family(config: FamilyTrainConfig, resume: bool = False) -> Path:
             optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["crop_rng"])
         torch.set_rng_state(state["torch_rng"])
-        start = state["step"]
 
-    images = [load_rgb(f, config.crop) for f in image_files(config.data)]
+    images = [load_image_tensor(f, config.crop) for f in list_images(config.data)]
     model.train()
-    with (out / "log.jsonl").open("a") as log:
-        bar = tqdm(range(start, config.steps), initial=start, total=config.steps, dynamic_ncols=True)
-        for step in bar:
-            batch = random_crops(images, config.batch, config.crop, generator).to(device)
-            loss, metrics = model.loss(batch)
-            if optimizer:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            done = step + 1
-            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{metrics['psnr']:.2f}")
-            if done % config.log_every == 0 or done == config.steps:
-                log.write(json.dumps({"step": done, "loss": loss.item(), **metrics}) + "\n")
-                log.flush()
-            if done % config.checkpoint_every == 0 or done == config.steps:
-                save_checkpoint(checkpoint, done, model, optimizer, generator, config)
-    return checkpoint
+
+    def step(_: int) -> tuple[Tensor, dict[str, float]]:
+        batch = random_crops(images, config.batch, config.crop, generator).to(device)
+        loss, metrics = model.loss(batch)
+        if optimizer:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return loss, metrics
+
+    def checkpoint(done: int) -> dict:
+        return {"step": done, "member": config.model, "settings": model.config.to_dict(),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
+                "crop_rng": generator.get_state(), "torch_rng": torch.get_rng_state(), "train": asdict(config)}
+
+    return run.loop(
+        config.steps, step, checkpoint, config.checkpoint_every,
+        record=lambda done, result: {"step": done, "loss": result[0].item(), **result[1]},
+        record_every=config.log_every,
+        postfix=lambda result: {"loss": f"{result[0].item():.4f}", "psnr": f"{result[1]['psnr']:.2f}"},
+        echo=False,
+    )
 
 
 def _setting_types() -> dict[str, type]:

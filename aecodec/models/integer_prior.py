@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from aecodec.bitstream.entropy import PRECISION_BITS
 from aecodec.models.prior import HierarchicalPrior, LevelPrior, anchor_mask, conditioning_stages
 
 LOGIT_SCALE = 32  # fixed-point logits are in units of 1/32 nat
 ACTIVATION_MAX = 127  # hidden activations are unsigned 7-bit after ReLU
 MULTIPLIER_BITS = 20  # precision of requantization multipliers
 LOGIT_LIMIT = 1 << 24  # logits are clamped to +-this, far beyond any useful range
-FREQUENCY_BITS = 24  # row sums of frequency tables stay <= 2**24, the range coder's precision
 
 
 @cache
@@ -32,7 +32,7 @@ def exp_table(num_codes: int) -> Tensor:
     Computed with :mod:`decimal` (exactly specified, correctly rounded) rather than libm, so the
     table is the same on every platform. ``peak * num_codes <= 2**24`` bounds each row's sum.
     """
-    peak = 1 << (FREQUENCY_BITS - (num_codes - 1).bit_length())
+    peak = 1 << (PRECISION_BITS - (num_codes - 1).bit_length())  # rows sum to at most the coder's 2**24
     values = []
     with localcontext() as ctx:
         ctx.prec = 40

@@ -37,3 +37,9 @@ def resize_up(in_ch: int, out_ch: int) -> nn.Sequential:
 
 # How a decoder doubles its resolution, by config name.
 UPSAMPLERS = {"transposed": up, "resize": resize_up}
+
+
+def check_upsample(name: str) -> None:
+    """ValueError unless ``name`` names one of :data:`UPSAMPLERS`: the one check of every config's ``upsample``."""
+    if not isinstance(name, str) or name not in UPSAMPLERS:
+        raise ValueError(f"upsample must be one of {', '.join(UPSAMPLERS)}, got {name!r}")

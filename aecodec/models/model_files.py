@@ -17,7 +17,6 @@ from safetensors.torch import load, save
 
 from aecodec.errors import ModelError
 from aecodec.models.integer_prior import IntegerPrior
-from aecodec.models.layers import UPSAMPLERS
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -64,11 +63,14 @@ def _config(meta: dict[str, str]) -> VQVAE2Config:
         raise ModelError("model config is malformed")
     raw.setdefault("upsample", "transposed")
     sizes = {f.name for f in fields(VQVAE2Config) if f.type is int}
-    if set(raw) != {f.name for f in fields(VQVAE2Config)} or raw["upsample"] not in UPSAMPLERS or not all(
+    if set(raw) != {f.name for f in fields(VQVAE2Config)} or not all(
         isinstance(raw[k], int) and 0 < raw[k] <= 4096 for k in sizes
     ):
         raise ModelError("model config is malformed")
-    return VQVAE2Config(**raw)
+    try:
+        return VQVAE2Config(**raw)
+    except ValueError:  # an unknown upsampler
+        raise ModelError("model config is malformed") from None
 
 
 def model_from_bytes(data: bytes, source: str = "model") -> CodecModel:

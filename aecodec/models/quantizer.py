@@ -22,17 +22,21 @@ class QuantizerOutput:
     usage: list[float]
 
 
-def kmeans(samples: Tensor, k: int, iterations: int = 10) -> Tensor:
-    """Plain Lloyd k-means on rows of ``samples``; returns ``k`` centroids."""
-    generator = torch.Generator(device="cpu").manual_seed(0)
-    pick = torch.randint(0, samples.shape[0], (k,), generator=generator).to(samples.device)
-    centroids = samples[pick].clone()
+def lloyd(samples: Tensor, centroids: Tensor, iterations: int) -> Tensor:
+    """Lloyd iterations on rows of ``samples`` from ``centroids``; a centroid that loses all its samples stays."""
     for _ in range(iterations):
         assign = torch.cdist(samples, centroids).argmin(dim=1)
         sums = torch.zeros_like(centroids).index_add_(0, assign, samples)
-        counts = torch.bincount(assign, minlength=k).unsqueeze(1).to(samples.dtype)
+        counts = torch.bincount(assign, minlength=len(centroids)).unsqueeze(1).to(samples.dtype)
         centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
     return centroids
+
+
+def kmeans(samples: Tensor, k: int, iterations: int = 10) -> Tensor:
+    """Plain k-means on rows of ``samples`` from ``k`` seeded random rows; returns ``k`` centroids."""
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    pick = torch.randint(0, samples.shape[0], (k,), generator=generator).to(samples.device)
+    return lloyd(samples, samples[pick].clone(), iterations)
 
 
 class VectorQuantizer(nn.Module):

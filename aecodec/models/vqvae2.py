@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from aecodec.models.layers import UPSAMPLERS, ResBlock, down, up
+from aecodec.errors import InputError
+from aecodec.models.layers import UPSAMPLERS, ResBlock, check_upsample, down, up
 from aecodec.models.quantizer import QuantizerOutput, ResidualVQ
 
 
@@ -31,8 +32,7 @@ class VQVAE2Config:
     upsample: str = "transposed"
 
     def __post_init__(self) -> None:
-        if self.upsample not in UPSAMPLERS:
-            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLERS)}, got {self.upsample!r}")
+        check_upsample(self.upsample)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,9 +82,12 @@ class VQVAE2(nn.Module):
         return self.config.bottom_stages
 
     def stages_for_quality(self, quality: int) -> tuple[int, int]:
-        """(top stages, bottom stages) coded at ``quality`` in 1..num_qualities."""
-        if not 1 <= quality <= self.num_qualities:
-            raise ValueError(f"quality must be in 1..{self.num_qualities}, got {quality}")
+        """(top stages, bottom stages) coded at ``quality``; InputError (a ValueError) unless it is in 1..num_qualities.
+
+        The one place a quality is validated: the codec calls it once per image before any work.
+        """
+        if quality not in range(1, self.num_qualities + 1):
+            raise InputError(f"quality must be in 1..{self.num_qualities}, got {quality}")
         return min(quality, self.config.top_stages), quality
 
     def synthesize(self, top_q: Tensor, bottom_q: Tensor) -> Tensor:

@@ -1,4 +1,7 @@
-"""Training images: a folder of photos held in memory, sampled as random flipped crops."""
+"""Training images: a folder of photos held in memory, sampled as random flipped crops.
+
+Folders are listed by :func:`aecodec.codec.images.list_images`, the one image-folder lister.
+"""
 
 from pathlib import Path
 
@@ -7,21 +10,15 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
+from aecodec.codec.images import list_images
 
 
-def image_files(folder: str | Path) -> list[Path]:
-    """Image files of ``folder`` in sorted order; an empty or missing folder is an error."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"no images in {folder}")
-    return files
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``--scales`` of the trainers: comma-separated scale factors, e.g. "1,0.7,0.5"."""
+    return tuple(float(v) for v in text.split(","))
 
 
-def load_rgb(path: Path, min_side: int) -> Tensor:
+def load_image_tensor(path: Path, min_side: int) -> Tensor:
     """An image as a (3, H, W) uint8 tensor, upscaled if a side is shorter than ``min_side``."""
     with Image.open(path) as im:
         im = im.convert("RGB")
@@ -82,3 +79,12 @@ def center_crops(images: list[Tensor], crop: int) -> Tensor:
         top, left = (h - crop) // 2, (w - crop) // 2
         out.append(image[:, top : top + crop, left : left + crop].float() / 255)
     return torch.stack(out)
+
+
+def training_images(
+    data: str | Path, crop: int, scales: tuple[float, ...], val_fraction: float
+) -> tuple[list[Tensor], Tensor | None]:
+    """The training split's images (each also at ``scales``) and the validation split's 256-px centre crops."""
+    train_files, val_files = split_files(list_images(data), val_fraction)
+    images = [small for f in train_files for small in downscaled(load_image_tensor(f, crop), scales, crop)]
+    return images, center_crops([load_image_tensor(f, 256) for f in val_files], 256) if val_files else None

@@ -11,7 +11,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from aecodec.training.data import image_files, load_rgb, random_crops
+from aecodec.codec.files import write_atomic
+from aecodec.codec.images import list_images
+from aecodec.training.data import load_image_tensor, random_crops
+from aecodec.training.loop import load_checkpoint
 from aecodec.models.integer_prior import IntegerPrior, code_length, quantize_prior
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
 from aecodec.models.model_files import model_bytes
@@ -41,7 +44,7 @@ def float_bits_per_index(prior: HierarchicalPrior, top: list[Tensor], bottom: li
     return float((top_bits.sum() + bottom_bits.sum()) / (top_bits.numel() + bottom_bits.numel()))
 
 
-def build_model(
+def export_model(
     name: str, network: VQVAE2, prior: HierarchicalPrior, calibration: Tensor, metadata: dict[str, str] | None = None
 ) -> tuple[bytes, dict]:
     """Model-file bytes and an integerization report, calibrating the prior on an image batch."""
@@ -55,20 +58,20 @@ def build_model(
 
 def export_checkpoint(checkpoint: Path, name: str, calibration_dir: Path, out: Path, crops: int = 16) -> dict:
     """Write a model file from a training checkpoint; returns its manifest entry."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     config = state["config"]
     network = VQVAE2(VQVAE2Config(**config["model"]))
     network.load_state_dict(state["model"])
     prior = HierarchicalPrior(network.config.num_codes, network.config.top_stages, network.config.bottom_stages,
                               PriorConfig(**config["prior"]))
     prior.load_state_dict(state["prior"])
-    images = [load_rgb(f, 256) for f in image_files(calibration_dir)]
+    images = [load_image_tensor(f, 256) for f in list_images(calibration_dir)]
     calibration = random_crops(images, crops, 256, torch.Generator().manual_seed(1))
     finetune = config.get("finetune")  # a decoder fine-tune: say of what, so its step count reads right
     origin = {"finetune": f"{finetune['objective']} from {finetune['source']}"} if finetune else {}
     meta = {"training_data": str(config["data"]), "steps": str(state["step"]), **origin}
-    data, report = build_model(name, network, prior, calibration, meta)
-    out.write_bytes(data)
+    data, report = export_model(name, network, prior, calibration, meta)
+    write_atomic(str(out), data, force=True)
     return {"file": out.name, "hash": hashlib.sha256(data).digest()[:8].hex(), "steps": state["step"],
             "training_data": Path(config["data"]).name, **origin, **report}
 

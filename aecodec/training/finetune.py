@@ -13,7 +13,6 @@ The checkpoint has the layout of :mod:`aecodec.training.train`'s, so ``aecodec e
 """
 
 import argparse
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -21,24 +20,21 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ms_ssim
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from aecodec.errors import InputError
-from aecodec.training.data import random_crops
-from aecodec.training.gan import PatchDiscriminator
-from aecodec.training.gan import adaptive_generator_weight, hinge_discriminator_loss, hinge_generator_loss
-from aecodec.training.perceptual import st_lpips
 from aecodec.models.layers import UPSAMPLERS
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
-from aecodec.training.train import (
-    cosine_schedule,
-    load_matching_modules,
-    psnr,
-    save_atomic,
-    training_images,
-    validation_qualities,
-)
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
+from aecodec.training.data import parse_scales, random_crops, training_images
+from aecodec.training.gan import (
+    PatchDiscriminator,
+    adaptive_generator_weight,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+)
+from aecodec.training.loop import Run, batch_psnr, cosine_schedule, default_device, load_checkpoint, prepare
+from aecodec.training.perceptual import st_lpips
+from aecodec.training.train import load_matching_modules, validation_qualities
 
 OBJECTIVES = ("mse", "gan")
 
@@ -73,8 +69,6 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.upsample and self.upsample not in UPSAMPLERS:
-            raise InputError(f"upsample must be one of {', '.join(UPSAMPLERS)}, got {self.upsample!r}")
 
 
 def synthesis(network: VQVAE2) -> list[nn.Parameter]:
@@ -90,7 +84,7 @@ def last_layer(network: VQVAE2) -> Tensor:
 
 def load_source(config: FinetuneConfig, device: torch.device) -> tuple[VQVAE2, HierarchicalPrior, dict]:
     """The source run's network (with ``config.upsample`` if given) and prior, and its training config."""
-    state = torch.load(config.source, map_location=device, weights_only=False)
+    state = load_checkpoint(config.source, device)
     settings = state["config"]
     model_config = VQVAE2Config(**settings["model"])
     if config.upsample:
@@ -160,20 +154,16 @@ def validate(network: VQVAE2, batch: Tensor) -> dict[str, dict[str, float]]:
     for quality in validation_qualities(network):
         top, bottom = network.analyze(batch, torch.full((batch.shape[0],), quality, device=batch.device))
         image = network.synthesize(top.quantized, bottom.quantized).clamp(0, 1)
-        report[f"q{quality}"] = {"psnr": round(psnr(image, batch), 3),
+        report[f"q{quality}"] = {"psnr": round(batch_psnr(image, batch), 3),
                                  "ms_ssim": round(float(ms_ssim(image, batch, data_range=1.0)), 4)}
     return report
 
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> Path:
     """Run (or with ``resume`` continue) a decoder fine-tune; returns the checkpoint path."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint.pt"
+    device = default_device()
+    prepare(config.seed, config.threads)
+    run = Run(config.out, resume, device)
     network, prior, settings = load_source(config, device)
     network.eval()  # quantizers must not update their codebooks; the network has no batch statistics
     network.requires_grad_(False)
@@ -182,45 +172,46 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> Path:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
     objective = Objective(config, network, device)
-    start = 0
-    if resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        network.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        objective.load_state_dict(state["objective"])
-        start = state["step"]
-    schedule = cosine_schedule(optimizer, config.steps, last_epoch=start - 1)
+    if run.state:
+        network.load_state_dict(run.state["model"])
+        optimizer.load_state_dict(run.state["optimizer"])
+        objective.load_state_dict(run.state["objective"])
+    schedule = cosine_schedule(optimizer, config.steps, last_epoch=run.start - 1)
     images, val_batch = training_images(config.data, config.crop, config.scales, 0.1)
     val_batch = val_batch.to(device) if val_batch is not None else None
-    generator = torch.Generator().manual_seed(config.seed * 1000 + start)
+    generator = torch.Generator().manual_seed(config.seed * 1000 + run.start)
     max_quality = config.max_quality or network.num_qualities
     run_config = {**settings, "data": config.data, "model": network.config.to_dict(), "finetune": asdict(config)}
-    with (out / "log.jsonl").open("a") as log:
-        bar = tqdm(range(start, config.steps), initial=start, total=config.steps, dynamic_ncols=True)
-        for step in bar:
-            batch = random_crops(images, config.batch, config.crop, generator).to(device)
-            keep = torch.randint(1, max_quality + 1, (batch.shape[0],), generator=generator).to(device)
-            with torch.no_grad():
-                top, bottom = network.analyze(batch, keep)
-            reconstruction = network.synthesize(top.quantized, bottom.quantized)
-            loss, metrics = objective(reconstruction, batch, step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            done = step + 1
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr(reconstruction, batch):.2f}")
-            if done % config.checkpoint_every == 0 or done == config.steps:
-                save_atomic(checkpoint, {"step": done, "model": network.state_dict(), "prior": prior.state_dict(),
-                                         "optimizer": optimizer.state_dict(), "objective": objective.state_dict(),
-                                         "config": run_config})
-            if val_batch is not None and (done % config.val_every == 0 or done == config.steps):
-                record = {"step": done, "loss": round(loss.item(), 5), **metrics, "val": validate(network, val_batch)}
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                tqdm.write(json.dumps(record))
-    return checkpoint
+
+    def step(i: int) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
+        batch = random_crops(images, config.batch, config.crop, generator).to(device)
+        keep = torch.randint(1, max_quality + 1, (batch.shape[0],), generator=generator).to(device)
+        with torch.no_grad():
+            top, bottom = network.analyze(batch, keep)
+        reconstruction = network.synthesize(top.quantized, bottom.quantized)
+        loss, metrics = objective(reconstruction, batch, i)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        return batch, reconstruction, loss, metrics
+
+    def postfix(result: tuple[Tensor, Tensor, Tensor, dict[str, float]]) -> dict[str, str]:
+        batch, reconstruction, loss, _ = result
+        return {"loss": f"{loss.item():.4f}", "psnr": f"{batch_psnr(reconstruction, batch):.2f}"}
+
+    def checkpoint(done: int) -> dict:
+        return {"step": done, "model": network.state_dict(), "prior": prior.state_dict(),
+                "optimizer": optimizer.state_dict(), "objective": objective.state_dict(), "config": run_config}
+
+    def record(done: int, result: tuple[Tensor, Tensor, Tensor, dict[str, float]]) -> dict | None:
+        if val_batch is None:
+            return None
+        _, _, loss, metrics = result
+        return {"step": done, "loss": round(loss.item(), 5), **metrics, "val": validate(network, val_batch)}
+
+    return run.loop(config.steps, step, checkpoint, config.checkpoint_every, record, config.val_every, postfix,
+                    show_every=10)
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -237,7 +228,7 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "perceptual_weight", "adversarial_weight"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
-    parser.add_argument("--scales", type=lambda text: tuple(float(v) for v in text.split(",")), default=defaults.scales,
+    parser.add_argument("--scales", type=parse_scales, default=defaults.scales,
                         help="train on each image at these scales, e.g. 1,0.7,0.5 (default: 1)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
 

@@ -7,10 +7,7 @@ the prior learns the indices' rate at the same time (indices are detached: it do
 """
 
 import argparse
-import json
-import math
 import os
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,9 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from aecodec.training.data import center_crops, downscaled, image_files, load_rgb, random_crops, split_files
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
-from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
+from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config, VQVAE2Output
+from aecodec.training.data import parse_scales, random_crops, training_images
+from aecodec.training.loop import Run, batch_psnr, cosine_schedule, default_device, load_checkpoint, prepare
 
 
 @dataclass
@@ -63,12 +61,6 @@ def rate_bpp(prior: HierarchicalPrior, out, pixels: int) -> Tensor:
     return (top_bits.sum((1, 2, 3)) + bottom_bits.sum((1, 2, 3))) / pixels
 
 
-def psnr(a: Tensor, b: Tensor) -> float:
-    """Mean PSNR in dB of [0, 1] image batches."""
-    mse = (a.detach().clamp(0, 1) - b).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
-    return float((-10 * mse.log10()).mean())
-
-
 def validation_qualities(model: VQVAE2) -> list[int]:
     """The lowest, middle and highest quality: where validation reports a model."""
     return sorted({1, (model.num_qualities + 1) // 2, model.num_qualities})
@@ -84,24 +76,10 @@ def validate(model: VQVAE2, prior: HierarchicalPrior, batch: Tensor) -> dict:
         keep = torch.full((batch.shape[0],), quality, device=batch.device)
         out = model(batch, keep)
         bpp = rate_bpp(prior, out, batch.shape[-1] * batch.shape[-2]).mean()
-        report[f"q{quality}"] = {"psnr": round(psnr(out.reconstruction, batch), 3), "bpp": round(float(bpp), 4)}
+        report[f"q{quality}"] = {"psnr": round(batch_psnr(out.reconstruction, batch), 3), "bpp": round(float(bpp), 4)}
     model.train()
     prior.train()
     return report
-
-
-def save_atomic(path: Path, state: dict) -> None:
-    """Write a checkpoint (a trusted, local file) so that a crash never leaves half of one."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def save_checkpoint(path: Path, step: int, model, prior, optimizer, schedule, config: TrainConfig) -> None:
-    """Atomically write a resumable training checkpoint."""
-    save_atomic(path, {"step": step, "model": model.state_dict(), "prior": prior.state_dict(),
-                       "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "config": asdict(config),
-                       "rng": torch.get_rng_state()})
 
 
 def load_matching_modules(module: torch.nn.Module, weights: dict[str, Tensor]) -> list[str]:
@@ -122,23 +100,6 @@ def load_matching_modules(module: torch.nn.Module, weights: dict[str, Tensor]) -
     return fresh
 
 
-def training_images(
-    data: str, crop: int, scales: tuple[float, ...], val_fraction: float
-) -> tuple[list[Tensor], Tensor | None]:
-    """The training split's images (each also at ``scales``) and the validation split's 256-px centre crops."""
-    train_files, val_files = split_files(image_files(data), val_fraction)
-    images = [small for f in train_files for small in downscaled(load_rgb(f, crop), scales, crop)]
-    return images, center_crops([load_rgb(f, 256) for f in val_files], 256) if val_files else None
-
-
-def cosine_schedule(
-    optimizer: torch.optim.Optimizer, steps: int, last_epoch: int = -1
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Cosine decay of the learning rate to 5% of its start over ``steps``."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.05 + 0.475 * (1 + math.cos(math.pi * min(s, steps) / steps)), last_epoch=last_epoch)
-
-
 def build(config: TrainConfig) -> tuple[VQVAE2, HierarchicalPrior]:
     """Fresh model and prior for ``config``."""
     model = VQVAE2(config.model)
@@ -153,14 +114,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank = dist.get_rank() if distributed else 0
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu")
+    device = default_device(int(os.environ.get("LOCAL_RANK", "0")))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    np.random.seed(config.seed)
+    prepare(config.seed, config.threads)
 
     images, val_batch = training_images(config.data, config.crop, config.scales, config.val_fraction)
     val_batch = val_batch.to(device) if val_batch is not None else None
@@ -169,18 +126,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     model.to(device)
     prior.to(device)
     optimizer = torch.optim.Adam([*model.parameters(), *prior.parameters()], lr=config.lr)
-    out_dir = Path(config.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out_dir / "checkpoint.pt"
-    start = 0
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        prior.load_state_dict(state["prior"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
+    run = Run(config.out, resume, device, main=rank == 0)
+    if run.state:
+        model.load_state_dict(run.state["model"])
+        prior.load_state_dict(run.state["prior"])
+        optimizer.load_state_dict(run.state["optimizer"])
     elif config.init:
-        init = torch.load(config.init, map_location=device, weights_only=False)
+        init = load_checkpoint(config.init, device)
         fresh = load_matching_modules(model, init["model"]) + load_matching_modules(prior, init["prior"])
         tqdm.write(f"initialised from {config.init}; fresh: {', '.join(fresh) or 'none'}")
     ddp_model, ddp_prior = model, prior
@@ -188,12 +140,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         ids = [device.index] if device.type == "cuda" else None
         ddp_model, ddp_prior = (torch.nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in (model, prior))
     schedule = cosine_schedule(optimizer, config.steps)
-    if start:
-        schedule.load_state_dict(state["schedule"])
-    generator = torch.Generator().manual_seed(config.seed * 1000 + rank + start)
-    log = (out_dir / "log.jsonl").open("a") if rank == 0 else None
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=rank != 0, dynamic_ncols=True)
-    for step in bar:
+    if run.state:
+        schedule.load_state_dict(run.state["schedule"])
+    generator = torch.Generator().manual_seed(config.seed * 1000 + rank + run.start)
+
+    def step(_: int) -> tuple[Tensor, VQVAE2Output, Tensor, Tensor]:
         x = random_crops(images, config.batch, config.crop, generator).to(device)
         keep = torch.randint(1, config.model.bottom_stages + 1, (x.shape[0],), generator=generator).to(device)
         out = ddp_model(x, keep)
@@ -204,25 +155,32 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         loss.backward()
         optimizer.step()
         schedule.step()
-        if rank == 0 and (step % 10 == 0 or step == config.steps - 1):
-            usage = np.mean(out.top.usage + out.bottom.usage)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", psnr=f"{psnr(out.reconstruction, x):.2f}",
-                            bpp=f"{float(bpp.detach().mean()):.3f}", usage=f"{usage:.2f}")
-        done = step + 1
-        if rank == 0 and (done % config.checkpoint_every == 0 or done == config.steps):
-            save_checkpoint(ckpt_path, done, model, prior, optimizer, schedule, config)
-        if rank == 0 and val_batch is not None and (done % config.val_every == 0 or done == config.steps):
-            record = {"step": done, "train_psnr": round(psnr(out.reconstruction, x), 3),
-                      "perplexity_bottom": [round(p, 1) for p in out.bottom.perplexity],
-                      "usage_bottom": [round(u, 3) for u in out.bottom.usage],
-                      "val": validate(model, prior, val_batch)}
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            tqdm.write(json.dumps(record))
+        return x, out, loss, bpp
+
+    def postfix(result: tuple[Tensor, VQVAE2Output, Tensor, Tensor]) -> dict[str, str]:
+        x, out, loss, bpp = result
+        return {"loss": f"{float(loss.detach()):.4f}", "psnr": f"{batch_psnr(out.reconstruction, x):.2f}",
+                "bpp": f"{float(bpp.detach().mean()):.3f}", "usage": f"{np.mean(out.top.usage + out.bottom.usage):.2f}"}
+
+    def checkpoint(done: int) -> dict:
+        return {"step": done, "model": model.state_dict(), "prior": prior.state_dict(),
+                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "config": asdict(config),
+                "rng": torch.get_rng_state()}
+
+    def record(done: int, result: tuple[Tensor, VQVAE2Output, Tensor, Tensor]) -> dict | None:
+        if val_batch is None:
+            return None
+        x, out, _, _ = result
+        return {"step": done, "train_psnr": round(batch_psnr(out.reconstruction, x), 3),
+                "perplexity_bottom": [round(p, 1) for p in out.bottom.perplexity],
+                "usage_bottom": [round(u, 3) for u in out.bottom.usage],
+                "val": validate(model, prior, val_batch)}
+
+    path = run.loop(config.steps, step, checkpoint, config.checkpoint_every, record, config.val_every, postfix,
+                    show_every=10)
     if distributed:
         dist.destroy_process_group()
-    return ckpt_path
-
+    return path
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of ``aecodec train``."""
@@ -239,7 +197,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     for name, value in PriorConfig().to_dict().items():
         parser.add_argument(f"--prior-{name}", type=int, default=value)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--scales", type=lambda text: tuple(float(v) for v in text.split(",")), default=defaults.scales,
+    parser.add_argument("--scales", type=parse_scales, default=defaults.scales,
                         help="train on each image at these scales, e.g. 1,0.75,0.5 (default: 1)")
     parser.add_argument("--init", help="warm start from another run's checkpoint.pt; submodules whose shapes "
                         "changed (a wider latent) start fresh")

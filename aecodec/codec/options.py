@@ -1,0 +1,10 @@
+"""The codec's user-facing settings and their defaults, free of torch so the CLI can build its parser fast."""
+
+DEFAULT_QUALITY = 3
+DEFAULT_TILE_SIZE = 1024
+DEFAULT_OVERLAP = 16
+# What the encoder aims at (:mod:`aecodec.codec.refine`): the network's own analysis, or a latent tuned for MS-SSIM.
+TUNES = ("psnr", "ms-ssim")
+DEFAULT_TUNE = "psnr"
+# pytorch_msssim's five scales of an 11-px window need the smaller side above (11 - 1) * 2**4 = 160.
+MS_SSIM_MIN_SIDE = 161
