@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from aecodec.codec.api import Codec
-from aecodec.testing import random_model_bytes
 from aecodec.models.model_files import CodecModel, model_from_bytes
+from aecodec.testing import random_model_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

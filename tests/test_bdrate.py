@@ -51,8 +51,10 @@ def test_point_order_is_irrelevant(order_a: list[int], order_b: list[int]) -> No
     test_rates = [r * (0.7 + 0.1 * i) for i, r in enumerate(RATES)]
     expected = bd_rate(RATES, PSNRS, test_rates, PSNRS)
     shuffled = bd_rate(
-        [RATES[i] for i in order_a], [PSNRS[i] for i in order_a],
-        [test_rates[i] for i in order_b], [PSNRS[i] for i in order_b],
+        [RATES[i] for i in order_a],
+        [PSNRS[i] for i in order_a],
+        [test_rates[i] for i in order_b],
+        [PSNRS[i] for i in order_b],
     )
     assert shuffled == pytest.approx(expected, abs=1e-9)
 

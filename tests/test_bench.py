@@ -17,9 +17,9 @@ from aecodec.bench.anchors import load_anchors
 from aecodec.bench.baselines import AecAdapter, CodecUnavailable, get_codec
 from aecodec.bench.cli import main
 from aecodec.bench.datasets import DatasetImage, load_dataset
-from aecodec.codec.images import list_images
 from aecodec.bench.report import ReportInputs, write_report
 from aecodec.bench.runner import measure, run_benchmark
+from aecodec.codec.images import list_images
 from aecodec.errors import InputError
 from aecodec.models.model_files import default_model_name
 
@@ -90,8 +90,9 @@ def test_aec_adapter_uses_the_codec_api() -> None:
     assert decoded.mode == "RGB" and decoded.size == (64, 48)
 
 
-@pytest.mark.parametrize(("name", "tune"), [("aec", "psnr"), ("aec@ms-ssim", "ms-ssim"),
-                                            ("aec:vqvae2-base@ms-ssim", "ms-ssim")])
+@pytest.mark.parametrize(
+    ("name", "tune"), [("aec", "psnr"), ("aec@ms-ssim", "ms-ssim"), ("aec:vqvae2-base@ms-ssim", "ms-ssim")]
+)
 def test_aec_names_pick_model_and_tune(name: str, tune: str) -> None:
     codec = get_codec(name)
     assert codec.name == name and codec.tune == tune
@@ -153,8 +154,15 @@ def test_two_image_smoke_run_writes_every_output(tmp_path: Path, kodak_two: list
     inputs = ReportInputs(codecs, kodak_two[1], anchors=load_anchors(shared_path("anchors", "kodak_published.json")))
     written = write_report(run, inputs, tmp_path)
     names = {p.relative_to(tmp_path).as_posix() for p in written}
-    assert names == {"results.json", "compressai/jpeg.json", "compressai/aec.json", "rd_psnr.png",
-                     "rd_msssim.png", "crops.png", "report.md"}
+    assert names == {
+        "results.json",
+        "compressai/jpeg.json",
+        "compressai/aec.json",
+        "rd_psnr.png",
+        "rd_msssim.png",
+        "crops.png",
+        "report.md",
+    }
     assert all(p.stat().st_size > 0 for p in written)
     report = (tmp_path / "report.md").read_text()
     assert "| vs jpeg | vs aec |" in report and "JPEG (published)" in report and "MP/s" in report
@@ -163,8 +171,21 @@ def test_two_image_smoke_run_writes_every_output(tmp_path: Path, kodak_two: list
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     kodak = shared_path("data", "kodak")
     out = tmp_path / "out"
-    args = ["--dataset", str(kodak), "--codecs", "jpeg", "--limit", "1", "--qualities", "20,80",
-            "--crop-bpp", "1.0", "--out", str(out), "--no-progress"]
+    args = [
+        "--dataset",
+        str(kodak),
+        "--codecs",
+        "jpeg",
+        "--limit",
+        "1",
+        "--qualities",
+        "20,80",
+        "--crop-bpp",
+        "1.0",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert (out / "report.md").exists() and str(out / "crops.png") in capsys.readouterr().out
     assert main(["--dataset", str(tmp_path / "none"), "--codecs", "jpeg"]) == 2

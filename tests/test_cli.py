@@ -41,7 +41,9 @@ def test_existing_output_needs_force(image_file: Path, model_file: Path, tmp_pat
 
 
 def cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aecodec", *args], input=stdin, capture_output=True, cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "aecodec", *args], input=stdin, capture_output=True, cwd=ROOT, check=False
+    )
 
 
 def test_stdin_stdout_pipeline(image_file: Path, model_file: Path) -> None:

@@ -76,8 +76,10 @@ def test_alpha_opaque_is_dropped_and_transparent_is_refused(codec: Codec) -> Non
         codec.compress(Image.fromarray(rgba, "RGBA"), 1)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 2), np.uint8),
-                                 np.full((4, 4, 3), 2.0), "no/such/file.png", 42])
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 2), np.uint8), np.full((4, 4, 3), 2.0), "no/such/file.png", 42],
+)
 def test_bad_inputs_raise_input_error(codec: Codec, bad) -> None:
     with pytest.raises(InputError):
         codec.compress(bad, 1)

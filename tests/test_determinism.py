@@ -30,8 +30,13 @@ SCRIPT = textwrap.dedent(
 
 
 def run(threads: int, model_file: Path, mode: str, path: Path) -> str:
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(threads), str(model_file), mode, str(path)],
-                            capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(threads), str(model_file), mode, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    )
     return result.stdout.strip()
 
 

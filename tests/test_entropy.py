@@ -61,11 +61,7 @@ def reference_encode(symbols: np.ndarray, freqs: np.ndarray) -> bytes:
         k, scale_f = len(row), float(MAX_ROW_TOTAL - len(row)) / float(sum(row))
         cum = float(sum(row[:symbol]))
         left = math.floor(cum * scale_f) + symbol
-        right = (
-            MAX_ROW_TOTAL
-            if symbol == k - 1
-            else math.floor((cum + row[symbol]) * scale_f) + symbol + 1
-        )
+        right = MAX_ROW_TOTAL if symbol == k - 1 else math.floor((cum + row[symbol]) * scale_f) + symbol + 1
         scale = rng >> 24
         rng = scale * (right - left)
         new_lower = (lower + scale * left) & U64
@@ -118,9 +114,7 @@ def test_unlikely_symbols_round_trip() -> None:
     rng = np.random.default_rng(7)
     freqs = random_table(rng, 500, 512, "peaked")
     symbols = (np.argmax(freqs, axis=1) + rng.integers(1, 512, 500)) % 512
-    np.testing.assert_array_equal(
-        SymbolDecoder(encode_groups([(symbols, freqs)])).decode(freqs), symbols
-    )
+    np.testing.assert_array_equal(SymbolDecoder(encode_groups([(symbols, freqs)])).decode(freqs), symbols)
 
 
 def test_groups_decode_in_encoding_order() -> None:

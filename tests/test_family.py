@@ -6,7 +6,6 @@ import torch
 from PIL import Image
 
 from aecodec.errors import InputError
-from aecodec.training.data import random_crops
 from aecodec.family.codec import IndexCodec, batch_to_image, fit_codec, image_to_batch
 from aecodec.family.compare import RECIPES
 from aecodec.family.compare import main as compare_main
@@ -14,6 +13,7 @@ from aecodec.family.registry import FAMILY, build_model
 from aecodec.family.trainer import FamilyTrainConfig, initialise_from, load_member, main, train_family
 from aecodec.family.vae import VAE, VAEConfig
 from aecodec.family.vqgan import VQGAN, VQGANConfig
+from aecodec.training.data import random_crops
 
 TINY = {"channels": 8, "latent_dim": 4}
 TINY_SETTINGS = {
@@ -139,8 +139,15 @@ def write_photos(folder, photos: list[torch.Tensor]) -> None:
 
 def test_trainer_checkpoints_and_resumes(tmp_path, photos: list[torch.Tensor]) -> None:
     write_photos(tmp_path / "data", photos)
-    common = {"model": "dae", "data": str(tmp_path / "data"), "settings": TINY, "batch": 2, "crop": 32,
-              "checkpoint_every": 1, "log_every": 1}
+    common = {
+        "model": "dae",
+        "data": str(tmp_path / "data"),
+        "settings": TINY,
+        "batch": 2,
+        "crop": 32,
+        "checkpoint_every": 1,
+        "log_every": 1,
+    }
     straight = train_family(FamilyTrainConfig(out=str(tmp_path / "straight"), steps=3, **common))
     train_family(FamilyTrainConfig(out=str(tmp_path / "resumed"), steps=2, **common))
     resumed = train_family(FamilyTrainConfig(out=str(tmp_path / "resumed"), steps=3, **common), resume=True)
@@ -155,8 +162,22 @@ def test_trainer_checkpoints_and_resumes(tmp_path, photos: list[torch.Tensor]) -
 
 def test_trainer_command_line(tmp_path, photos: list[torch.Tensor]) -> None:
     write_photos(tmp_path / "data", photos)
-    argv = ["--model", "kmeans", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
-            "--steps", "1", "--batch", "2", "--crop", "32", "--num-codes", "8"]
+    argv = [
+        "--model",
+        "kmeans",
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "run"),
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--crop",
+        "32",
+        "--num-codes",
+        "8",
+    ]
     assert main(argv) == 0
     assert load_member(tmp_path / "run" / "checkpoint.pt")[1].num_codes == 8
     with pytest.raises(InputError, match="beta"):
@@ -165,8 +186,15 @@ def test_trainer_command_line(tmp_path, photos: list[torch.Tensor]) -> None:
 
 def test_initialise_from_copies_shared_weights(tmp_path, photos: list[torch.Tensor]) -> None:
     write_photos(tmp_path / "data", photos)
-    config = FamilyTrainConfig(model="vqvae", data=str(tmp_path / "data"), out=str(tmp_path / "vqvae"),
-                               settings=TINY_SETTINGS["vqvae"], steps=1, batch=2, crop=32)
+    config = FamilyTrainConfig(
+        model="vqvae",
+        data=str(tmp_path / "data"),
+        out=str(tmp_path / "vqvae"),
+        settings=TINY_SETTINGS["vqvae"],
+        steps=1,
+        batch=2,
+        crop=32,
+    )
     checkpoint = train_family(config)
     vqgan = tiny_model("vqgan")
     initialise_from(vqgan, checkpoint)
@@ -181,24 +209,52 @@ def test_initialise_from_copies_shared_weights(tmp_path, photos: list[torch.Tens
 
 def test_compare_trains_missing_members_and_writes_the_page(tmp_path, photos: list[torch.Tensor]) -> None:
     """Tiny members stand in for the recipes' finished runs; the one command measures and writes the page."""
-    big = [torch.nn.functional.interpolate(p[None].float(), size=(64, 64), mode="bilinear")[0].to(torch.uint8)
-           for p in photos]
+    big = [
+        torch.nn.functional.interpolate(p[None].float(), size=(64, 64), mode="bilinear")[0].to(torch.uint8)
+        for p in photos
+    ]
     write_photos(tmp_path / "data", big)
     steps = 10
     for name, recipe in RECIPES.items():
-        config = FamilyTrainConfig(model=name, data=str(tmp_path / "data"), out=str(tmp_path / "runs" / name),
-                                   settings={**TINY_SETTINGS[name], "stride": 8} if name != "kmeans"
-                                   else TINY_SETTINGS[name],
-                                   steps=max(1, round(steps * recipe.step_share)), batch=2, crop=32, log_every=1)
+        config = FamilyTrainConfig(
+            model=name,
+            data=str(tmp_path / "data"),
+            out=str(tmp_path / "runs" / name),
+            settings={**TINY_SETTINGS[name], "stride": 8} if name != "kmeans" else TINY_SETTINGS[name],
+            steps=max(1, round(steps * recipe.step_share)),
+            batch=2,
+            crop=32,
+            log_every=1,
+        )
         train_family(config)
     page = tmp_path / "docs" / "models.md"
-    argv = ["--train-data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--steps", str(steps),
-            "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "docs" / "models"), "--page", str(page),
-            "--limit", "1"]
+    argv = [
+        "--train-data",
+        str(tmp_path / "data"),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--steps",
+        str(steps),
+        "--dataset",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "docs" / "models"),
+        "--page",
+        str(page),
+        "--limit",
+        "1",
+    ]
     assert compare_main(argv) == 0
     text = page.read_text()
-    for section in ("Members and training", "As codecs", "Denoising", "VAE samples", "Codebook usage",
-                    "Hierarchical VQ-GAN against VQ-VAE-2", "Single-level VQ-GAN against VQ-VAE-2"):
+    for section in (
+        "Members and training",
+        "As codecs",
+        "Denoising",
+        "VAE samples",
+        "Codebook usage",
+        "Hierarchical VQ-GAN against VQ-VAE-2",
+        "Single-level VQ-GAN against VQ-VAE-2",
+    ):
         assert f"## {section}" in text
     assert "| vqgan | 1 |" in text and "| aec |" in text and "(models/vae_samples.png)" in text
     assert "| aec:vqvae2-gan | 1 |" in text and "| aec:vqvae2-base |" in text

@@ -59,8 +59,11 @@ def test_codebook_usage_counts_codes_and_entropy() -> None:
 
 
 def _result(points: dict[int, list[float]]) -> CodecResult:
-    images = [ImageResult(f"{i}.png", q, 1, bpp, 30.0, 0.9, 0.0, 0.0, 1) for q, bpps in points.items()
-              for i, bpp in enumerate(bpps)]
+    images = [
+        ImageResult(f"{i}.png", q, 1, bpp, 30.0, 0.9, 0.0, 0.0, 1)
+        for q, bpps in points.items()
+        for i, bpp in enumerate(bpps)
+    ]
     return CodecResult("c", "test", list(points), images)
 
 

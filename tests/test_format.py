@@ -91,15 +91,13 @@ def test_index_crc_known_values() -> None:
     assert index_crc([np.array([[1, 0], [0, 0]], dtype=np.int32)]) == 0xA988DFF7
     # C order, and the CRC runs across arrays as if they were concatenated.
     big = np.array([[513, 65535], [7, 0]], dtype=np.uint16)
-    assert index_crc([big.T.copy(), np.arange(3)]) == zlib.crc32(
-        bytes([1, 2, 7, 0, 255, 255, 0, 0, 0, 0, 1, 0, 2, 0])
-    )
+    assert index_crc([big.T.copy(), np.arange(3)]) == zlib.crc32(bytes([1, 2, 7, 0, 255, 255, 0, 0, 0, 0, 1, 0, 2, 0]))
     assert index_crc([]) == 0
 
 
 @pytest.mark.parametrize("bad", [np.array([65536]), np.array([-1]), np.array([0.5])])
 def test_index_crc_rejects_non_uint16(bad: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="integer dtype|0..65535"):
+    with pytest.raises(ValueError, match=r"integer dtype|0..65535"):
         index_crc([bad])
 
 
@@ -272,9 +270,7 @@ def test_forged_huge_tile_count_is_rejected_before_reading_the_table() -> None:
     header.validate()
     forged = bytearray(pack(make_file(make_header(tile_count=12))))
     forged[32:48] = struct.pack("<IIHHI", header.width, header.height, 64, 30, header.tile_count)
-    with pytest.raises(
-        FormatError, match="truncated .aec file: .* header and tile table need 2097204"
-    ):
+    with pytest.raises(FormatError, match=r"truncated .aec file: .* header and tile table need 2097204"):
         unpack(bytes(forged))
 
 
@@ -290,15 +286,11 @@ FIELD_FORMATS = {32: "<I", 36: "<I", 40: "<H", 42: "<H", 44: "<I"}
 
 @settings(max_examples=400, deadline=1000)
 @given(
-    mutations=st.dictionaries(
-        st.sampled_from(sorted(EXTREMES)), st.integers(0, 5), min_size=1, max_size=5
-    ),
+    mutations=st.dictionaries(st.sampled_from(sorted(EXTREMES)), st.integers(0, 5), min_size=1, max_size=5),
     byte_mutations=st.dictionaries(st.integers(4, 47), st.integers(0, 255), max_size=3),
     fix_crc=st.booleans(),
 )
-def test_mutated_headers_raise_only_format_error(
-    mutations: dict, byte_mutations: dict, fix_crc: bool
-) -> None:
+def test_mutated_headers_raise_only_format_error(mutations: dict, byte_mutations: dict, fix_crc: bool) -> None:
     data = bytearray(pack(make_file()))
     for offset, choice in mutations.items():
         values = EXTREMES[offset]
@@ -322,9 +314,7 @@ def assert_rejected_or_faithful(data: bytes) -> None:
 
 @settings(max_examples=300, deadline=1000)
 @given(
-    lengths=st.dictionaries(
-        st.integers(0, 11), st.sampled_from([0, 1, 3, 4, 40, 44, 48, 2**31, 2**32 - 4, 2**32 - 1])
-    ),
+    lengths=st.dictionaries(st.integers(0, 11), st.sampled_from([0, 1, 3, 4, 40, 44, 48, 2**31, 2**32 - 4, 2**32 - 1])),
     extra=st.binary(max_size=12),
     cut=st.integers(0, 12),
 )

@@ -105,9 +105,11 @@ def test_compressing_needs_no_optional_extra(model_file: Path, tmp_path: Path) -
     Image.fromarray(np.full((40, 50, 3), 99, dtype=np.uint8)).save(image)
     aec, back = tmp_path / "x.aec", tmp_path / "back.png"
     blocked = ("tqdm", "matplotlib", "scipy", "compressai")
-    code = (f"for name in {blocked!r}:\n    sys.modules[name] = None\n"
-            "from aecodec.cli import main\n"
-            f"assert main(['compress', {str(image)!r}, {str(aec)!r}, '--model', {str(model_file)!r}]) == 0\n"
-            f"assert main(['decompress', {str(aec)!r}, {str(back)!r}, '--model', {str(model_file)!r}]) == 0")
+    code = (
+        f"for name in {blocked!r}:\n    sys.modules[name] = None\n"
+        "from aecodec.cli import main\n"
+        f"assert main(['compress', {str(image)!r}, {str(aec)!r}, '--model', {str(model_file)!r}]) == 0\n"
+        f"assert main(['decompress', {str(aec)!r}, {str(back)!r}, '--model', {str(model_file)!r}]) == 0"
+    )
     loaded_after(code)
     assert Image.open(back).size == (50, 40)

@@ -12,14 +12,14 @@ import pytest
 from PIL import Image
 from safetensors.torch import load, save
 
+from aecodec.cli import main
 from aecodec.codec import files
 from aecodec.codec.api import Codec
-from aecodec.cli import main
 from aecodec.errors import FormatError, InputError, ModelError
 from aecodec.models import model_files
-from aecodec.testing import random_model_bytes
 from aecodec.models.model_files import CodecModel, load_model_file, model_from_bytes
 from aecodec.models.vqvae2 import VQVAE2Config
+from aecodec.testing import random_model_bytes
 
 OTHER_CONFIG = VQVAE2Config(channels=16, latent_dim=8, num_codes=64, top_stages=2, bottom_stages=3, res_blocks=1)
 
@@ -59,10 +59,14 @@ def test_pixel_limit_in_the_api(codec: Codec, model: CodecModel) -> None:
 
 def test_pixel_limit_in_the_cli(image_file: Path, aec_file: Path, model_file: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out.aec"
-    code, line = one_line_error(capsys, "compress", str(image_file), str(out), "-q", "1", "--model", str(model_file),
-                                "--max-pixels", "100")
+    code, line = one_line_error(
+        capsys, "compress", str(image_file), str(out), "-q", "1", "--model", str(model_file), "--max-pixels", "100"
+    )
     assert code == 2 and "limit of 100" in line and not out.exists()
-    for args in (("info", str(aec_file)), ("decompress", str(aec_file), str(tmp_path / "o.png"), "--model", str(model_file))):
+    for args in (
+        ("info", str(aec_file)),
+        ("decompress", str(aec_file), str(tmp_path / "o.png"), "--model", str(model_file)),
+    ):
         code, line = one_line_error(capsys, *args, "--max-pixels", "1199")
         assert code == 2 and "exceeds the limit of 1199" in line
     assert main(["info", str(aec_file), "--max-pixels", "1200"]) == 0
@@ -75,7 +79,9 @@ def test_empty_files(codec: Codec, model_file: Path, tmp_path: Path, capsys) -> 
         codec.compress(empty, 1)
     with pytest.raises(FormatError):
         codec.decompress(b"")
-    code, line = one_line_error(capsys, "compress", str(empty), str(tmp_path / "o.aec"), "-q", "1", "--model", str(model_file))
+    code, line = one_line_error(
+        capsys, "compress", str(empty), str(tmp_path / "o.aec"), "-q", "1", "--model", str(model_file)
+    )
     assert code == 2 and "empty.png" in line
     code, _ = one_line_error(capsys, "info", str(empty))
     assert code == 2
@@ -84,15 +90,20 @@ def test_empty_files(codec: Codec, model_file: Path, tmp_path: Path, capsys) -> 
 def test_directories(aec_file: Path, image_file: Path, model_file: Path, tmp_path: Path, capsys) -> None:
     folder = tmp_path / "folder"
     folder.mkdir()
-    for args in (("info", str(folder)), ("decompress", str(folder), str(tmp_path / "o.png")),
-                 ("decompress", str(aec_file), str(folder), "--force", "--model", str(model_file)),
-                 ("compress", str(image_file), str(folder), "--force", "-q", "1", "--model", str(model_file))):
+    for args in (
+        ("info", str(folder)),
+        ("decompress", str(folder), str(tmp_path / "o.png")),
+        ("decompress", str(aec_file), str(folder), "--force", "--model", str(model_file)),
+        ("compress", str(image_file), str(folder), "--force", "-q", "1", "--model", str(model_file)),
+    ):
         code, line = one_line_error(capsys, *args)
         assert code == 2 and "directory" in line
     assert list(folder.iterdir()) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode: permissions cannot be tested as root")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads files whatever their mode: permissions cannot be tested as root"
+)
 def test_unreadable_input(aec_file: Path, tmp_path: Path, capsys) -> None:
     aec_file.chmod(0)
     try:
@@ -125,14 +136,17 @@ def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(files.os, "fdopen", FullDiskFile)
 
 
-def test_full_disk_leaves_no_partial_file(aec_file: Path, image_file: Path, model_file: Path, tmp_path: Path, capsys,
-                                          full_disk: None) -> None:
+def test_full_disk_leaves_no_partial_file(
+    aec_file: Path, image_file: Path, model_file: Path, tmp_path: Path, capsys, full_disk: None
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     old = out / "old.png"
     old.write_bytes(b"previous output")
-    for args in (("compress", str(image_file), str(out / "new.aec"), "-q", "1", "--model", str(model_file)),
-                 ("decompress", str(aec_file), str(old), "--force", "--model", str(model_file))):
+    for args in (
+        ("compress", str(image_file), str(out / "new.aec"), "-q", "1", "--model", str(model_file)),
+        ("decompress", str(aec_file), str(old), "--force", "--model", str(model_file)),
+    ):
         code, line = one_line_error(capsys, *args)
         assert code == 1 and "No space left on device" in line
     assert [p.name for p in out.iterdir()] == ["old.png"] and old.read_bytes() == b"previous output"
@@ -154,14 +168,20 @@ def mismatched_shapes(model_bytes: bytes) -> bytes:
     return save(other, metadata=model_files._metadata(model_bytes))
 
 
-@pytest.mark.parametrize("kind", ["text", "png", "pickle", "truncated", "header-only", "wrong-shapes", "empty", "missing"])
+@pytest.mark.parametrize(
+    "kind", ["text", "png", "pickle", "truncated", "header-only", "wrong-shapes", "empty", "missing"]
+)
 def test_bad_model_files(kind: str, model_bytes: bytes, image_file: Path, tmp_path: Path, capsys) -> None:
     marker = tmp_path / "unpickled"
     path = tmp_path / "model.safetensors"
     content = {
-        "text": b"this is not a model\n", "png": image_file.read_bytes(), "pickle": pickle.dumps(Evil(marker)),
-        "truncated": model_bytes[: len(model_bytes) // 2], "header-only": model_bytes[:200],
-        "wrong-shapes": mismatched_shapes(model_bytes), "empty": b"",
+        "text": b"this is not a model\n",
+        "png": image_file.read_bytes(),
+        "pickle": pickle.dumps(Evil(marker)),
+        "truncated": model_bytes[: len(model_bytes) // 2],
+        "header-only": model_bytes[:200],
+        "wrong-shapes": mismatched_shapes(model_bytes),
+        "empty": b"",
     }.get(kind)
     if content is not None:
         path.write_bytes(content)
@@ -187,7 +207,9 @@ def test_file_from_another_model(codec: Codec, aec_file: Path, tmp_path: Path, c
     data = aec_file.read_bytes()
     with pytest.raises(FormatError, match=f"coded with model 'random' \\({codec.model.digest.hex()}\\).*'other'"):
         other.decompress(data)
-    code, line = one_line_error(capsys, "decompress", str(aec_file), str(tmp_path / "o.png"), "--model", str(other_file))
+    code, line = one_line_error(
+        capsys, "decompress", str(aec_file), str(tmp_path / "o.png"), "--model", str(other_file)
+    )
     assert code == 2 and "'random'" in line and not (tmp_path / "o.png").exists()
 
 

@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 from aecodec.bench.metrics import ms_ssim
-from aecodec.codec.api import Codec
 from aecodec.cli import main
+from aecodec.codec.api import Codec
 from aecodec.codec.options import MS_SSIM_MIN_SIDE
 from aecodec.codec.refine import tuned_encode
 from aecodec.models.model_files import CodecModel

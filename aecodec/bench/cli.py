@@ -41,18 +41,26 @@ def _positive(text: str) -> int:
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options to `parser` (a subcommand parser or a standalone one)."""
     parser.add_argument("--dataset", required=True, help="folder of test images (e.g. ../shared/data/kodak)")
-    parser.add_argument("--codecs", type=_csv(str), default=DEFAULT_CODECS.split(","),
-                        help=f"comma-separated, from {', '.join(CODEC_NAMES)} (default: {DEFAULT_CODECS}); "
-                        "unavailable ones are skipped with a message")
+    parser.add_argument(
+        "--codecs",
+        type=_csv(str),
+        default=DEFAULT_CODECS.split(","),
+        help=f"comma-separated, from {', '.join(CODEC_NAMES)} (default: {DEFAULT_CODECS}); "
+        "unavailable ones are skipped with a message",
+    )
     parser.add_argument("--out", default="bench_out", help="output folder (default: %(default)s)")
     parser.add_argument("--anchors", help="published curves JSON (e.g. ../shared/anchors/kodak_published.json)")
     parser.add_argument("--limit", type=_positive, help="use only the first N images")
     parser.add_argument("--repeats", type=_positive, default=1, help="timing runs per image, median kept")
-    parser.add_argument("--qualities", type=_csv(int),
-                        help="comma-separated quality settings for every codec (default: each codec's own)")
+    parser.add_argument(
+        "--qualities",
+        type=_csv(int),
+        help="comma-separated quality settings for every codec (default: each codec's own)",
+    )
     parser.add_argument("--crop-image", help="image file name for crops.png (default: the first image)")
-    parser.add_argument("--crop-bpp", type=_csv(float), default=[0.25, 0.5],
-                        help="target bpps of the crop rows (default: 0.25,0.5)")
+    parser.add_argument(
+        "--crop-bpp", type=_csv(float), default=[0.25, 0.5], help="target bpps of the crop rows (default: 0.25,0.5)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 

@@ -24,9 +24,12 @@ def evaluation(model: CodecModel, folder: Path, progress: bool = True) -> dict:
     images = load_dataset(folder)
     run = run_benchmark([AecAdapter(Codec(model), name=model.name)], images, folder.name, progress=progress)
     result = run.codecs[0]
-    return {"dataset": folder.name, "images": len(images), "quality": result.qualities,
-            **{metric: [round(value, 4) for value in result.mean(metric)] for metric in METRICS}}
-
+    return {
+        "dataset": folder.name,
+        "images": len(images),
+        "quality": result.qualities,
+        **{metric: [round(value, 4) for value in result.mean(metric)] for metric in METRICS},
+    }
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:

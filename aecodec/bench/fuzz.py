@@ -42,17 +42,25 @@ from aecodec.bitstream.format import (
 )
 from aecodec.codec.api import Codec
 from aecodec.errors import FormatError
-from aecodec.testing import random_model
 from aecodec.models.model_files import CodecModel, load_model_file
+from aecodec.testing import random_model
 
 TILE_SIZE = 64
 # (height, width, grayscale, quality, overlap) of the valid files that get mutated.
 SAMPLE_SPECS = ((90, 130, False, 1, 8), (50, 70, True, 2, 0), (1, 1, False, 1, 8), (64, 100, False, 3, 12))
 # Header fields as (offset, struct format), from the layout table of docs/FORMAT.md.
 FIELDS = {
-    "version": (4, "<B"), "channels": (5, "<B"), "quality": (6, "<B"), "flags": (7, "<B"),
-    "model_name": (8, "16s"), "model_hash": (24, "8s"), "width": (32, "<I"), "height": (36, "<I"),
-    "tile_size": (40, "<H"), "tile_overlap": (42, "<H"), "tile_count": (44, "<I"),
+    "version": (4, "<B"),
+    "channels": (5, "<B"),
+    "quality": (6, "<B"),
+    "flags": (7, "<B"),
+    "model_name": (8, "16s"),
+    "model_hash": (24, "8s"),
+    "width": (32, "<I"),
+    "height": (36, "<I"),
+    "tile_size": (40, "<H"),
+    "tile_overlap": (42, "<H"),
+    "tile_count": (44, "<I"),
 }
 # (width, height, tile size, overlap) of the grids that make a decoder work most before a tile's CRC is
 # checked: the largest tile, and the most tiles (4 px apart, MAX_TILE_COUNT of them).
@@ -98,7 +106,9 @@ class Parts:
     def with_field(self, name: str, value: int | bytes) -> Parts:
         offset, fmt = FIELDS[name]
         header = bytearray(self.header)
-        struct.pack_into(fmt, header, offset, value if isinstance(value, bytes) else value % 256 ** struct.calcsize(fmt))
+        struct.pack_into(
+            fmt, header, offset, value if isinstance(value, bytes) else value % 256 ** struct.calcsize(fmt)
+        )
         return Parts(bytes(header), self.entries, self.streams)
 
     def with_tiles(self, entries: list[tuple[int, int]], streams: list[bytes], count: int | None = None) -> Parts:
@@ -221,8 +231,23 @@ def _zero_size(rng: random.Random, data: bytes) -> Mutant:
 def _tile_geometry(rng: random.Random, data: bytes) -> Mutant:
     """Extreme tile sizes and overlaps, usually with a tile table matching the new grid."""
     parts = Parts.of(data)
-    size = rng.choice([0, 16, 48, 62, 64, 80, 128, MAX_TILE_SIZE - 16, MAX_TILE_SIZE, MAX_TILE_SIZE + 16, 4096,
-                       2**16 - 1, 16 * rng.randint(4, 128)])
+    size = rng.choice(
+        [
+            0,
+            16,
+            48,
+            62,
+            64,
+            80,
+            128,
+            MAX_TILE_SIZE - 16,
+            MAX_TILE_SIZE,
+            MAX_TILE_SIZE + 16,
+            4096,
+            2**16 - 1,
+            16 * rng.randint(4, 128),
+        ]
+    )
     overlap = rng.choice([0, 1, 7, 8, 30, size // 2 - 2, size // 2 - 1, size // 2, 2**16 - 1, 2 * rng.randint(0, 64)])
     if rng.random() < 0.5:
         parts = parts.with_field("tile_size", size)
@@ -264,8 +289,10 @@ def _header_field(rng: random.Random, data: bytes) -> Mutant:
     parts = Parts.of(data)
     name = rng.choice(["quality", "channels", "version", "flags", "model_name", "model_hash"])
     values: dict[str, list] = {
-        "quality": [0, 1, 2, 3, 4, 255, rng.randrange(256)], "channels": [0, 1, 2, 3, 4, 255],
-        "version": [0, 2, 255], "flags": [1, 128, 255],
+        "quality": [0, 1, 2, 3, 4, 255, rng.randrange(256)],
+        "channels": [0, 1, 2, 3, 4, 255],
+        "version": [0, 2, 255],
+        "flags": [1, 128, 255],
         "model_name": [b"", b"Random", b"rand\0m", b"random2", b"\xff" * 16, b"a" * 16, rng.randbytes(16)],
         "model_hash": [bytes(8), rng.randbytes(8)],
     }
@@ -280,10 +307,17 @@ def _random_bytes(rng: random.Random, data: bytes) -> Mutant:
 
 # Mutation kinds: (mutator, relative frequency). Extreme grids are slow to build and to reject: rare.
 MUTATORS: dict[str, tuple[Callable[[random.Random, bytes], Mutant], float]] = {
-    "truncate": (_truncate, 1), "bitflip": (_bitflip, 1), "overwrite": (_overwrite, 1),
-    "stream_length": (_stream_length, 1), "huge_size": (_huge_size, 1), "zero_size": (_zero_size, 1),
-    "tile_geometry": (_tile_geometry, 1), "chunks": (_chunks, 1), "header_field": (_header_field, 1),
-    "random_bytes": (_random_bytes, 1), "extreme_grid": (_extreme_grid, 0.01),
+    "truncate": (_truncate, 1),
+    "bitflip": (_bitflip, 1),
+    "overwrite": (_overwrite, 1),
+    "stream_length": (_stream_length, 1),
+    "huge_size": (_huge_size, 1),
+    "zero_size": (_zero_size, 1),
+    "tile_geometry": (_tile_geometry, 1),
+    "chunks": (_chunks, 1),
+    "header_field": (_header_field, 1),
+    "random_bytes": (_random_bytes, 1),
+    "extreme_grid": (_extreme_grid, 0.01),
 }
 
 
@@ -350,7 +384,9 @@ def _header_outcome(data: bytes) -> str:
     return "ok"
 
 
-def mutate(samples: list[Sample], seed: int, case: int, kinds: Collection[str] = tuple(MUTATORS)) -> tuple[str, Sample, Mutant]:
+def mutate(
+    samples: list[Sample], seed: int, case: int, kinds: Collection[str] = tuple(MUTATORS)
+) -> tuple[str, Sample, Mutant]:
     """Case ``case`` of run ``seed`` among ``kinds``: its mutation kind, source sample and mutant (deterministic)."""
     rng = random.Random(f"{seed}:{case}")
     kinds = sorted(kinds)
@@ -358,8 +394,9 @@ def mutate(samples: list[Sample], seed: int, case: int, kinds: Collection[str] =
     return kind, sample, MUTATORS[kind][0](rng, sample.data)
 
 
-def judge(codec: Codec, sample: Sample, mutant: Mutant, time_limit: float = 2.0, rss_limit_mb: float = 256.0
-          ) -> tuple[str, str, float, float, float, str]:
+def judge(
+    codec: Codec, sample: Sample, mutant: Mutant, time_limit: float = 2.0, rss_limit_mb: float = 256.0
+) -> tuple[str, str, float, float, float, str]:
     """Read the header and decode on one torch thread (so CPU time is the decoder's own work).
 
     Returns the decode outcome, the header outcome, CPU and wall seconds, peak RSS growth and a detail.
@@ -372,7 +409,7 @@ def judge(codec: Codec, sample: Sample, mutant: Mutant, time_limit: float = 2.0,
             outcome, detail = _decode_outcome(codec, sample, mutant)
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # noqa: BLE001 - any other exception (even a Rust panic) is a finding
+    except BaseException as exc:
         header, outcome = "?", "FAIL-crash"
         detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     cpu, wall, growth = time.process_time() - cpu, time.perf_counter() - wall, peak_rss_mb() - rss
@@ -383,9 +420,16 @@ def judge(codec: Codec, sample: Sample, mutant: Mutant, time_limit: float = 2.0,
     return outcome, header, cpu, wall, growth, detail
 
 
-def fuzz(codec: Codec, samples: list[Sample], seed: int, cases: range, time_limit: float = 2.0,
-         rss_limit_mb: float = 256.0, kinds: Collection[str] = tuple(MUTATORS),
-         progress: Callable[[int], None] | None = None) -> Report:
+def fuzz(
+    codec: Codec,
+    samples: list[Sample],
+    seed: int,
+    cases: range,
+    time_limit: float = 2.0,
+    rss_limit_mb: float = 256.0,
+    kinds: Collection[str] = tuple(MUTATORS),
+    progress: Callable[[int], None] | None = None,
+) -> Report:
     """Run ``cases`` of run ``seed`` against ``samples``, drawing mutations from ``kinds``."""
     report = Report(seed, tuple(kinds))
     for case in cases:
@@ -410,27 +454,36 @@ def summary(report: Report) -> str:
         lines.append(kind.ljust(16) + "".join(str(v).rjust(width) for v in values))
     slowest = max(report.results, key=lambda r: r.cpu_s)
     slowest_wall = max(report.results, key=lambda r: r.wall_s)
-    lines.append(f"slowest case: {slowest.case} ({slowest.kind}) {slowest.cpu_s:.3f} s CPU; "
-                 f"slowest wall time: case {slowest_wall.case} ({slowest_wall.kind}) {slowest_wall.wall_s:.3f} s")
+    lines.append(
+        f"slowest case: {slowest.case} ({slowest.kind}) {slowest.cpu_s:.3f} s CPU; "
+        f"slowest wall time: case {slowest_wall.case} ({slowest_wall.kind}) {slowest_wall.wall_s:.3f} s"
+    )
     lines.append(f"largest peak-RSS growth in one case: {max(r.rss_growth_mb for r in report.results):.1f} MiB")
     kinds = "" if set(report.kinds) == set(MUTATORS) else f" --kinds {','.join(report.kinds)}"
     for failure in report.failures:
-        lines.append(f"FAILURE case {failure.case} ({failure.kind}): {failure.outcome}: {failure.detail}; "
-                     f"replay: python -m aecodec.bench.fuzz --seed {report.seed} --case {failure.case}{kinds}")
+        lines.append(
+            f"FAILURE case {failure.case} ({failure.kind}): {failure.outcome}: {failure.detail}; "
+            f"replay: python -m aecodec.bench.fuzz --seed {report.seed} --case {failure.case}{kinds}"
+        )
     return "\n".join(lines)
 
 
 def replay(codec: Codec, samples: list[Sample], seed: int, case: int, kinds: Collection[str]) -> int:
     """Run one case verbosely, letting any exception show its traceback."""
     kind, sample, mutant = mutate(samples, seed, case, kinds)
-    print(f"case {case} of seed {seed}: {kind}, {'forged' if mutant.forged else 'damaged'}, {len(mutant.data)} bytes "
-          f"(from a {len(sample.data)}-byte file)")
-    for name, call in (("read_header", lambda: read_header(mutant.data)), ("decompress", lambda: codec.decompress(mutant.data))):
+    print(
+        f"case {case} of seed {seed}: {kind}, {'forged' if mutant.forged else 'damaged'}, {len(mutant.data)} bytes "
+        f"(from a {len(sample.data)}-byte file)"
+    )
+    for name, call in (
+        ("read_header", lambda: read_header(mutant.data)),
+        ("decompress", lambda: codec.decompress(mutant.data)),
+    ):
         try:
             print(f"{name}: {call()}")
         except FormatError as exc:
             print(f"{name}: FormatError: {exc}")
-        except BaseException:  # noqa: BLE001 - show the bug, even a Rust panic
+        except BaseException:
             print(f"{name}: {traceback.format_exc()}")
     return 0
 
@@ -444,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default=",".join(MUTATORS), help="mutation kinds to draw from (default: all)")
     parser.add_argument("--model", type=Path, help="model file (default: a tiny random model)")
     parser.add_argument("--time-limit", type=float, default=2.0, help="CPU seconds per case (default %(default)s)")
-    parser.add_argument("--rss-limit-mb", type=float, default=256.0, help="peak RSS growth per case (default %(default)s)")
+    parser.add_argument(
+        "--rss-limit-mb", type=float, default=256.0, help="peak RSS growth per case (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     kinds = args.kinds.split(",")
     if not set(kinds) <= set(MUTATORS):
@@ -461,11 +516,21 @@ def main(argv: list[str] | None = None) -> int:
         if done % 1000 == 0:
             print(f"{done}/{args.count} cases, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
-    report = fuzz(codec, samples, args.seed, range(args.start, args.start + args.count), args.time_limit,
-                  args.rss_limit_mb, kinds, progress)
+    report = fuzz(
+        codec,
+        samples,
+        args.seed,
+        range(args.start, args.start + args.count),
+        args.time_limit,
+        args.rss_limit_mb,
+        kinds,
+        progress,
+    )
     elapsed = time.perf_counter() - start
-    print(f"seed {args.seed}, cases {args.start}..{args.start + args.count - 1}: {elapsed:.0f} s wall, "
-          f"{args.count / elapsed:.1f} cases/s")
+    print(
+        f"seed {args.seed}, cases {args.start}..{args.start + args.count - 1}: {elapsed:.0f} s wall, "
+        f"{args.count / elapsed:.1f} cases/s"
+    )
     print(summary(report))
     return 1 if report.failures else 0
 

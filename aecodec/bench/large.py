@@ -24,15 +24,14 @@ import torch
 from PIL import Image
 
 from aecodec.bench.datasets import load_rgb
-from aecodec.codec.images import list_images
 from aecodec.bench.memory import peak_rss_mb, reset_peak_rss
 from aecodec.bench.metrics import PEAK
 from aecodec.bitstream.format import read_header
 from aecodec.codec.api import Codec
+from aecodec.codec.images import list_images
 from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TILE_SIZE
 from aecodec.codec.tiling import tile_grid
 from aecodec.errors import InputError
-from aecodec.testing import random_model_bytes
 from aecodec.models.model_files import (
     MANIFEST,
     WEIGHTS_DIR,
@@ -41,6 +40,7 @@ from aecodec.models.model_files import (
     manifest,
 )
 from aecodec.models.vqvae2 import VQVAE2Config
+from aecodec.testing import random_model_bytes
 
 PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photos"
 SEAM_WIDTH = 8
@@ -84,8 +84,10 @@ def mosaic(photos: Path, width: int, height: int) -> np.ndarray:
     scale = 2 if width * height > 4e6 else 1
     cell_height, cell_width = (scale * side for side in load_rgb(files[0]).shape[:2])
     out = np.empty((height, width, 3), dtype=np.uint8)
-    for n, (top, left) in enumerate((t, l) for t in range(0, height, cell_height) for l in range(0, width, cell_width)):
-        photo = Image.fromarray(load_rgb(files[n % len(files)])).resize((cell_width, cell_height), Image.Resampling.BICUBIC)
+    for n, (top, left) in enumerate((t, c) for t in range(0, height, cell_height) for c in range(0, width, cell_width)):
+        photo = Image.fromarray(load_rgb(files[n % len(files)])).resize(
+            (cell_width, cell_height), Image.Resampling.BICUBIC
+        )
         out[top : top + cell_height, left : left + cell_width] = np.asarray(photo)[: height - top, : width - left]
     return out
 
@@ -129,14 +131,36 @@ def measure(model_path: Path, megapixels: float, quality: int, photos: Path) -> 
     end, cpu, decompress_peak = time.perf_counter(), time.process_time() - cpu, peak_rss_mb()
     seam, interior = seam_psnr(pixels, np.asarray(decoded), codec.tile_size, codec.overlap)
     tiles = read_header(data).tile_count
-    return Measurement(width, height, tiles, len(data), middle - start, end - middle, cpu, compress_peak,
-                       decompress_peak, seam, interior)
+    return Measurement(
+        width,
+        height,
+        tiles,
+        len(data),
+        middle - start,
+        end - middle,
+        cpu,
+        compress_peak,
+        decompress_peak,
+        seam,
+        interior,
+    )
 
 
 def run_child(model_path: Path, megapixels: float, quality: int, photos: Path, threads: int | None) -> Measurement:
     """:func:`measure` in a fresh interpreter, so that its peak RSS is this size's alone."""
-    command = [sys.executable, "-m", "aecodec.bench.large", "--child", str(megapixels), "--model", str(model_path),
-               "--quality", str(quality), "--photos", str(photos)]
+    command = [
+        sys.executable,
+        "-m",
+        "aecodec.bench.large",
+        "--child",
+        str(megapixels),
+        "--model",
+        str(model_path),
+        "--quality",
+        str(quality),
+        "--photos",
+        str(photos),
+    ]
     if threads:
         command += ["--threads", str(threads)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -145,16 +169,20 @@ def run_child(model_path: Path, megapixels: float, quality: int, photos: Path, t
     return Measurement(**json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-HEADER = (f"{'size':>12} {'MP':>6} {'tiles':>6} {'bytes':>10} {'enc s':>8} {'dec s':>8} {'cpu s':>8} "
-          f"{'cpu s/MP':>9} {'enc MiB':>8} {'dec MiB':>8} {'seam dB':>8} {'inner dB':>9}")
+HEADER = (
+    f"{'size':>12} {'MP':>6} {'tiles':>6} {'bytes':>10} {'enc s':>8} {'dec s':>8} {'cpu s':>8} "
+    f"{'cpu s/MP':>9} {'enc MiB':>8} {'dec MiB':>8} {'seam dB':>8} {'inner dB':>9}"
+)
 
 
 def row(r: Measurement) -> str:
     """One line of the table under HEADER."""
-    return (f"{r.width:>6}x{r.height:<5} {r.megapixels:>6.2f} {r.tiles:>6} {r.bytes:>10} {r.compress_s:>8.1f} "
-            f"{r.decompress_s:>8.1f} {r.cpu_s:>8.1f} {r.cpu_s / r.megapixels:>9.2f} {r.compress_peak_mb:>8.0f} "
-            f"{r.decompress_peak_mb:>8.0f} "
-            f"{r.seam_psnr:>8.2f} {r.interior_psnr:>9.2f}")
+    return (
+        f"{r.width:>6}x{r.height:<5} {r.megapixels:>6.2f} {r.tiles:>6} {r.bytes:>10} {r.compress_s:>8.1f} "
+        f"{r.decompress_s:>8.1f} {r.cpu_s:>8.1f} {r.cpu_s / r.megapixels:>9.2f} {r.compress_peak_mb:>8.0f} "
+        f"{r.decompress_peak_mb:>8.0f} "
+        f"{r.seam_psnr:>8.2f} {r.interior_psnr:>9.2f}"
+    )
 
 
 def verdict(results: list[Measurement], untrained: bool) -> str:
@@ -167,7 +195,9 @@ def verdict(results: list[Measurement], untrained: bool) -> str:
     largest = max(results, key=lambda r: r.megapixels)
     peak = max(largest.compress_peak_mb, largest.decompress_peak_mb)
     within = "within" if peak < MEMORY_TARGET_MB else "OVER"
-    lines.append(f"peak RSS at {largest.megapixels:.1f} MP: {peak:.0f} MiB ({within} the {MEMORY_TARGET_MB} MiB target)")
+    lines.append(
+        f"peak RSS at {largest.megapixels:.1f} MP: {peak:.0f} MiB ({within} the {MEMORY_TARGET_MB} MiB target)"
+    )
     if untrained:
         lines.append("the model is untrained: the PSNR columns say nothing about seams; only time and memory count")
     return "\n".join(lines)
@@ -205,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         list_images(args.photos)
         with tempfile.TemporaryDirectory() as scratch:
             model_path = _model_path(args, Path(scratch))
-            print(f"model {model_path.name}, quality {args.quality}, tiles {DEFAULT_TILE_SIZE} px\n{HEADER}", flush=True)
+            print(
+                f"model {model_path.name}, quality {args.quality}, tiles {DEFAULT_TILE_SIZE} px\n{HEADER}", flush=True
+            )
             results = []
             for megapixels in (float(s) for s in args.sizes.split(",")):
                 results.append(run_child(model_path, megapixels, args.quality, args.photos, args.threads))

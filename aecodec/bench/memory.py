@@ -1,5 +1,6 @@
 """Peak resident memory of this process, resettable on Linux so that one step's own peak can be read."""
 
+import contextlib
 import resource
 from pathlib import Path
 
@@ -11,7 +12,5 @@ def peak_rss_mb() -> float:
 
 def reset_peak_rss() -> None:
     """Restart the peak from the current RSS (Linux ``clear_refs``); elsewhere the peak only grows."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass

@@ -95,20 +95,36 @@ def markdown(run: BenchRun, inputs: ReportInputs) -> str:
         f"Dataset `{run.dataset}`: {len(run.image_names)} images. Codecs: "
         + ", ".join(f"`{r.name}` ({r.description})" for r in run.codecs)
         + ".",
-        (f"Timing: median of {run.repeats} run(s) per image, torch threads {run.torch_threads}, "
-         f"CPU count {run.cpu_count}."),
+        (
+            f"Timing: median of {run.repeats} run(s) per image, torch threads {run.torch_threads}, "
+            f"CPU count {run.cpu_count}."
+        ),
     ]
     lines += [f"Skipped: {s}" for s in inputs.skipped]
     for metric, title in METRIC_TITLES.items():
         lines += ["", f"## BD-rate, {title}", ""]
-        lines += [("Piecewise-cubic (PCHIP) Bjontegaard delta rate, in % of the reference's bits at equal "
-                   "quality (negative: fewer bits). n/a: no overlap, too few points, or metric not published."), ""]
+        lines += [
+            (
+                "Piecewise-cubic (PCHIP) Bjontegaard delta rate, in % of the reference's bits at equal "
+                "quality (negative: fewer bits). n/a: no overlap, too few points, or metric not published."
+            ),
+            "",
+        ]
         lines += bd_table(curves, refs, metric) if refs else ["No reference curve (JPEG or aec) available."]
     lines += ["", "## Speed", ""] + speed_table(run.codecs)
     for result in run.codecs:
         lines += ["", f"## Mean RD points: {result.name}", ""] + points_table(result)
-    lines += ["", "## Figures", "", "![RD PSNR](rd_psnr.png)", "", "![RD MS-SSIM](rd_msssim.png)", "",
-              "![Crops](crops.png)", ""]
+    lines += [
+        "",
+        "## Figures",
+        "",
+        "![RD PSNR](rd_psnr.png)",
+        "",
+        "![RD MS-SSIM](rd_msssim.png)",
+        "",
+        "![Crops](crops.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from aecodec.bench.metrics import DB_CAP
-from aecodec.codec.options import MS_SSIM_MIN_SIDE
 from aecodec.bench.runner import BenchRun, CodecResult
+from aecodec.codec.options import MS_SSIM_MIN_SIDE
 
 
 def compressai_entry(result: CodecResult) -> dict[str, Any]:

@@ -24,9 +24,17 @@ def measure(codec: Codec, image: str, quality: int, repeats: int) -> dict:
     file = unpack(data)
     ideal = sum(code_length(codec.model.prior, t.top, t.bottom)[0] for t in codec.analyze(pixels, quality))
     stream_bits = 8 * sum(len(s) for s in file.streams)
-    return {"quality": quality, "bytes": len(data), "bpp": 8 * len(data) / (pixels.shape[0] * pixels.shape[1]),
-            "ideal_bits": ideal, "stream_bits": stream_bits, "overhead_%": 100 * (stream_bits / ideal - 1),
-            "header_bytes": len(data) - stream_bits // 8, "encode_s": encode_s, "decode_s": decode_s}
+    return {
+        "quality": quality,
+        "bytes": len(data),
+        "bpp": 8 * len(data) / (pixels.shape[0] * pixels.shape[1]),
+        "ideal_bits": ideal,
+        "stream_bits": stream_bits,
+        "overhead_%": 100 * (stream_bits / ideal - 1),
+        "header_bytes": len(data) - stream_bits // 8,
+        "encode_s": encode_s,
+        "decode_s": decode_s,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     codec = Codec(args.model)
     print(f"threads={torch.get_num_threads()} model={codec.model.name}")
-    columns = ["quality", "bytes", "bpp", "ideal_bits", "stream_bits", "overhead_%", "header_bytes", "encode_s", "decode_s"]
+    columns = [
+        "quality",
+        "bytes",
+        "bpp",
+        "ideal_bits",
+        "stream_bits",
+        "overhead_%",
+        "header_bytes",
+        "encode_s",
+        "decode_s",
+    ]
     print(" ".join(f"{c:>12}" for c in columns))
     for quality in (int(q) for q in args.qualities.split(",")):
         row = measure(codec, args.image, quality, args.repeats)

@@ -27,17 +27,12 @@ def _checked_probabilities(freqs: np.ndarray) -> np.ndarray:
         raise ValueError(f"frequency tables must have an integer dtype, got {freqs.dtype}")
     if freqs.ndim != 2 or not MIN_ALPHABET <= freqs.shape[1] <= MAX_ALPHABET:
         raise ValueError(
-            f"frequency table must have shape (n, K) with K in {MIN_ALPHABET}..{MAX_ALPHABET}, "
-            f"got {freqs.shape}"
+            f"frequency table must have shape (n, K) with K in {MIN_ALPHABET}..{MAX_ALPHABET}, got {freqs.shape}"
         )
     probabilities = np.ascontiguousarray(freqs, dtype=np.float64)
     # Summing in float64 cannot wrap, so an absurd entry is caught rather than hidden by overflow.
-    if len(probabilities) and (
-        probabilities.min() < 1 or probabilities.sum(axis=1).max() > MAX_ROW_TOTAL
-    ):
-        raise ValueError(
-            f"frequencies must be >= 1 with every row summing to at most 2**{PRECISION_BITS}"
-        )
+    if len(probabilities) and (probabilities.min() < 1 or probabilities.sum(axis=1).max() > MAX_ROW_TOTAL):
+        raise ValueError(f"frequencies must be >= 1 with every row summing to at most 2**{PRECISION_BITS}")
     return probabilities
 
 
@@ -77,12 +72,8 @@ class SymbolDecoder:
 
     def __init__(self, data: bytes) -> None:
         if len(data) % WORD_DTYPE.itemsize:
-            raise FormatError(
-                f"tile stream of {len(data)} bytes is not a whole number of 32-bit words"
-            )
-        self._decoder = constriction.stream.queue.RangeDecoder(
-            np.frombuffer(data, dtype=WORD_DTYPE).astype(np.uint32)
-        )
+            raise FormatError(f"tile stream of {len(data)} bytes is not a whole number of 32-bit words")
+        self._decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=WORD_DTYPE).astype(np.uint32))
 
     def decode(self, freqs: np.ndarray) -> np.ndarray:
         """Decode one symbol per row of the (n, K) table; past the end the coder reads zeros."""
@@ -106,9 +97,7 @@ class SymbolDecoder:
         two or more are always caught; the tile's index CRC is the real integrity check.
         """
         if not self._decoder.maybe_exhausted():
-            raise FormatError(
-                "tile stream has data left over after its last symbol (file corrupted)"
-            )
+            raise FormatError("tile stream has data left over after its last symbol (file corrupted)")
 
 
 def ideal_bits(symbols: np.ndarray, freqs: np.ndarray) -> float:

@@ -79,48 +79,34 @@ class Header:
         if not isinstance(self.model_name, str) or not _MODEL_NAME_RE.fullmatch(
             self.model_name.encode("ascii", "replace")
         ):
-            raise FormatError(
-                f"invalid header: model name {self.model_name!r} is not "
-                "1..16 characters of [a-z0-9._-]"
-            )
+            raise FormatError(f"invalid header: model name {self.model_name!r} is not 1..16 characters of [a-z0-9._-]")
         if not isinstance(self.model_hash, bytes) or len(self.model_hash) != MODEL_HASH_SIZE:
             raise FormatError(f"invalid header: model hash must be {MODEL_HASH_SIZE} bytes")
         if not (1 <= self.width <= MAX_DIMENSION and 1 <= self.height <= MAX_DIMENSION):
             raise FormatError(
-                f"invalid header: image size {self.width}x{self.height} is out of range "
-                f"(each side 1..{MAX_DIMENSION})"
+                f"invalid header: image size {self.width}x{self.height} is out of range (each side 1..{MAX_DIMENSION})"
             )
         if self.width * self.height > max_pixels:
             raise FormatError(
                 f"image of {self.width}x{self.height} = {self.width * self.height} pixels exceeds "
                 f"the limit of {max_pixels} pixels (pass a larger max_pixels to allow it)"
             )
-        if not (
-            MIN_TILE_SIZE <= self.tile_size <= MAX_TILE_SIZE
-            and self.tile_size % TILE_SIZE_MULTIPLE == 0
-        ):
+        if not (MIN_TILE_SIZE <= self.tile_size <= MAX_TILE_SIZE and self.tile_size % TILE_SIZE_MULTIPLE == 0):
             raise FormatError(
                 f"invalid header: tile size {self.tile_size} is not a multiple of "
                 f"{TILE_SIZE_MULTIPLE} in {MIN_TILE_SIZE}..{MAX_TILE_SIZE}"
             )
-        if not (
-            self.tile_overlap >= 0
-            and self.tile_overlap % 2 == 0
-            and 2 * self.tile_overlap < self.tile_size
-        ):
+        if not (self.tile_overlap >= 0 and self.tile_overlap % 2 == 0 and 2 * self.tile_overlap < self.tile_size):
             raise FormatError(
                 f"invalid header: tile overlap {self.tile_overlap} must be even and less than "
                 f"half the tile size {self.tile_size}"
             )
         rows, cols = self.tile_grid
         if rows * cols > MAX_TILE_COUNT:
-            raise FormatError(
-                f"invalid header: the {rows}x{cols} tile grid has more than {MAX_TILE_COUNT} tiles"
-            )
+            raise FormatError(f"invalid header: the {rows}x{cols} tile grid has more than {MAX_TILE_COUNT} tiles")
         if self.tile_count != rows * cols:
             raise FormatError(
-                f"invalid header: tile count {self.tile_count} does not match "
-                f"the {rows}x{cols} tile grid"
+                f"invalid header: tile count {self.tile_count} does not match the {rows}x{cols} tile grid"
             )
 
 
@@ -146,9 +132,7 @@ def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
         if not 0 <= crc <= 0xFFFFFFFF:
             raise FormatError(f"invalid file: index CRC of tile {i} is not a u32")
         if len(stream) % STREAM_WORD_SIZE or len(stream) > 0xFFFFFFFF:
-            raise FormatError(
-                f"invalid file: stream of tile {i} has {len(stream)} bytes, not a u32 multiple of 4"
-            )
+            raise FormatError(f"invalid file: stream of tile {i} has {len(stream)} bytes, not a u32 multiple of 4")
     prefix = b"".join(
         [
             _HEADER_STRUCT.pack(
@@ -165,10 +149,7 @@ def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
                 header.tile_overlap,
                 header.tile_count,
             ),
-            *(
-                struct.pack("<II", len(s), crc)
-                for s, crc in zip(file.streams, file.tile_crcs, strict=True)
-            ),
+            *(struct.pack("<II", len(s), crc) for s, crc in zip(file.streams, file.tile_crcs, strict=True)),
         ]
     )
     return b"".join([prefix, _U32.pack(zlib.crc32(prefix)), *file.streams])
@@ -180,26 +161,19 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
     if data[:4] != MAGIC:
         raise FormatError("not an .aec file (bad magic bytes)")
     if len(data) < HEADER_SIZE:
-        raise FormatError(
-            f"truncated .aec file: {len(data)} bytes, the header alone needs {HEADER_SIZE}"
-        )
+        raise FormatError(f"truncated .aec file: {len(data)} bytes, the header alone needs {HEADER_SIZE}")
     _, version, channels, quality, flags, raw_name, *sizes = _HEADER_STRUCT.unpack_from(data)
     if version != FORMAT_VERSION:
-        raise FormatError(
-            f"unsupported format version {version} (this decoder reads version {FORMAT_VERSION})"
-        )
+        raise FormatError(f"unsupported format version {version} (this decoder reads version {FORMAT_VERSION})")
     if flags != 0:
-        raise FormatError(
-            f"invalid header: flags is {flags:#04x}, must be 0 in format version {FORMAT_VERSION}"
-        )
+        raise FormatError(f"invalid header: flags is {flags:#04x}, must be 0 in format version {FORMAT_VERSION}")
     # A non-ASCII byte decodes to U+FFFD and an inner NUL stays, so validate() rejects both.
     name = raw_name.rstrip(b"\0").decode("ascii", "replace")
     header = Header(channels, quality, name, *sizes)
     header.validate(max_pixels)
     if len(data) < header.table_end + CRC_SIZE:
         raise FormatError(
-            f"truncated .aec file: {len(data)} bytes, header and tile table need "
-            f"{header.table_end + CRC_SIZE}"
+            f"truncated .aec file: {len(data)} bytes, header and tile table need {header.table_end + CRC_SIZE}"
         )
     (stored_crc,) = _U32.unpack_from(data, header.table_end)
     if zlib.crc32(memoryview(data)[: header.table_end]) != stored_crc:
@@ -216,15 +190,11 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> AecFile:
     misaligned = np.flatnonzero(lengths % STREAM_WORD_SIZE)
     if misaligned.size:
         i = int(misaligned[0])
-        raise FormatError(
-            f"invalid tile table: stream length {lengths[i]} of tile {i} is not a multiple of 4"
-        )
+        raise FormatError(f"invalid tile table: stream length {lengths[i]} of tile {i} is not a multiple of 4")
     start = header.table_end + CRC_SIZE
     needed, available = int(lengths.sum()), len(data) - start
     if needed > available:
-        raise FormatError(
-            f"truncated .aec file: tile streams need {needed} bytes, only {available} remain"
-        )
+        raise FormatError(f"truncated .aec file: tile streams need {needed} bytes, only {available} remain")
     if needed < available:
         raise FormatError(f"trailing bytes after the last tile stream ({available - needed} bytes)")
     ends = (start + np.cumsum(lengths)).tolist()

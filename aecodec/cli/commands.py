@@ -19,8 +19,15 @@ from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TUNE, TUNES
 from aecodec.errors import AecError, InputError
 
 MAX_INPUT_BYTES = 1 << 31
-OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".ppm": "PPM", ".pgm": "PPM", ".tif": "TIFF", ".tiff": "TIFF",
-                  ".webp": "WEBP"}
+OUTPUT_FORMATS = {
+    ".png": "PNG",
+    ".bmp": "BMP",
+    ".ppm": "PPM",
+    ".pgm": "PPM",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
 
 
 def _compress(args: argparse.Namespace) -> int:
@@ -55,10 +62,14 @@ def _info(args: argparse.Namespace) -> int:
     data = read_bytes(args.input, MAX_INPUT_BYTES)
     header = read_header(data, args.max_pixels)
     fields = {
-        "format": "aecodec .aec", "model": f"{header.model_name} ({header.model_hash.hex()})",
-        "size": f"{header.width}x{header.height}", "channels": header.channels, "quality": header.quality,
+        "format": "aecodec .aec",
+        "model": f"{header.model_name} ({header.model_hash.hex()})",
+        "size": f"{header.width}x{header.height}",
+        "channels": header.channels,
+        "quality": header.quality,
         "tiles": f"{header.tile_count} ({header.tile_size} px, overlap {header.tile_overlap})",
-        "bytes": len(data), "bpp": f"{8 * len(data) / (header.width * header.height):.4f}",
+        "bytes": len(data),
+        "bpp": f"{8 * len(data) / (header.width * header.height):.4f}",
     }
     print("\n".join(f"{k:>9}: {v}" for k, v in fields.items()))
     return 0
@@ -107,11 +118,15 @@ DELEGATED = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aecodec", description="Learned image compression (VQ-VAE-2 + exact integer prior).")
+    parser = argparse.ArgumentParser(
+        prog="aecodec", description="Learned image compression (VQ-VAE-2 + exact integer prior)."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default %(default)s)")
+        p.add_argument(
+            "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (default %(default)s)"
+        )
 
     def coding(p: argparse.ArgumentParser) -> None:
         """Options of the commands that run a model and write a file."""
@@ -122,22 +137,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compress", help="image -> .aec", description="Compress an image to an .aec file.")
     p.add_argument("input", help="image file, or - for stdin")
     p.add_argument("output", help=".aec file, or - for stdout")
-    p.add_argument("-q", "--quality", type=int, default=DEFAULT_QUALITY, help="1 (smallest) .. N (best); default %(default)s")
+    p.add_argument(
+        "-q", "--quality", type=int, default=DEFAULT_QUALITY, help="1 (smallest) .. N (best); default %(default)s"
+    )
     p.add_argument("--model", help="shipped model name or a .safetensors path (default: the shipped default)")
-    p.add_argument("--tune", choices=TUNES, default=DEFAULT_TUNE,
-                   help="metric the encoder aims at: psnr (fast) or ms-ssim (refines each tile, several "
-                        "seconds per image; same decoder); default %(default)s")
+    p.add_argument(
+        "--tune",
+        choices=TUNES,
+        default=DEFAULT_TUNE,
+        help="metric the encoder aims at: psnr (fast) or ms-ssim (refines each tile, several "
+        "seconds per image; same decoder); default %(default)s",
+    )
     coding(p)
     p.set_defaults(run=_compress)
 
-    p = sub.add_parser("decompress", help=".aec -> image", description="Decompress an .aec file to an image (PNG by default).")
+    p = sub.add_parser(
+        "decompress", help=".aec -> image", description="Decompress an .aec file to an image (PNG by default)."
+    )
     p.add_argument("input", help=".aec file, or - for stdin")
     p.add_argument("output", help="image file (.png, .bmp, .ppm, .tif, .webp), or - for PNG on stdout")
     p.add_argument("--model", help="model name or .safetensors path (default: the one the file names)")
     coding(p)
     p.set_defaults(run=_decompress)
 
-    p = sub.add_parser("info", help="show an .aec header", description="Print the header fields and bpp of an .aec file.")
+    p = sub.add_parser(
+        "info", help="show an .aec header", description="Print the header fields and bpp of an .aec file."
+    )
     p.add_argument("input", help=".aec file, or - for stdin")
     common(p)
     p.set_defaults(run=_info)

@@ -14,11 +14,18 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("out", type=Path, help="model file to write (.safetensors)")
     parser.add_argument("--name", required=True, help="model name written into .aec headers (<= 16 chars)")
-    parser.add_argument("--calibration", type=Path, required=True, help="folder of images to calibrate the integer prior")
-    parser.add_argument("--manifest", type=Path, help="also record the model in this manifest.json (created if missing)")
+    parser.add_argument(
+        "--calibration", type=Path, required=True, help="folder of images to calibrate the integer prior"
+    )
+    parser.add_argument(
+        "--manifest", type=Path, help="also record the model in this manifest.json (created if missing)"
+    )
     parser.add_argument("--default", action="store_true", help="with --manifest: make it the default model")
-    parser.add_argument("--evaluate", type=Path, help="code every image of this folder (e.g. Kodak) at every quality "
-                        "and record the mean bpp, PSNR and MS-SSIM")
+    parser.add_argument(
+        "--evaluate",
+        type=Path,
+        help="code every image of this folder (e.g. Kodak) at every quality and record the mean bpp, PSNR and MS-SSIM",
+    )
 
 
 def run_export(args: argparse.Namespace) -> int:

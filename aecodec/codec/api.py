@@ -50,7 +50,9 @@ class Codec:
         self.model = model if isinstance(model, CodecModel) else resolve_model(model)
         self.device = torch.device(device)
         # Shipped models are cached and shared: move a copy, never the shared network.
-        self.network = self.model.network if self.device.type == "cpu" else copy.deepcopy(self.model.network).to(self.device)
+        self.network = (
+            self.model.network if self.device.type == "cpu" else copy.deepcopy(self.model.network).to(self.device)
+        )
         stride = self.model.network.stride
         if tile_size % stride or not 0 <= overlap < tile_size // 4:
             raise ValueError(f"tile size must be a multiple of {stride} and overlap below a quarter of it")
@@ -85,8 +87,17 @@ class Codec:
         pixels, channels = load_pixels(image, self.max_pixels)
         height, width = pixels.shape[:2]
         tiles = self._analyze(pixels, quality, tune)
-        header = Header(channels, quality, self.model.name, self.model.digest, width, height,
-                        self.tile_size, self.overlap, len(tiles))
+        header = Header(
+            channels,
+            quality,
+            self.model.name,
+            self.model.digest,
+            width,
+            height,
+            self.tile_size,
+            self.overlap,
+            len(tiles),
+        )
         streams = tuple(encode_indices(self.model.prior, t.top, t.bottom) for t in tiles)
         crcs = tuple(indices_crc(t.top, t.bottom) for t in tiles)
         return pack(AecFile(header, crcs, streams), self.max_pixels)
@@ -140,7 +151,9 @@ def model_for_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> CodecMo
     try:
         return shipped_model(header.model_name)
     except ValueError:
-        raise FormatError(f"file needs model {header.model_name!r}, which is not installed (use --model PATH)") from None
+        raise FormatError(
+            f"file needs model {header.model_name!r}, which is not installed (use --model PATH)"
+        ) from None
 
 
 def compress(

@@ -45,7 +45,9 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width < 1 or height < 1:
         raise InputError("image is empty")
     if width * height > max_pixels:
-        raise InputError(f"image has {width * height} pixels, over the limit of {max_pixels} (raise max_pixels to allow it)")
+        raise InputError(
+            f"image has {width * height} pixels, over the limit of {max_pixels} (raise max_pixels to allow it)"
+        )
 
 
 def _drop_opaque_alpha(image: Image.Image) -> Image.Image:
@@ -76,7 +78,12 @@ def _from_pil(image: Image.Image) -> tuple[np.ndarray, int]:
 
 def _from_array(array: np.ndarray) -> tuple[np.ndarray, int]:
     if array.dtype != np.uint8:
-        if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        if (
+            not np.issubdtype(array.dtype, np.floating)
+            or not np.isfinite(array).all()
+            or array.min() < 0
+            or array.max() > 1
+        ):
             raise InputError("numpy images must be uint8, or float with values in [0, 1]")
         array = np.round(array * 255).astype(np.uint8)
     if array.ndim == 3 and array.shape[2] == 1:

@@ -10,7 +10,7 @@ import torch
 from pytorch_msssim import ms_ssim
 from torch import Tensor
 
-from aecodec.codec.options import DEFAULT_TUNE, MS_SSIM_MIN_SIDE, TUNES
+from aecodec.codec.options import MS_SSIM_MIN_SIDE, TUNES
 from aecodec.models.vqvae2 import VQVAE2
 
 

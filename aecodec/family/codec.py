@@ -21,11 +21,11 @@ from PIL import Image
 from torch import Tensor, nn
 
 from aecodec.bitstream.entropy import MAX_ROW_TOTAL, SymbolDecoder, SymbolEncoder
-from aecodec.errors import FormatError
 from aecodec.codec.images import list_images
-from aecodec.training.data import center_crops, load_image_tensor
+from aecodec.errors import FormatError
 from aecodec.family.container import pack, unpack
 from aecodec.family.trainer import load_member
+from aecodec.training.data import center_crops, load_image_tensor
 
 # Quantization steps per quality (coarse to fine), in units of each latent channel's standard deviation.
 DEFAULT_STEPS = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125)
@@ -45,8 +45,9 @@ def batch_to_image(x: Tensor, height: int, width: int) -> Image.Image:
     return Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy())
 
 
-def fit_entropy_bottleneck(symbols: Tensor, iterations: int, lr: float = 1e-2,
-                           max_samples: int = FIT_SAMPLES) -> EntropyBottleneck:
+def fit_entropy_bottleneck(
+    symbols: Tensor, iterations: int, lr: float = 1e-2, max_samples: int = FIT_SAMPLES
+) -> EntropyBottleneck:
     """A factorized density fitted to (N, C, h, w) pre-rounding symbols, CDF tables updated for coding.
 
     The density is per channel, so a fixed random subset of ``max_samples`` positions fits it as
@@ -115,8 +116,9 @@ class LatentCodec:
         return batch_to_image(self.model.decode(symbols * step), height, width)
 
 
-def fit_latent_codec(name: str, model: nn.Module, images: Tensor, steps: tuple[float, ...] = DEFAULT_STEPS,
-                     iterations: int = 300) -> LatentCodec:
+def fit_latent_codec(
+    name: str, model: nn.Module, images: Tensor, steps: tuple[float, ...] = DEFAULT_STEPS, iterations: int = 300
+) -> LatentCodec:
     """A :class:`LatentCodec` whose scales and entropy models are fitted on ``images`` (N, 3, H, W)."""
     model.eval()
     codes = _encode_all(model.encode, images)
@@ -185,8 +187,9 @@ def fit_codec(name: str, model: nn.Module, images: Tensor, iterations: int = 300
     return fit_latent_codec(name, model, images, iterations=iterations)
 
 
-def codec_from_checkpoint(checkpoint: str | Path, fit_images: str | Path, crop: int = 256, max_images: int = 64,
-                          iterations: int = 300) -> LatentCodec | IndexCodec:
+def codec_from_checkpoint(
+    checkpoint: str | Path, fit_images: str | Path, crop: int = 256, max_images: int = 64, iterations: int = 300
+) -> LatentCodec | IndexCodec:
     """Load a trained member and fit its codec on centre crops of (at most ``max_images``) training images."""
     name, model = load_member(checkpoint)
     images = center_crops([load_image_tensor(f, crop) for f in list_images(fit_images)[:max_images]], crop)

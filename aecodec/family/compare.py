@@ -75,8 +75,11 @@ RECIPES: dict[str, Recipe] = {
     # Fine-tuned from the trained VQ-VAE (its terms cost ~15x a VQ-VAE step on a CPU); the
     # discriminator trains alone for 100 steps; L1 leads, ST-LPIPS (VGG) and the GAN term nudge:
     # at the paper's weights (1.0 and 0.8) this small decoder paints streaks and shifts colours.
-    "vqgan": Recipe({**RESIZE_DECODER, "perceptual_weight": 0.2, "adversarial_weight": 0.1, "adversarial_start": 100},
-                    step_share=0.1, init="vqvae"),
+    "vqgan": Recipe(
+        {**RESIZE_DECODER, "perceptual_weight": 0.2, "adversarial_weight": 0.1, "adversarial_start": 100},
+        step_share=0.1,
+        init="vqvae",
+    ),
 }
 
 
@@ -86,8 +89,15 @@ def train_members(train_data: str | Path, runs_dir: str | Path, steps: int, thre
     for name, recipe in RECIPES.items():
         run = Path(runs_dir) / name
         init = str(Path(runs_dir) / recipe.init / CHECKPOINT) if recipe.init else ""
-        config = FamilyTrainConfig(model=name, data=str(train_data), out=str(run), settings=recipe.settings,
-                                   steps=max(1, round(steps * recipe.step_share)), threads=threads, init=init)
+        config = FamilyTrainConfig(
+            model=name,
+            data=str(train_data),
+            out=str(run),
+            settings=recipe.settings,
+            steps=max(1, round(steps * recipe.step_share)),
+            threads=threads,
+            init=init,
+        )
         train_family(config, resume=True)
         runs[name] = run
     return runs
@@ -112,8 +122,16 @@ def training_table(runs: dict[str, Path], models: dict[str, torch.nn.Module]) ->
         step, train_psnr = final_train_psnr(run)
         settings = ", ".join(f"{k}={v}" for k, v in train["settings"].items()) or "defaults"
         start = f" (from {RECIPES[name].init})" if name in RECIPES and RECIPES[name].init else ""
-        rows.append([name, latent_summary(models[name]), settings, f"{step}{start}",
-                     f"{train['batch']} x {train['crop']}", _fmt(train_psnr)])
+        rows.append(
+            [
+                name,
+                latent_summary(models[name]),
+                settings,
+                f"{step}{start}",
+                f"{train['batch']} x {train['crop']}",
+                _fmt(train_psnr),
+            ]
+        )
     return markdown_table(["member", "latent", "settings", "steps", "batch x crop", "train PSNR dB"], rows)
 
 
@@ -137,22 +155,33 @@ def denoising_section(models: dict[str, torch.nn.Module], images: Sequence[Datas
     if not pair:
         return ["No ae/dae run."]
     header = ["input", "corrupted input", *(f"{name} output" for name in pair)]
-    rows = [[r.corruption, _fmt(r.corrupted_psnr), *(_fmt(r.model_psnr[name]) for name in pair)]
-            for r in denoising_study(pair, images)]
+    rows = [
+        [r.corruption, _fmt(r.corrupted_psnr), *(_fmt(r.model_psnr[name]) for name in pair)]
+        for r in denoising_study(pair, images)
+    ]
     note = "Mean PSNR (dB) against the clean image; corruptions drawn with seed 0, the same for both models."
     return [note, "", *markdown_table(header, rows)]
 
 
-def codebook_section(models: dict[str, torch.nn.Module], results: dict[str, CodecResult],
-                     images: Sequence[DatasetImage]) -> list[str]:
+def codebook_section(
+    models: dict[str, torch.nn.Module], results: dict[str, CodecResult], images: Sequence[DatasetImage]
+) -> list[str]:
     """Codebook usage and index entropy of each VQ member, with its coded bpp."""
     rows = []
     for name, model in models.items():
         if not hasattr(model, "num_codes"):
             continue
         usage = codebook_usage(model, images)
-        rows.append([name, str(usage.num_codes), f"{100 * usage.used_share:.1f}%", _fmt(usage.perplexity, 1),
-                     _fmt(usage.bits_per_index), _fmt(results[name].mean("bpp")[0], 4)])
+        rows.append(
+            [
+                name,
+                str(usage.num_codes),
+                f"{100 * usage.used_share:.1f}%",
+                _fmt(usage.perplexity, 1),
+                _fmt(usage.bits_per_index),
+                _fmt(results[name].mean("bpp")[0], 4),
+            ]
+        )
     header = ["member", "codes", "used", "perplexity", "bits/index (entropy)", "coded bpp"]
     return markdown_table(header, rows) if rows else ["No VQ member."]
 
@@ -160,14 +189,26 @@ def codebook_section(models: dict[str, torch.nn.Module], results: dict[str, Code
 def vae_section(images: Sequence[DatasetImage], figures: str) -> list[str]:
     """The figures of :func:`write_vae_figures` with what they show."""
     ends = f"central crops of {images[0].name} and {images[-1].name}"
-    return ["Eight draws from the prior N(0, I):", "", f"![VAE samples]({figures}/vae_samples.png)", "",
-            f"Decoded along the line between the posterior means of {ends}:", "",
-            f"![VAE interpolation]({figures}/vae_interpolation.png)"]
+    return [
+        "Eight draws from the prior N(0, I):",
+        "",
+        f"![VAE samples]({figures}/vae_samples.png)",
+        "",
+        f"Decoded along the line between the posterior means of {ends}:",
+        "",
+        f"![VAE interpolation]({figures}/vae_interpolation.png)",
+    ]
 
 
-def matched_rate_section(gan: str, rivals: Sequence[str], codecs: dict[str, CodecUnderTest],
-                         results: dict[str, CodecResult], images: Sequence[DatasetImage], out: Path,
-                         figures: str) -> list[str]:
+def matched_rate_section(
+    gan: str,
+    rivals: Sequence[str],
+    codecs: dict[str, CodecUnderTest],
+    results: dict[str, CodecResult],
+    images: Sequence[DatasetImage],
+    out: Path,
+    figures: str,
+) -> list[str]:
     """The VQ-GAN ``gan`` against ``rivals`` at the qualities around its lowest bpp, with crops."""
     if gan not in results:
         return [f"No {gan} run."]
@@ -180,12 +221,25 @@ def matched_rate_section(gan: str, rivals: Sequence[str], codecs: dict[str, Code
         for quality in bracketing_qualities(result, target):
             index = result.qualities.index(quality)
             lpips = mean_st_lpips(codecs[name], quality, images)
-            rows.append([name, str(quality), _fmt(result.mean("bpp")[index], 4), _fmt(result.mean("psnr")[index]),
-                         _fmt(result.mean("ms_ssim")[index], 4), "n/a" if math.isnan(lpips) else _fmt(lpips, 4)])
+            rows.append(
+                [
+                    name,
+                    str(quality),
+                    _fmt(result.mean("bpp")[index], 4),
+                    _fmt(result.mean("psnr")[index]),
+                    _fmt(result.mean("ms_ssim")[index], 4),
+                    "n/a" if math.isnan(lpips) else _fmt(lpips, 4),
+                ]
+            )
         coded.append((codecs[name], result))
-    lines = [(f"Each codec at its qualities with mean bpp nearest below and above {gan}'s {target:.4f} bpp; "
-              "ST-LPIPS (AlexNet, lower is closer) averaged over the images. Crops: each codec at its "
-              "quality closest to that rate on the image."), ""]
+    lines = [
+        (
+            f"Each codec at its qualities with mean bpp nearest below and above {gan}'s {target:.4f} bpp; "
+            "ST-LPIPS (AlexNet, lower is closer) averaged over the images. Crops: each codec at its "
+            "quality closest to that rate on the image."
+        ),
+        "",
+    ]
     lines += markdown_table(["codec", "quality", "bpp", "PSNR dB", "MS-SSIM", "ST-LPIPS"], rows)
     crop_images = [img for img in images if img.name in CROP_IMAGES] or list(images[:1])
     for image in crop_images:
@@ -197,30 +251,52 @@ def matched_rate_section(gan: str, rivals: Sequence[str], codecs: dict[str, Code
 
 def hierarchical_note() -> list[str]:
     """What the hierarchical VQ-GAN is, and why its bits equal VQ-VAE-2's."""
-    return [(f"`{HIERARCHICAL_VQGAN}` is the shipped VQ-VAE-2 `{HIERARCHICAL_SOURCE}` whose decoder was retrained "
-             "with the VQ-GAN objective (L1 + ST-LPIPS with a VGG trunk + PatchGAN hinge under the adaptive weight) "
-             f"by `aecodec finetune --objective gan`. Its encoder, codebooks and prior are `{HIERARCHICAL_SOURCE}`'s, "
-             "so each image codes to the same indices: only the reconstruction differs."), ""]
+    return [
+        (
+            f"`{HIERARCHICAL_VQGAN}` is the shipped VQ-VAE-2 `{HIERARCHICAL_SOURCE}` whose decoder was retrained "
+            "with the VQ-GAN objective (L1 + ST-LPIPS with a VGG trunk + PatchGAN hinge under the adaptive weight) "
+            f"by `aecodec finetune --objective gan`. Its encoder, codebooks and prior are `{HIERARCHICAL_SOURCE}`'s, "
+            "so each image codes to the same indices: only the reconstruction differs."
+        ),
+        "",
+    ]
 
 
 def write_page(path: Path, command: str, dataset: str, figures: str, sections: dict[str, list[str]]) -> Path:
     """docs/models.md: the command that made it, then one section per study."""
-    lines = ["# The autoencoder family on " + Path(dataset).name, "",
-             "Generated, numbers and figures included, by", "", "```bash", command, "```", "",
-             f"Full benchmark report (speed, per-codec JSON): [{figures}/report.md]({figures}/report.md)."]
+    lines = [
+        "# The autoencoder family on " + Path(dataset).name,
+        "",
+        "Generated, numbers and figures included, by",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        f"Full benchmark report (speed, per-codec JSON): [{figures}/report.md]({figures}/report.md).",
+    ]
     for title, body in sections.items():
         lines += ["", f"## {title}", "", *body]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def compare(runs: dict[str, Path], train_data: str | Path, dataset: str | Path, out: str | Path,
-            page: str | Path, command: str, limit: int | None = None, iterations: int = 300) -> list[Path]:
+def compare(
+    runs: dict[str, Path],
+    train_data: str | Path,
+    dataset: str | Path,
+    out: str | Path,
+    page: str | Path,
+    command: str,
+    limit: int | None = None,
+    iterations: int = 300,
+) -> list[Path]:
     """Benchmark the trained ``runs`` with aec and JPEG, run the studies, write the report and the page."""
     out, page = Path(out), Path(page)
     images = load_dataset(dataset, limit)
-    codecs = {name: codec_from_checkpoint(run / CHECKPOINT, train_data, iterations=iterations)
-              for name, run in runs.items()}
+    codecs = {
+        name: codec_from_checkpoint(run / CHECKPOINT, train_data, iterations=iterations) for name, run in runs.items()
+    }
     models = {name: codec.model for name, codec in codecs.items()}
     codecs |= {name: get_codec(name) for name in ("aec", HIERARCHICAL_SOURCE, HIERARCHICAL_VQGAN, "jpeg")}
     run = run_benchmark(list(codecs.values()), images, str(dataset))
@@ -235,10 +311,12 @@ def compare(runs: dict[str, Path], train_data: str | Path, dataset: str | Path, 
         "VAE samples and interpolation": vae_section(images, figures) if "vae" in models else ["No vae run."],
         "Codebook usage": codebook_section(models, results, images),
         "Hierarchical VQ-GAN against VQ-VAE-2 on the same indices": hierarchical_note()
-        + matched_rate_section(HIERARCHICAL_VQGAN, (HIERARCHICAL_SOURCE, "jpeg"), codecs, results, images, out,
-                               figures),
+        + matched_rate_section(
+            HIERARCHICAL_VQGAN, (HIERARCHICAL_SOURCE, "jpeg"), codecs, results, images, out, figures
+        ),
         "Single-level VQ-GAN against VQ-VAE-2 at the same rate": matched_rate_section(
-            "vqgan", ("aec", "vqvae", "jpeg"), codecs, results, images, out, figures),
+            "vqgan", ("aec", "vqvae", "jpeg"), codecs, results, images, out, figures
+        ),
     }
     return [*written, write_page(page, command, str(dataset), figures, sections)]
 
@@ -246,8 +324,9 @@ def compare(runs: dict[str, Path], train_data: str | Path, dataset: str | Path, 
 def main(argv: list[str] | None = None) -> int:
     prog = "python -m aecodec.family.compare"
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--train-data", required=True,
-                        help="training images, also used to fit the entropy models (never Kodak)")
+    parser.add_argument(
+        "--train-data", required=True, help="training images, also used to fit the entropy models (never Kodak)"
+    )
     parser.add_argument("--runs", required=True, help="folder of run folders, one per member (reused when finished)")
     parser.add_argument("--steps", type=int, default=3000, help="training steps per member (kmeans and vqgan a share)")
     parser.add_argument("--dataset", required=True, help="evaluation images, e.g. Kodak")

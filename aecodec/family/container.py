@@ -15,8 +15,12 @@ _COUNTS = struct.Struct("<4sBB")
 def pack(header: list[int], chunks: list[bytes]) -> bytes:
     """Header integers and byte chunks (entropy-coded strings) as one byte string."""
     lengths = [len(chunk) for chunk in chunks]
-    return (_COUNTS.pack(MAGIC, len(header), len(chunks)) + struct.pack(f"<{len(header)}I", *header)
-            + struct.pack(f"<{len(chunks)}I", *lengths) + b"".join(chunks))
+    return (
+        _COUNTS.pack(MAGIC, len(header), len(chunks))
+        + struct.pack(f"<{len(header)}I", *header)
+        + struct.pack(f"<{len(chunks)}I", *lengths)
+        + b"".join(chunks)
+    )
 
 
 def unpack(data: bytes) -> tuple[list[int], list[bytes]]:

@@ -94,5 +94,10 @@ class BlockVQ(nn.Module):
             reconstruction = F.pixel_shuffle(quantized, self.config.block)
             mse = F.mse_loss(reconstruction, batch)
         perplexity, usage = code_stats(indices, self.num_codes)
-        metrics = {"mse": mse.item(), "psnr": batch_psnr(reconstruction, batch), "perplexity": perplexity, "usage": usage}
+        metrics = {
+            "mse": mse.item(),
+            "psnr": batch_psnr(reconstruction, batch),
+            "perplexity": perplexity,
+            "usage": usage,
+        }
         return mse, metrics

@@ -3,7 +3,6 @@
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 SPARSITY_EPS = 1e-6
@@ -23,9 +22,6 @@ def bernoulli_kl_sparsity(code: Tensor, rho: float) -> Tensor:
     """Sum over channels of KL(rho || rho_hat): each sigmoid unit's mean activation pulled towards ``rho``."""
     rho_hat = code.mean(dim=(0, 2, 3)).clamp(SPARSITY_EPS, 1 - SPARSITY_EPS)
     return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
-
-
-
 
 
 def jacobian_frobenius_exact(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:

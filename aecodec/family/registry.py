@@ -59,4 +59,3 @@ def member(name: str) -> Member:
 def build_model(name: str, **settings: Any) -> nn.Module:
     """A fresh model of member ``name`` with config ``settings`` over the defaults."""
     return member(name).build(**settings)
-

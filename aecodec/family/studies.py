@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
@@ -24,10 +23,10 @@ from aecodec.bench.metrics import capped_db, defined_mean, psnr
 from aecodec.bench.runner import CodecResult
 from aecodec.family.codec import batch_to_image, image_to_batch
 from aecodec.family.denoising import corrupt_image
-from aecodec.training.perceptual import st_lpips
 from aecodec.family.vae import VAE
-from aecodec.training.loop import LOG
 from aecodec.models.quantizer import code_stats
+from aecodec.training.loop import LOG
+from aecodec.training.perceptual import st_lpips
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,12 @@ def _psnr_to(image: DatasetImage, x: Tensor) -> float:
 
 
 @torch.no_grad()
-def denoising_study(models: dict[str, nn.Module], images: Sequence[DatasetImage], seed: int = 0,
-                    corruptions: Sequence[Corruption] = CORRUPTIONS) -> list[DenoisingRow]:
+def denoising_study(
+    models: dict[str, nn.Module],
+    images: Sequence[DatasetImage],
+    seed: int = 0,
+    corruptions: Sequence[Corruption] = CORRUPTIONS,
+) -> list[DenoisingRow]:
     """Each model reconstructs the same seeded corruptions of ``images``; PSNR is to the clean image."""
     stride = max(m.stride for m in models.values())
     rows = []
@@ -82,8 +85,13 @@ def denoising_study(models: dict[str, nn.Module], images: Sequence[DatasetImage]
             corrupted_psnr.append(_psnr_to(image, noisy))
             for name, model in models.items():
                 model_psnr[name].append(_psnr_to(image, model.eval()(noisy)))
-        rows.append(DenoisingRow(corruption.label, defined_mean(corrupted_psnr),
-                                 {name: defined_mean(values) for name, values in model_psnr.items()}))
+        rows.append(
+            DenoisingRow(
+                corruption.label,
+                defined_mean(corrupted_psnr),
+                {name: defined_mean(values) for name, values in model_psnr.items()},
+            )
+        )
     return rows
 
 
@@ -117,15 +125,18 @@ def tensor_row(images: Tensor) -> Image.Image:
 
 
 @torch.no_grad()
-def write_vae_figures(vae: VAE, images: Sequence[DatasetImage], out: Path, size: int = 128,
-                      count: int = 8, seed: int = 0) -> list[Path]:
+def write_vae_figures(
+    vae: VAE, images: Sequence[DatasetImage], out: Path, size: int = 128, count: int = 8, seed: int = 0
+) -> list[Path]:
     """vae_samples.png (``count`` draws from the prior) and vae_interpolation.png (between two image crops)."""
     vae.eval()
     torch.manual_seed(seed)
     samples = out / "vae_samples.png"
     tensor_row(vae.sample(count, size, size)).save(samples)
-    ends = [_to_batch(DatasetImage(img.name, center_crop(img.pixels, size)), vae.stride)[0]
-            for img in (images[0], images[-1])]
+    ends = [
+        _to_batch(DatasetImage(img.name, center_crop(img.pixels, size)), vae.stride)[0]
+        for img in (images[0], images[-1])
+    ]
     interpolation = out / "vae_interpolation.png"
     tensor_row(vae.interpolate(ends[0], ends[1], count)).save(interpolation)
     return [samples, interpolation]

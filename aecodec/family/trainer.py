@@ -17,7 +17,7 @@ from aecodec.codec.images import list_images
 from aecodec.errors import InputError
 from aecodec.family.registry import FAMILY, build_model, member
 from aecodec.training.data import load_image_tensor, random_crops
-from aecodec.training.loop import CHECKPOINT, Run, default_device, load_checkpoint, prepare
+from aecodec.training.loop import Run, default_device, load_checkpoint, prepare
 
 
 @dataclass
@@ -101,12 +101,22 @@ def train_family(config: FamilyTrainConfig, resume: bool = False) -> Path:
         return loss, metrics
 
     def checkpoint(done: int) -> dict:
-        return {"step": done, "member": config.model, "settings": model.config.to_dict(),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
-                "crop_rng": generator.get_state(), "torch_rng": torch.get_rng_state(), "train": asdict(config)}
+        return {
+            "step": done,
+            "member": config.model,
+            "settings": model.config.to_dict(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict() if optimizer else None,
+            "crop_rng": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "train": asdict(config),
+        }
 
     return run.loop(
-        config.steps, step, checkpoint, config.checkpoint_every,
+        config.steps,
+        step,
+        checkpoint,
+        config.checkpoint_every,
         record=lambda done, result: {"step": done, "loss": result[0].item(), **result[1]},
         record_every=config.log_every,
         postfix=lambda result: {"loss": f"{result[0].item():.4f}", "psnr": f"{result[1]['psnr']:.2f}"},
@@ -146,10 +156,21 @@ def config_from_args(args: argparse.Namespace) -> FamilyTrainConfig:
     foreign = sorted(set(given) - set(member(args.model).setting_names()))
     if foreign:
         raise InputError(f"--model {args.model} has no setting {', '.join(foreign)}")
-    return FamilyTrainConfig(model=args.model, data=args.data, out=args.out, settings=given, steps=args.steps,
-                             batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                             checkpoint_every=args.checkpoint_every, log_every=args.log_every, threads=args.threads,
-                             init=args.init)
+    return FamilyTrainConfig(
+        model=args.model,
+        data=args.data,
+        out=args.out,
+        settings=given,
+        steps=args.steps,
+        batch=args.batch,
+        crop=args.crop,
+        lr=args.lr,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        threads=args.threads,
+        init=args.init,
+    )
 
 
 def run_family_train(args: argparse.Namespace) -> int:

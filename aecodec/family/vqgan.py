@@ -16,10 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aecodec.training.gan import PatchDiscriminator
-from aecodec.training.gan import adaptive_generator_weight, hinge_discriminator_loss, hinge_generator_loss
-from aecodec.training.perceptual import TRUNKS, st_lpips
 from aecodec.family.vqvae import VQVAE, VQVAEConfig
+from aecodec.training.gan import (
+    PatchDiscriminator,
+    adaptive_generator_weight,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+)
+from aecodec.training.perceptual import TRUNKS, st_lpips
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,9 @@ class VQGAN(VQVAE):
         _, metrics = super().reconstruction_loss(reconstruction, batch)
         rec = F.l1_loss(reconstruction, batch)
         metrics["l1"] = rec.item()
-        distance = st_lpips(reconstruction, batch, self.config.perceptual_net) if self.config.perceptual_weight > 0 else None
+        distance = (
+            st_lpips(reconstruction, batch, self.config.perceptual_net) if self.config.perceptual_weight > 0 else None
+        )
         if distance is not None:
             rec = rec + self.config.perceptual_weight * distance
             metrics["st_lpips"] = distance.item()

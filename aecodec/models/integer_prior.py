@@ -114,8 +114,14 @@ class IntegerConv:
         shift, low, high = (int(v) for v in tensors[f"{prefix}.params"])
         if not 1 <= shift <= 62:
             raise ValueError(f"{prefix}: shift {shift} out of range")
-        return cls(tensors[f"{prefix}.weight"].to(torch.int64), tensors[f"{prefix}.bias"].to(torch.int64),
-                   tensors[f"{prefix}.multiplier"].to(torch.int64), shift, low, high)
+        return cls(
+            tensors[f"{prefix}.weight"].to(torch.int64),
+            tensors[f"{prefix}.bias"].to(torch.int64),
+            tensors[f"{prefix}.multiplier"].to(torch.int64),
+            shift,
+            low,
+            high,
+        )
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,7 @@ class IntegerLevelPrior:
         cls, tensors: dict[str, Tensor], prefix: str, num_stages: int, coarser_stages: int, num_codes: int
     ) -> "IntegerLevelPrior":
         """Load from stored tensors, checking every dtype and shape (ValueError if one is wrong)."""
+
         def tables(name: str, count: int) -> tuple[Tensor, ...]:
             return tuple(tensors[f"{prefix}.{name}.{i}"].to(torch.int64) for i in range(count))
 
@@ -185,7 +192,9 @@ class IntegerLevelPrior:
             raise ValueError(f"{prefix}: integer prior tensors must have integer dtypes")
         level = cls(
             tensors[f"{prefix}.stage_bias"].to(torch.int64),
-            tables("previous", num_stages - 1), tables("coarser", coarser_stages), tables("anchors", num_stages),
+            tables("previous", num_stages - 1),
+            tables("coarser", coarser_stages),
+            tables("anchors", num_stages),
             IntegerConv.from_tensors(tensors, f"{prefix}.conv1"),
             tensors[f"{prefix}.conv1_neighbours.weight"].to(torch.int64),
             IntegerConv.from_tensors(tensors, f"{prefix}.conv2"),
@@ -200,8 +209,10 @@ class IntegerLevelPrior:
         expected = [
             (self.stage_bias, (self.num_stages, embed)),
             *((t, (num_codes, embed)) for t in (*self.previous, *self.coarser, *self.anchors)),
-            (self.conv1.weight, (hidden1, 9 * embed)), (self.conv1_neighbours, (hidden1, 9 * embed)),
-            (self.conv2.weight, (hidden2, 9 * hidden1)), (self.head.weight, (num_codes, hidden2)),
+            (self.conv1.weight, (hidden1, 9 * embed)),
+            (self.conv1_neighbours, (hidden1, 9 * embed)),
+            (self.conv2.weight, (hidden2, 9 * hidden1)),
+            (self.head.weight, (num_codes, hidden2)),
             *((t, (c.weight.shape[0],)) for c in (self.conv1, self.conv2, self.head) for t in (c.bias, c.multiplier)),
         ]
         for tensor, shape in expected:
@@ -220,9 +231,13 @@ class IntegerPrior:
         return {**self.top.tensors("prior.top"), **self.bottom.tensors("prior.bottom")}
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, Tensor], top_stages: int, bottom_stages: int, num_codes: int) -> "IntegerPrior":
-        return cls(IntegerLevelPrior.from_tensors(tensors, "prior.top", top_stages, 0, num_codes),
-                   IntegerLevelPrior.from_tensors(tensors, "prior.bottom", bottom_stages, top_stages, num_codes))
+    def from_tensors(
+        cls, tensors: dict[str, Tensor], top_stages: int, bottom_stages: int, num_codes: int
+    ) -> "IntegerPrior":
+        return cls(
+            IntegerLevelPrior.from_tensors(tensors, "prior.top", top_stages, 0, num_codes),
+            IntegerLevelPrior.from_tensors(tensors, "prior.bottom", bottom_stages, top_stages, num_codes),
+        )
 
 
 # code_group(level, stage, positions, freqs) -> the symbols at those positions, raster order.
@@ -232,7 +247,12 @@ TOP, BOTTOM = 0, 1
 
 
 def _traverse_level(
-    prior: IntegerLevelPrior, level: int, shape: tuple[int, int], stages: int, coarser: list[Tensor], code_group: GroupCoder
+    prior: IntegerLevelPrior,
+    level: int,
+    shape: tuple[int, int],
+    stages: int,
+    coarser: list[Tensor],
+    code_group: GroupCoder,
 ) -> list[Tensor]:
     decoded: list[Tensor] = []
     first = anchor_mask(*shape)
@@ -290,7 +310,9 @@ def _quantize_conv(conv: torch.nn.Conv2d, input_scale: float, output_scale: floa
         weight=torch.round(weight / weight_scale[:, None]).to(torch.int64),
         bias=bias,
         multiplier=torch.round(ratio * 2.0**shift).to(torch.int64).clamp(min=1),
-        shift=shift, low=low, high=high,
+        shift=shift,
+        low=low,
+        high=high,
     )
 
 
@@ -302,7 +324,9 @@ def _activation_ranges(level: LevelPrior, indices: list[Tensor], coarser: list[T
         ctx = level.context(s, indices, coarser, idx.shape)
         for anchors in (None, idx):
             mask = anchor_mask(*idx.shape[-2:]).to(ctx.dtype)
-            neighbours = torch.zeros_like(ctx) if anchors is None else level.anchors[s](anchors).permute(0, 3, 1, 2) * mask
+            neighbours = (
+                torch.zeros_like(ctx) if anchors is None else level.anchors[s](anchors).permute(0, 3, 1, 2) * mask
+            )
             h1 = F.relu(level.conv1(torch.cat([ctx, neighbours], 1)))
             h2 = F.relu(level.conv2(h1))
             first.append(h1.flatten()), second.append(h2.flatten())
@@ -317,7 +341,10 @@ def _activation_ranges(level: LevelPrior, indices: list[Tensor], coarser: list[T
 
 def quantize_level(level: LevelPrior, indices: list[Tensor], coarser: list[Tensor]) -> IntegerLevelPrior:
     """Convert a trained float level prior to integers, calibrating activations on ``indices``."""
-    tables = [level.stage_bias.detach(), *(t.weight.detach() for t in [*level.previous, *level.coarser, *level.anchors])]
+    tables = [
+        level.stage_bias.detach(),
+        *(t.weight.detach() for t in [*level.previous, *level.coarser, *level.anchors]),
+    ]
     embed_scale = max(float(t.abs().max()) for t in tables) / 127
 
     def q(t: Tensor) -> Tensor:

@@ -43,7 +43,11 @@ class CodecModel:
 
 def model_bytes(name: str, network: VQVAE2, prior: IntegerPrior, metadata: dict[str, str] | None = None) -> bytes:
     """Serialize a model to safetensors bytes (fp16 network, integer prior)."""
-    if not 1 <= len(name) <= MAX_NAME_LENGTH or not all(c.isalnum() or c in "._-" for c in name) or name != name.lower():
+    if (
+        not 1 <= len(name) <= MAX_NAME_LENGTH
+        or not all(c.isalnum() or c in "._-" for c in name)
+        or name != name.lower()
+    ):
         raise ValueError(f"model name must be 1..{MAX_NAME_LENGTH} chars of [a-z0-9._-], got {name!r}")
     tensors = {
         f"net.{k}": v.detach().to(torch.float16).contiguous()
@@ -86,12 +90,17 @@ def model_from_bytes(data: bytes, source: str = "model") -> CodecModel:
         missing, unexpected = network.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith(_TRAINING_BUFFERS)]
         if missing or unexpected:
-            raise ModelError(f"{source}: weights do not match the model config ({len(missing)} missing, {len(unexpected)} unexpected)")
+            raise ModelError(
+                f"{source}: weights do not match the model config "
+                f"({len(missing)} missing, {len(unexpected)} unexpected)"
+            )
         prior = IntegerPrior.from_tensors(tensors, config.top_stages, config.bottom_stages, config.num_codes)
     except ModelError:
         raise
     except (SafetensorError, KeyError, RuntimeError, ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{source}: invalid model file ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise ModelError(
+            f"{source}: invalid model file ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
     network.eval()
     return CodecModel(meta["name"], hashlib.sha256(data).digest()[:8], network, prior)
 
@@ -136,7 +145,10 @@ def shipped_model(name: str) -> CodecModel:
 
 
 def record_in_manifest(manifest: Path, name: str, entry: dict, replace: bool = True, default: bool = False) -> None:
-    """Write a model's manifest ``entry`` (``replace``) or add its fields to the one there; optionally make it the default."""
+    """Write a model's manifest ``entry`` (``replace``) or merge it into the one there.
+
+    With ``default``, the model also becomes the manifest's default.
+    """
     data = json.loads(manifest.read_text()) if manifest.exists() else {"default": name, "models": {}}
     if replace or name not in data["models"]:
         data["models"][name] = entry

@@ -53,9 +53,7 @@ class VectorQuantizer(nn.Module):
     def nearest(self, flat: Tensor) -> Tensor:
         """Index of the nearest code for every row of ``flat`` (N, dim)."""
         distances = (
-            flat.pow(2).sum(1, keepdim=True)
-            - 2 * flat @ self.codebook.t()
-            + self.codebook.pow(2).sum(1)[None, :]
+            flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.t() + self.codebook.pow(2).sum(1)[None, :]
         )
         return distances.argmin(dim=1)
 

@@ -71,8 +71,14 @@ class VQVAE2(nn.Module):
         upsample = UPSAMPLERS[config.upsample]
         self.upsample_top = upsample(d, d)
         self.decoder = nn.Sequential(
-            nn.Conv2d(2 * d, c, 3, padding=1), *_blocks(c, n), nn.ReLU(),
-            upsample(c, c), nn.ReLU(), upsample(c, c // 2), nn.ReLU(), upsample(c // 2, 3),
+            nn.Conv2d(2 * d, c, 3, padding=1),
+            *_blocks(c, n),
+            nn.ReLU(),
+            upsample(c, c),
+            nn.ReLU(),
+            upsample(c, c // 2),
+            nn.ReLU(),
+            upsample(c // 2, 3),
         )
         self.quantize_top = ResidualVQ(config.top_stages, config.num_codes, d)
         self.quantize_bottom = ResidualVQ(config.bottom_stages, config.num_codes, d)

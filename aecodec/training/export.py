@@ -13,12 +13,12 @@ from torch import Tensor
 
 from aecodec.codec.files import write_atomic
 from aecodec.codec.images import list_images
+from aecodec.models.integer_prior import IntegerPrior, code_length, quantize_prior
+from aecodec.models.model_files import model_bytes
+from aecodec.models.prior import HierarchicalPrior, PriorConfig
+from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 from aecodec.training.data import load_image_tensor, random_crops
 from aecodec.training.loop import load_checkpoint
-from aecodec.models.integer_prior import IntegerPrior, code_length, quantize_prior
-from aecodec.models.prior import HierarchicalPrior, PriorConfig
-from aecodec.models.model_files import model_bytes
-from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
 
 @torch.no_grad()
@@ -51,8 +51,10 @@ def export_model(
     prior.eval()
     top, bottom = stage_indices(network, calibration)
     integer = quantize_prior(prior, top, bottom)
-    report = {"float_bits_per_index": float_bits_per_index(prior, top, bottom),
-              "integer_bits_per_index": integer_bits_per_index(integer, top, bottom)}
+    report = {
+        "float_bits_per_index": float_bits_per_index(prior, top, bottom),
+        "integer_bits_per_index": integer_bits_per_index(integer, top, bottom),
+    }
     return model_bytes(name, network, integer, metadata), report
 
 
@@ -62,8 +64,12 @@ def export_checkpoint(checkpoint: Path, name: str, calibration_dir: Path, out: P
     config = state["config"]
     network = VQVAE2(VQVAE2Config(**config["model"]))
     network.load_state_dict(state["model"])
-    prior = HierarchicalPrior(network.config.num_codes, network.config.top_stages, network.config.bottom_stages,
-                              PriorConfig(**config["prior"]))
+    prior = HierarchicalPrior(
+        network.config.num_codes,
+        network.config.top_stages,
+        network.config.bottom_stages,
+        PriorConfig(**config["prior"]),
+    )
     prior.load_state_dict(state["prior"])
     images = [load_image_tensor(f, 256) for f in list_images(calibration_dir)]
     calibration = random_crops(images, crops, 256, torch.Generator().manual_seed(1))
@@ -72,6 +78,11 @@ def export_checkpoint(checkpoint: Path, name: str, calibration_dir: Path, out: P
     meta = {"training_data": str(config["data"]), "steps": str(state["step"]), **origin}
     data, report = export_model(name, network, prior, calibration, meta)
     write_atomic(str(out), data, force=True)
-    return {"file": out.name, "hash": hashlib.sha256(data).digest()[:8].hex(), "steps": state["step"],
-            "training_data": Path(config["data"]).name, **origin, **report}
-
+    return {
+        "file": out.name,
+        "hash": hashlib.sha256(data).digest()[:8].hex(),
+        "steps": state["step"],
+        "training_data": Path(config["data"]).name,
+        **origin,
+        **report,
+    }

@@ -106,8 +106,11 @@ class Objective:
         self.config, self.network = config, network
         self.discriminator = PatchDiscriminator().to(device) if config.objective == "gan" else None
         # beta1 = 0.5 as in VQGAN's and most GANs' discriminators: momentum lags a moving target.
-        self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.9)) \
-            if self.discriminator else None
+        self.optimizer = (
+            torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.9))
+            if self.discriminator
+            else None
+        )
 
     def __call__(self, reconstruction: Tensor, batch: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
         """Generator-side loss and its terms; for ``gan`` first one discriminator step on this batch."""
@@ -154,8 +157,10 @@ def validate(network: VQVAE2, batch: Tensor) -> dict[str, dict[str, float]]:
     for quality in validation_qualities(network):
         top, bottom = network.analyze(batch, torch.full((batch.shape[0],), quality, device=batch.device))
         image = network.synthesize(top.quantized, bottom.quantized).clamp(0, 1)
-        report[f"q{quality}"] = {"psnr": round(batch_psnr(image, batch), 3),
-                                 "ms_ssim": round(float(ms_ssim(image, batch, data_range=1.0)), 4)}
+        report[f"q{quality}"] = {
+            "psnr": round(batch_psnr(image, batch), 3),
+            "ms_ssim": round(float(ms_ssim(image, batch, data_range=1.0)), 4),
+        }
     return report
 
 
@@ -201,8 +206,14 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> Path:
         return {"loss": f"{loss.item():.4f}", "psnr": f"{batch_psnr(reconstruction, batch):.2f}"}
 
     def checkpoint(done: int) -> dict:
-        return {"step": done, "model": network.state_dict(), "prior": prior.state_dict(),
-                "optimizer": optimizer.state_dict(), "objective": objective.state_dict(), "config": run_config}
+        return {
+            "step": done,
+            "model": network.state_dict(),
+            "prior": prior.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "objective": objective.state_dict(),
+            "config": run_config,
+        }
 
     def record(done: int, result: tuple[Tensor, Tensor, Tensor, dict[str, float]]) -> dict | None:
         if val_batch is None:
@@ -210,8 +221,9 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> Path:
         _, _, loss, metrics = result
         return {"step": done, "loss": round(loss.item(), 5), **metrics, "val": validate(network, val_batch)}
 
-    return run.loop(config.steps, step, checkpoint, config.checkpoint_every, record, config.val_every, postfix,
-                    show_every=10)
+    return run.loop(
+        config.steps, step, checkpoint, config.checkpoint_every, record, config.val_every, postfix, show_every=10
+    )
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -221,15 +233,32 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     parser.add_argument("--out", required=True, help="run folder for checkpoint.pt and log.jsonl")
     parser.add_argument("--objective", choices=OBJECTIVES, default=defaults.objective)
-    parser.add_argument("--upsample", choices=list(UPSAMPLERS), default="",
-                        help="replace the decoder's upsampling (new layers start fresh); default: keep it")
-    for name in ("steps", "batch", "crop", "max_quality", "adversarial_start", "val_every", "checkpoint_every",
-                 "seed", "threads"):
+    parser.add_argument(
+        "--upsample",
+        choices=list(UPSAMPLERS),
+        default="",
+        help="replace the decoder's upsampling (new layers start fresh); default: keep it",
+    )
+    for name in (
+        "steps",
+        "batch",
+        "crop",
+        "max_quality",
+        "adversarial_start",
+        "val_every",
+        "checkpoint_every",
+        "seed",
+        "threads",
+    ):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "perceptual_weight", "adversarial_weight"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
-    parser.add_argument("--scales", type=parse_scales, default=defaults.scales,
-                        help="train on each image at these scales, e.g. 1,0.7,0.5 (default: 1)")
+    parser.add_argument(
+        "--scales",
+        type=parse_scales,
+        default=defaults.scales,
+        help="train on each image at these scales, e.g. 1,0.7,0.5 (default: 1)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
 
 

@@ -73,7 +73,9 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint = self.dir / CHECKPOINT
         self.main = main
-        self.state: dict | None = load_checkpoint(self.checkpoint, device) if resume and self.checkpoint.exists() else None
+        self.state: dict | None = (
+            load_checkpoint(self.checkpoint, device) if resume and self.checkpoint.exists() else None
+        )
 
     @property
     def start(self) -> int:
@@ -107,8 +109,9 @@ class Run:
         """
         log = (self.dir / LOG).open("a") if self.main else None
         try:
-            bar = tqdm(range(self.start, steps), initial=self.start, total=steps, disable=not self.main,
-                       dynamic_ncols=True)
+            bar = tqdm(
+                range(self.start, steps), initial=self.start, total=steps, disable=not self.main, dynamic_ncols=True
+            )
             for i in bar:
                 result = step(i)
                 done = i + 1

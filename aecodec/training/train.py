@@ -93,8 +93,11 @@ def load_matching_modules(module: torch.nn.Module, weights: dict[str, Tensor]) -
     groups: dict[str, list[str]] = {}
     for key in own:
         groups.setdefault(key.rpartition(".")[0], []).append(key)
-    fresh = [name for name, keys in groups.items()
-             if any(key not in weights or weights[key].shape != own[key].shape for key in keys)]
+    fresh = [
+        name
+        for name, keys in groups.items()
+        if any(key not in weights or weights[key].shape != own[key].shape for key in keys)
+    ]
     skipped = {key for name in fresh for key in groups[name]}
     module.load_state_dict({k: weights[k] for k in own if k not in skipped}, strict=False)
     return fresh
@@ -159,34 +162,53 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     def postfix(result: tuple[Tensor, VQVAE2Output, Tensor, Tensor]) -> dict[str, str]:
         x, out, loss, bpp = result
-        return {"loss": f"{float(loss.detach()):.4f}", "psnr": f"{batch_psnr(out.reconstruction, x):.2f}",
-                "bpp": f"{float(bpp.detach().mean()):.3f}", "usage": f"{np.mean(out.top.usage + out.bottom.usage):.2f}"}
+        return {
+            "loss": f"{float(loss.detach()):.4f}",
+            "psnr": f"{batch_psnr(out.reconstruction, x):.2f}",
+            "bpp": f"{float(bpp.detach().mean()):.3f}",
+            "usage": f"{np.mean(out.top.usage + out.bottom.usage):.2f}",
+        }
 
     def checkpoint(done: int) -> dict:
-        return {"step": done, "model": model.state_dict(), "prior": prior.state_dict(),
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "config": asdict(config),
-                "rng": torch.get_rng_state()}
+        return {
+            "step": done,
+            "model": model.state_dict(),
+            "prior": prior.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "config": asdict(config),
+            "rng": torch.get_rng_state(),
+        }
 
     def record(done: int, result: tuple[Tensor, VQVAE2Output, Tensor, Tensor]) -> dict | None:
         if val_batch is None:
             return None
         x, out, _, _ = result
-        return {"step": done, "train_psnr": round(batch_psnr(out.reconstruction, x), 3),
-                "perplexity_bottom": [round(p, 1) for p in out.bottom.perplexity],
-                "usage_bottom": [round(u, 3) for u in out.bottom.usage],
-                "val": validate(model, prior, val_batch)}
+        return {
+            "step": done,
+            "train_psnr": round(batch_psnr(out.reconstruction, x), 3),
+            "perplexity_bottom": [round(p, 1) for p in out.bottom.perplexity],
+            "usage_bottom": [round(u, 3) for u in out.bottom.usage],
+            "val": validate(model, prior, val_batch),
+        }
 
-    path = run.loop(config.steps, step, checkpoint, config.checkpoint_every, record, config.val_every, postfix,
-                    show_every=10)
+    path = run.loop(
+        config.steps, step, checkpoint, config.checkpoint_every, record, config.val_every, postfix, show_every=10
+    )
     if distributed:
         dist.destroy_process_group()
     return path
 
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of ``aecodec train``."""
     defaults = TrainConfig(data="", out="")
-    parser.add_argument("--model", choices=["vqvae2"], default="vqvae2",
-                        help="vqvae2, the codec model (family members: `aecodec train --model ae --help`)")
+    parser.add_argument(
+        "--model",
+        choices=["vqvae2"],
+        default="vqvae2",
+        help="vqvae2, the codec model (family members: `aecodec train --model ae --help`)",
+    )
     parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     parser.add_argument("--out", required=True, help="run folder for checkpoint.pt and log.jsonl")
     for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "seed", "threads"):
@@ -197,19 +219,39 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     for name, value in PriorConfig().to_dict().items():
         parser.add_argument(f"--prior-{name}", type=int, default=value)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--scales", type=parse_scales, default=defaults.scales,
-                        help="train on each image at these scales, e.g. 1,0.75,0.5 (default: 1)")
-    parser.add_argument("--init", help="warm start from another run's checkpoint.pt; submodules whose shapes "
-                        "changed (a wider latent) start fresh")
+    parser.add_argument(
+        "--scales",
+        type=parse_scales,
+        default=defaults.scales,
+        help="train on each image at these scales, e.g. 1,0.75,0.5 (default: 1)",
+    )
+    parser.add_argument(
+        "--init",
+        help="warm start from another run's checkpoint.pt; submodules whose shapes "
+        "changed (a wider latent) start fresh",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A :class:`TrainConfig` from parsed ``aecodec train`` options."""
     model = VQVAE2Config(**{k: getattr(args, k) for k in VQVAE2Config().to_dict()})
     prior = PriorConfig(**{k: getattr(args, f"prior_{k}") for k in PriorConfig().to_dict()})
-    return TrainConfig(data=args.data, out=args.out, steps=args.steps, batch=args.batch, crop=args.crop,
-                       lr=args.lr, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
-                       seed=args.seed, threads=args.threads, init=args.init, scales=args.scales, model=model, prior=prior)
+    return TrainConfig(
+        data=args.data,
+        out=args.out,
+        steps=args.steps,
+        batch=args.batch,
+        crop=args.crop,
+        lr=args.lr,
+        val_every=args.val_every,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        threads=args.threads,
+        init=args.init,
+        scales=args.scales,
+        model=model,
+        prior=prior,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
