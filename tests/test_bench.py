@@ -171,21 +171,8 @@ def test_two_image_smoke_run_writes_every_output(tmp_path: Path, kodak_two: list
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     kodak = shared_path("data", "kodak")
     out = tmp_path / "out"
-    args = [
-        "--dataset",
-        str(kodak),
-        "--codecs",
-        "jpeg",
-        "--limit",
-        "1",
-        "--qualities",
-        "20,80",
-        "--crop-bpp",
-        "1.0",
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
+    args = ["--dataset", str(kodak), *"--codecs jpeg --limit 1 --qualities 20,80 --crop-bpp 1.0".split()]
+    args += ["--out", str(out), "--no-progress"]
     assert main(args) == 0
     assert (out / "report.md").exists() and str(out / "crops.png") in capsys.readouterr().out
     assert main(["--dataset", str(tmp_path / "none"), "--codecs", "jpeg"]) == 2

@@ -162,22 +162,8 @@ def test_trainer_checkpoints_and_resumes(tmp_path, photos: list[torch.Tensor]) -
 
 def test_trainer_command_line(tmp_path, photos: list[torch.Tensor]) -> None:
     write_photos(tmp_path / "data", photos)
-    argv = [
-        "--model",
-        "kmeans",
-        "--data",
-        str(tmp_path / "data"),
-        "--out",
-        str(tmp_path / "run"),
-        "--steps",
-        "1",
-        "--batch",
-        "2",
-        "--crop",
-        "32",
-        "--num-codes",
-        "8",
-    ]
+    paths = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
+    argv = ["--model", "kmeans", *paths, *"--steps 1 --batch 2 --crop 32 --num-codes 8".split()]
     assert main(argv) == 0
     assert load_member(tmp_path / "run" / "checkpoint.pt")[1].num_codes == 8
     with pytest.raises(InputError, match="beta"):
@@ -228,22 +214,9 @@ def test_compare_trains_missing_members_and_writes_the_page(tmp_path, photos: li
         )
         train_family(config)
     page = tmp_path / "docs" / "models.md"
-    argv = [
-        "--train-data",
-        str(tmp_path / "data"),
-        "--runs",
-        str(tmp_path / "runs"),
-        "--steps",
-        str(steps),
-        "--dataset",
-        str(tmp_path / "data"),
-        "--out",
-        str(tmp_path / "docs" / "models"),
-        "--page",
-        str(page),
-        "--limit",
-        "1",
-    ]
+    data, runs, out = (str(path) for path in (tmp_path / "data", tmp_path / "runs", tmp_path / "docs" / "models"))
+    argv = ["--train-data", data, "--runs", runs, "--steps", str(steps), "--dataset", data, "--out", out]
+    argv += ["--page", str(page), "--limit", "1"]
     assert compare_main(argv) == 0
     text = page.read_text()
     for section in (

@@ -34,31 +34,9 @@ def analysis_and_prior(state: dict) -> dict[str, torch.Tensor]:
 def test_finetune_changes_only_the_synthesis(objective: str, tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
     data, source = tiny_run
     extra = ["--upsample", "resize", "--adversarial-start", "1"] if objective == "gan" else []
-    assert (
-        main(
-            [
-                "finetune",
-                "--from",
-                str(source),
-                "--data",
-                str(data),
-                "--out",
-                str(tmp_path),
-                "--objective",
-                objective,
-                "--steps",
-                "2",
-                "--batch",
-                "2",
-                "--crop",
-                "64",
-                "--val-every",
-                "2",
-                *extra,
-            ]
-        )
-        == 0
-    )
+    finetune = ["finetune", "--from", str(source), "--data", str(data), "--out", str(tmp_path)]
+    options = ["--objective", objective, *"--steps 2 --batch 2 --crop 64 --val-every 2".split(), *extra]
+    assert main([*finetune, *options]) == 0
     before = torch.load(source, weights_only=False)
     after = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     frozen_before, frozen_after = analysis_and_prior(before), analysis_and_prior(after)
@@ -73,47 +51,13 @@ def test_finetune_changes_only_the_synthesis(objective: str, tiny_run: tuple[Pat
 
 def test_resize_decoder_exports_and_codes_the_same_indices(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
     data, source = tiny_run
-    assert (
-        main(
-            [
-                "finetune",
-                "--from",
-                str(source),
-                "--data",
-                str(data),
-                "--out",
-                str(tmp_path / "ft"),
-                "--upsample",
-                "resize",
-                "--steps",
-                "1",
-                "--batch",
-                "2",
-                "--crop",
-                "64",
-            ]
-        )
-        == 0
-    )
+    finetune = ["finetune", "--from", str(source), "--data", str(data), "--out", str(tmp_path / "ft")]
+    assert main([*finetune, *"--upsample resize --steps 1 --batch 2 --crop 64".split()]) == 0
     files = []
     for name, checkpoint in (("base", source), ("resized", tmp_path / "ft" / "checkpoint.pt")):
         files.append(tmp_path / f"{name}.safetensors")
-        assert (
-            main(
-                [
-                    "export",
-                    str(checkpoint),
-                    str(files[-1]),
-                    "--name",
-                    name,
-                    "--calibration",
-                    str(data),
-                    "--manifest",
-                    str(tmp_path / "manifest.json"),
-                ]
-            )
-            == 0
-        )
+        export = ["export", str(checkpoint), str(files[-1]), "--name", name, "--calibration", str(data)]
+        assert main([*export, "--manifest", str(tmp_path / "manifest.json")]) == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())["models"]
     assert "finetune" not in manifest["base"] and manifest["resized"]["finetune"] == f"mse from {source}"
     base, resized = (load_model_file(f) for f in files)

@@ -89,6 +89,7 @@ def loaded_after(code: str) -> set[str]:
 
 def test_import_aecodec_loads_no_torch_and_the_codec_no_plotting() -> None:
     assert not loaded_after("import aecodec") & {"torch", "matplotlib", "scipy"}
+    assert "torch" not in loaded_after("import aecodec.bitstream")
     assert not loaded_after("import aecodec; aecodec.Codec") & {"matplotlib", "scipy", "compressai"}
 
 

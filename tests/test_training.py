@@ -13,30 +13,10 @@ from aecodec.models.model_files import load_model_file
 from aecodec.training.data import downscaled
 from aecodec.training.train import load_matching_modules
 
-TINY = [
-    "--channels",
-    "16",
-    "--latent-dim",
-    "8",
-    "--num-codes",
-    "16",
-    "--top-stages",
-    "1",
-    "--bottom-stages",
-    "2",
-    "--res-blocks",
-    "1",
-    "--prior-embed",
-    "4",
-    "--prior-hidden",
-    "8",
-    "--batch",
-    "2",
-    "--crop",
-    "64",
-    "--threads",
-    "1",
-]
+TINY = (
+    "--channels 16 --latent-dim 8 --num-codes 16 --top-stages 1 --bottom-stages 2 --res-blocks 1 "
+    "--prior-embed 4 --prior-hidden 8 --batch 2 --crop 64 --threads 1"
+).split()
 
 
 def random_images(folder: Path, count: int, shape: tuple[int, int], seed: int) -> Path:
@@ -59,25 +39,8 @@ def test_train_resume_export_and_code(tmp_path: Path) -> None:
     assert all(np.isfinite(q["psnr"]) and q["bpp"] > 0 for r in log for q in r["val"].values())
 
     model_file, manifest = tmp_path / "tiny.safetensors", tmp_path / "manifest.json"
-    assert (
-        main(
-            [
-                "export",
-                str(run / "checkpoint.pt"),
-                str(model_file),
-                "--name",
-                "tiny",
-                "--calibration",
-                str(data),
-                "--manifest",
-                str(manifest),
-                "--default",
-                "--evaluate",
-                str(data),
-            ]
-        )
-        == 0
-    )
+    export = ["export", str(run / "checkpoint.pt"), str(model_file), "--name", "tiny", "--calibration", str(data)]
+    assert main([*export, "--manifest", str(manifest), "--default", "--evaluate", str(data)]) == 0
     entry = json.loads(manifest.read_text())["models"]["tiny"]
     assert entry["steps"] == 4 and entry["hash"] == load_model_file(model_file).digest.hex()
 
@@ -100,28 +63,8 @@ def test_train_resume_export_and_code(tmp_path: Path) -> None:
 def test_family_member_trains_through_the_cli(tmp_path: Path) -> None:
     data = random_images(tmp_path / "images", 1, (64, 64), seed=1)
     run = tmp_path / "ae"
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                "ae",
-                "--data",
-                str(data),
-                "--out",
-                str(run),
-                "--steps",
-                "2",
-                "--batch",
-                "2",
-                "--crop",
-                "32",
-                "--threads",
-                "1",
-            ]
-        )
-        == 0
-    )
+    options = "--steps 2 --batch 2 --crop 32 --threads 1".split()
+    assert main(["train", "--model", "ae", "--data", str(data), "--out", str(run), *options]) == 0
     assert (run / "checkpoint.pt").exists()
 
 
@@ -132,31 +75,9 @@ def test_warm_start_into_a_wider_latent_reuses_the_trunk(tmp_path: Path) -> None
     assert main([*common, "--out", str(narrow)]) == 0
     widened = list(TINY)
     widened[widened.index("--latent-dim") + 1] = "12"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(data),
-                *widened,
-                "--steps",
-                "1",
-                "--val-every",
-                "1",
-                "--checkpoint-every",
-                "1",
-                "--out",
-                str(wide),
-                "--init",
-                str(narrow / "checkpoint.pt"),
-                "--scales",
-                "1,0.5",
-                "--lr",
-                "0",
-            ]
-        )
-        == 0
-    )
+    options = "--steps 1 --val-every 1 --checkpoint-every 1 --scales 1,0.5 --lr 0".split()
+    warm = ["--out", str(wide), "--init", str(narrow / "checkpoint.pt")]
+    assert main(["train", "--data", str(data), *widened, *options, *warm]) == 0
     before = torch.load(narrow / "checkpoint.pt", weights_only=False)["model"]
     after = torch.load(wide / "checkpoint.pt", weights_only=False)["model"]
     # With lr 0 only the EMA codebooks move: the trunk is copied, the resized latent layers are new.
