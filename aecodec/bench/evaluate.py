@@ -3,7 +3,7 @@
 ``aecodec evaluate MODEL DIR [--manifest FILE]`` codes every image at every quality of the model
 (real file sizes, PSNR and MS-SSIM on 8-bit RGB, per-image means); it is how the shipped models'
 manifest gets its Kodak figures. ``aecodec export --evaluate DIR`` does the same for a new model;
-the manifest writer is :func:`aecodec.models.model_files.record_in_manifest`.
+the manifest writer is :func:`aecodec.training.export.record_in_manifest`.
 """
 
 import argparse
@@ -14,7 +14,8 @@ from aecodec.bench.baselines import AecAdapter
 from aecodec.bench.datasets import load_dataset
 from aecodec.bench.runner import run_benchmark
 from aecodec.codec.api import Codec
-from aecodec.models.model_files import CodecModel, record_in_manifest, resolve_model
+from aecodec.models.model_files import CodecModel, resolve_model
+from aecodec.training.export import record_in_manifest
 
 METRICS = ("bpp", "psnr", "ms_ssim")
 

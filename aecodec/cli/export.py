@@ -30,8 +30,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Entry point of ``aecodec export``: writes the model file and prints its manifest entry."""
-    from aecodec.models.model_files import load_model_file, record_in_manifest
-    from aecodec.training.export import export_checkpoint
+    from aecodec.models.model_files import load_model_file
+    from aecodec.training.export import export_checkpoint, record_in_manifest
 
     entry = export_checkpoint(args.checkpoint, args.name, args.calibration, args.out)
     if args.evaluate:

@@ -2,7 +2,7 @@
 
 A model file holds the synthesis/analysis network in fp16, the exact integer prior, and JSON
 metadata (name, network config). Shipped models are listed in ``weights/manifest.json``, which
-:func:`record_in_manifest` writes.
+:func:`aecodec.training.export.record_in_manifest` writes.
 """
 
 import hashlib
@@ -142,21 +142,6 @@ def shipped_model(name: str) -> CodecModel:
     if model.digest.hex() != entries[name]["hash"]:
         raise ModelError(f"shipped model {name!r} does not match its manifest hash")
     return model
-
-
-def record_in_manifest(manifest: Path, name: str, entry: dict, replace: bool = True, default: bool = False) -> None:
-    """Write a model's manifest ``entry`` (``replace``) or merge it into the one there.
-
-    With ``default``, the model also becomes the manifest's default.
-    """
-    data = json.loads(manifest.read_text()) if manifest.exists() else {"default": name, "models": {}}
-    if replace or name not in data["models"]:
-        data["models"][name] = entry
-    else:
-        data["models"][name].update(entry)
-    if default:
-        data["default"] = name
-    manifest.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def default_model_name() -> str:

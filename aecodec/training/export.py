@@ -6,6 +6,7 @@ runs it, and with ``--evaluate DIR`` also measures the new model on DIR with :mo
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -86,3 +87,18 @@ def export_checkpoint(checkpoint: Path, name: str, calibration_dir: Path, out: P
         **origin,
         **report,
     }
+
+
+def record_in_manifest(manifest: Path, name: str, entry: dict, replace: bool = True, default: bool = False) -> None:
+    """Write a model's manifest ``entry`` (``replace``) or merge it into the one there.
+
+    With ``default``, the model also becomes the manifest's default.
+    """
+    data = json.loads(manifest.read_text()) if manifest.exists() else {"default": name, "models": {}}
+    if replace or name not in data["models"]:
+        data["models"][name] = entry
+    else:
+        data["models"][name].update(entry)
+    if default:
+        data["default"] = name
+    write_atomic(str(manifest), (json.dumps(data, indent=1) + "\n").encode(), force=True)
