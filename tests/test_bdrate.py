@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aecodec.bench.bdrate import bd_psnr, bd_rate
+from aecodec.bench.bdrate import bd_psnr, bd_rate, saturation_start, shared_range, window_mean
 
 RATES = [0.2, 0.45, 0.8, 1.4, 2.5]
 PSNRS = [27.0, 29.5, 32.0, 34.0, 37.5]
@@ -73,3 +73,47 @@ def test_point_order_is_irrelevant(order_a: list[int], order_b: list[int]) -> No
 def test_invalid_curves_raise(anchor: tuple, test: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         bd_rate(*anchor, *test)
+
+
+def test_bd_rate_of_a_shifted_copy_covers_the_overlap() -> None:
+    # Anchor: ln R = (Q - 30) / 10 on Q in [30, 40]; the test is the same points 1 dB higher, so at
+    # every Q of the overlap [31, 40] its log-rate is 0.1 lower: BD-rate = e^-0.1 - 1 over [31, 40].
+    anchor_q = [30.0, 32.5, 35.0, 37.5, 40.0]
+    rates = [math.exp((q - 30) / 10) for q in anchor_q]
+    test_q = [q + 1.0 for q in anchor_q]
+    assert bd_rate(rates, anchor_q, rates, test_q) == pytest.approx(100 * math.expm1(-0.1), abs=1e-9)
+    assert shared_range(anchor_q, test_q) == (31.0, 40.0)
+
+
+def test_saturation_is_flagged_on_a_flat_tail_only() -> None:
+    rising = [0.1, 0.2, 0.4, 0.8, 1.2]
+    assert saturation_start(rising, [24.0, 26.0, 28.0, 30.0, 32.0]) is None
+    # Steps of 0.05 dB per 0.4 bpp from 0.4 bpp up: 0.125 dB/bpp < 1 dB/bpp.
+    assert saturation_start(rising, [24.0, 26.0, 28.0, 28.05, 28.1]) == (0.4, 28.0)
+    # Exactly 0.1 dB per 0.1 bpp is not saturated; a falling last step is.
+    assert saturation_start([0.1, 0.2], [30.0, 30.1]) is None
+    assert saturation_start([0.2, 0.1, 0.3], [30.0, 25.0, 29.9]) == (0.2, 30.0)
+
+
+def test_window_mean_holds_curves_flat_beyond_their_points() -> None:
+    # Q = 30 + 10 ln R on [e^-1, 1] bpp (collinear in ln R, reproduced exactly), held flat outside.
+    lns = [-1.0, -0.5, 0.0]
+    rates, psnrs = [math.exp(x) for x in lns], [30 + 10 * x for x in lns]
+    # Window [e^-2, e^1] in ln R: flat 20 dB on [-2, -1], mean 25 dB on [-1, 0], flat 30 dB on [0, 1].
+    assert window_mean(rates, psnrs, math.exp(-2), math.exp(1)) == pytest.approx((20 + 25 + 30) / 3, abs=1e-9)
+    # Inside the curve: the mean of the line; wholly above it: its last point.
+    assert window_mean(rates, psnrs, math.exp(-1), 1.0) == pytest.approx(25.0, abs=1e-9)
+    assert window_mean(rates, psnrs, 2.0, 3.0) == pytest.approx(30.0, abs=1e-9)
+
+
+def test_window_bd_psnr_counts_saturation_against_a_codec() -> None:
+    # Over [e^-1, e^1]: a curve rising 30 + 5 ln R on all of it has mean 30 dB; the same curve
+    # stopping at 1 bpp (its last point 30 dB) is held at 30 dB on [0, 1]: mean (27.5 + 30) / 2.
+    lns = [-1.0, 0.0, 1.0]
+    full = ([math.exp(x) for x in lns], [30 + 5 * x for x in lns])
+    stopped = (full[0][:2], full[1][:2])
+    lo, hi = math.exp(-1), math.exp(1)
+    gap = window_mean(*stopped, lo, hi) - window_mean(*full, lo, hi)
+    assert gap == pytest.approx(28.75 - 30.0, abs=1e-9)
+    with pytest.raises(ValueError, match="window"):
+        window_mean(*full, 1.5, 0.1)
