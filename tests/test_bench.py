@@ -16,8 +16,9 @@ from PIL import Image, JpegImagePlugin
 from aecodec.bench.anchors import load_anchors
 from aecodec.bench.baselines import AecAdapter, CodecUnavailable, get_codec
 from aecodec.bench.cli import main
+from aecodec.bench.curves import RDCurve
 from aecodec.bench.datasets import DatasetImage, load_dataset
-from aecodec.bench.report import ReportInputs, write_report
+from aecodec.bench.report import ReportInputs, bd_table, window_table, write_report
 from aecodec.bench.runner import measure, run_benchmark
 from aecodec.codec.images import list_images
 from aecodec.errors import InputError
@@ -166,6 +167,8 @@ def test_two_image_smoke_run_writes_every_output(tmp_path: Path, kodak_two: list
     assert all(p.stat().st_size > 0 for p in written)
     report = (tmp_path / "report.md").read_text()
     assert "| vs jpeg | vs aec |" in report and "JPEG (published)" in report and "MP/s" in report
+    assert "## PSNR (RGB) over 0.25-1.5 bpp" in report and " dB |" in report
+    assert report.count("% over ") >= 2 * 2 * 2 and "Our codec: `aec` (aecodec)" in report
 
 
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -178,3 +181,23 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["--dataset", str(tmp_path / "none"), "--codecs", "jpeg"]) == 2
     assert main(["--dataset", str(kodak), "--codecs", "bpg"]) == 2
     assert "unknown codec" in capsys.readouterr().err
+
+
+def test_report_tables_give_intervals_saturation_and_window_means() -> None:
+    # Reference: Q = 30 + 10 ln R at e^-1, 1 and e bpp (collinear in ln R: PCHIP reproduces the line).
+    lns = [-1.0, 0.0, 1.0]
+    rates = [math.exp(x) for x in lns]
+    ref = RDCurve("jpeg", rates, [30 + 10 * x for x in lns])
+    flat = RDCurve("flat", rates, [20.0, 30.0, 30.08])  # its last step gains 0.08 dB over 1.7 bpp
+    bd = bd_table([flat, ref], [ref], "psnr")
+    assert bd[0] == "| codec | saturates from | vs jpeg |"
+    assert bd[2].startswith("| flat | 1.00 bpp (30.00 dB) | ") and bd[2].endswith(" over 20.0-30.1 dB † |")
+    assert bd[3] == "| jpeg | - | +0.0% over 20.0-40.0 dB |"
+    # Window [e^-1, e^2] bpp, ln R in [-1, 2]: the reference integrates to 60 on [-1, 1], then is held at
+    # 40 dB on [1, 2]: mean 100 / 3. "stops" is the line on [-1, 0] only (25), held at 30 dB on [0, 2]:
+    # mean 85 / 3, 5 dB below.
+    stops = RDCurve("stops", rates[:2], [20.0, 30.0])
+    window = window_table([stops, ref], [ref], "psnr", (math.exp(-1), math.exp(2)))
+    assert window[0] == "| codec | measured bpp | held flat over bpp | mean dB | vs jpeg |"
+    assert window[2] == "| stops | 0.368-1.000 | 1.00-7.39 | 28.33 | -5.00 dB |"
+    assert window[3] == "| jpeg | 0.368-2.718 | 2.72-7.39 | 33.33 | +0.00 dB |"

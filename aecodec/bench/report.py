@@ -1,25 +1,35 @@
 """The benchmark report: results JSON, RD plots, crop grid and report.md with BD-rate and speed tables.
 
 BD-rates compare each curve (measured, then published) with two references when available: JPEG
-(our measured `jpeg`, else the published "JPEG" anchor) and our default codec `aec`.
+(our measured `jpeg`, else the published "JPEG" anchor) and our default codec `aec`. Each BD-rate
+says the quality interval it averages over and whether a saturated curve shapes it; a second table
+per metric compares mean quality over a fixed rate window, where saturation counts against a codec.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aecodec.bench.baselines import CodecUnderTest
-from aecodec.bench.bdrate import bd_rate
+from aecodec.bench.bdrate import bd_rate, saturation_start, shared_range, window_mean
 from aecodec.bench.crops import write_crop_grid
 from aecodec.bench.curves import RDCurve
 from aecodec.bench.datasets import DatasetImage
-from aecodec.bench.plots import plot_rd
+from aecodec.bench.plots import is_ours, plot_rd
 from aecodec.bench.results_json import write_results
 from aecodec.bench.runner import BenchRun, CodecResult
 
 METRIC_TITLES = {"psnr": "PSNR (RGB)", "ms-ssim": "MS-SSIM, in dB"}
+# Fixed rate window (bpp) of the window tables: on Kodak every measured codec reaches down to 0.25 bpp.
+DEFAULT_RATE_WINDOW = (0.25, 1.5)
+BD_NOTE = ("Piecewise-cubic (PCHIP) Bjontegaard delta rate, in % of the reference's bits at equal quality "
+           "(negative: fewer bits), averaged over the quality interval where both curves overlap, given in "
+           "each cell. †: the interval reaches a curve's saturated tail, where a BD-rate grows without bound. "
+           "Saturates from: the point after which every step gains under 0.1 dB per 0.1 bpp. "
+           "n/a: no overlap, too few points, or metric not published.")
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class ReportInputs:
     crop_targets: Sequence[float] = (0.25, 0.5)
     anchors: Sequence[RDCurve] = ()
     skipped: Sequence[str] = ()
+    rate_window: tuple[float, float] = DEFAULT_RATE_WINDOW
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -39,14 +50,29 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+def _saturation(curve: RDCurve, metric: str) -> tuple[float, float] | None:
+    quality = curve.quality(metric)
+    if quality is None or not all(math.isfinite(q) for q in quality):
+        return None
+    return saturation_start(curve.bpp, quality)
+
+
 def _bd_cell(curve: RDCurve, reference: RDCurve, metric: str) -> str:
     quality, ref_quality = curve.quality(metric), reference.quality(metric)
     if quality is None or ref_quality is None:
         return "n/a"
     try:
-        return f"{bd_rate(reference.bpp, ref_quality, curve.bpp, quality):+.1f}%"
+        value = bd_rate(reference.bpp, ref_quality, curve.bpp, quality)
+        lo, hi = shared_range(ref_quality, quality)
     except ValueError:
         return "n/a"
+    saturated = any(s is not None and s[1] < hi for s in (_saturation(curve, metric), _saturation(reference, metric)))
+    return f"{value:+.1f}% over {lo:.1f}-{hi:.1f} dB" + (" †" if saturated else "")
+
+
+def _saturation_cell(curve: RDCurve, metric: str) -> str:
+    start = _saturation(curve, metric)
+    return "-" if start is None else f"{start[0]:.2f} bpp ({start[1]:.2f} dB)"
 
 
 def references(measured: Sequence[RDCurve], anchors: Sequence[RDCurve]) -> list[RDCurve]:
@@ -57,9 +83,42 @@ def references(measured: Sequence[RDCurve], anchors: Sequence[RDCurve]) -> list[
 
 
 def bd_table(curves: Sequence[RDCurve], refs: Sequence[RDCurve], metric: str) -> list[str]:
-    """Markdown table of BD-rate (%) of every curve against each reference for one metric."""
-    header = ["codec", *(f"vs {r.label}" for r in refs)]
-    return markdown_table(header, [[c.label, *(_bd_cell(c, r, metric) for r in refs)] for c in curves])
+    """Markdown table of BD-rate (%) of every curve against each reference, with its interval, for one metric."""
+    header = ["codec", "saturates from", *(f"vs {r.label}" for r in refs)]
+    rows = [[c.label, _saturation_cell(c, metric), *(_bd_cell(c, r, metric) for r in refs)] for c in curves]
+    return markdown_table(header, rows)
+
+
+def _window_mean(curve: RDCurve, metric: str, window: tuple[float, float]) -> float | None:
+    quality = curve.quality(metric)
+    try:
+        return None if quality is None else window_mean(curve.bpp, quality, *window)
+    except ValueError:
+        return None
+
+
+def _held_flat(bpp: Sequence[float], window: tuple[float, float]) -> str:
+    """The parts of `window` outside a curve's measured rates, where the window table holds it flat."""
+    (lo, hi), first, last = window, min(bpp), max(bpp)
+    parts = [(lo, min(first, hi))] if first > lo else []
+    parts += [(max(last, lo), hi)] if last < hi else []
+    return ", ".join(f"{a:.2f}-{b:.2f}" for a, b in parts) or "-"
+
+
+def window_table(
+    curves: Sequence[RDCurve], refs: Sequence[RDCurve], metric: str, window: tuple[float, float]
+) -> list[str]:
+    """Markdown table of each curve's mean quality over a fixed rate window and its gain over each reference."""
+    means = [_window_mean(c, metric, window) for c in curves]
+    ref_means = [_window_mean(r, metric, window) for r in refs]
+    rows = [
+        [c.label, f"{min(c.bpp):.3f}-{max(c.bpp):.3f}", _held_flat(c.bpp, window),
+         "n/a" if m is None else f"{m:.2f}",
+         *("n/a" if m is None or r is None else f"{m - r:+.2f} dB" for r in ref_means)]
+        for c, m in zip(curves, means, strict=True)
+    ]
+    header = ["codec", "measured bpp", "held flat over bpp", "mean dB", *(f"vs {r.label}" for r in refs)]
+    return markdown_table(header, rows)
 
 
 def speed_table(results: Sequence[CodecResult]) -> list[str]:
@@ -84,33 +143,40 @@ def points_table(result: CodecResult) -> list[str]:
     return markdown_table(["quality", "bpp", "PSNR dB", "MS-SSIM"], rows)
 
 
+def window_note(window: tuple[float, float]) -> str:
+    """What the window table shows and how curves are extended to fill the window."""
+    return (f"Mean quality over log-rate in the fixed window {window[0]:g}-{window[1]:g} bpp (BD-PSNR over a "
+            "common window: vs columns are differences of means, positive: better). Beyond its measured "
+            "points a curve is held at its end points' quality: flat past the last point counts saturation, "
+            "or a curve that stops early, against a codec; flat below the first point flatters it.")
+
+
+def _codec_list(results: Sequence[CodecResult]) -> str:
+    return ", ".join(f"`{r.name}` ({r.description})" for r in results)
+
+
 def markdown(run: BenchRun, inputs: ReportInputs) -> str:
-    """report.md: setup, BD-rate tables (PSNR and MS-SSIM), speed, mean RD points, figures."""
+    """report.md: setup, BD-rate and rate-window tables (PSNR and MS-SSIM), speed, mean RD points, figures."""
     measured = [r.curve() for r in run.codecs]
     curves = [*measured, *inputs.anchors]
     refs = references(measured, inputs.anchors)
+    ours = [r for r in run.codecs if is_ours(r.name)]
     lines = [
         "# Rate-distortion benchmark",
         "",
-        f"Dataset `{run.dataset}`: {len(run.image_names)} images. Codecs: "
-        + ", ".join(f"`{r.name}` ({r.description})" for r in run.codecs)
-        + ".",
-        (
-            f"Timing: median of {run.repeats} run(s) per image, torch threads {run.torch_threads}, "
-            f"CPU count {run.cpu_count}."
-        ),
+        f"Dataset `{run.dataset}`: {len(run.image_names)} images.",
+        *([f"Our codec: {_codec_list(ours)}."] if ours else []),
+        f"Other codecs: {_codec_list([r for r in run.codecs if r not in ours]) or 'none'}.",
+        (f"Timing: median of {run.repeats} run(s) per image, torch threads {run.torch_threads}, "
+         f"CPU count {run.cpu_count}."),
     ]
     lines += [f"Skipped: {s}" for s in inputs.skipped]
+    low, high = inputs.rate_window
     for metric, title in METRIC_TITLES.items():
-        lines += ["", f"## BD-rate, {title}", ""]
-        lines += [
-            (
-                "Piecewise-cubic (PCHIP) Bjontegaard delta rate, in % of the reference's bits at equal "
-                "quality (negative: fewer bits). n/a: no overlap, too few points, or metric not published."
-            ),
-            "",
-        ]
+        lines += ["", f"## BD-rate, {title}", "", BD_NOTE, ""]
         lines += bd_table(curves, refs, metric) if refs else ["No reference curve (JPEG or aec) available."]
+        lines += ["", f"## {title} over {low:g}-{high:g} bpp", "", window_note(inputs.rate_window), ""]
+        lines += window_table(curves, refs, metric, inputs.rate_window)
     lines += ["", "## Speed", ""] + speed_table(run.codecs)
     for result in run.codecs:
         lines += ["", f"## Mean RD points: {result.name}", ""] + points_table(result)

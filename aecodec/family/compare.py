@@ -24,6 +24,7 @@ from aecodec.bench.baselines import CodecUnderTest, get_codec
 from aecodec.bench.crops import write_crop_grid
 from aecodec.bench.datasets import DatasetImage, load_dataset
 from aecodec.bench.report import (
+    BD_NOTE,
     METRIC_TITLES,
     ReportInputs,
     bd_table,
@@ -140,8 +141,7 @@ def codec_section(run: BenchRun, figures: str) -> list[str]:
     measured = [r.curve() for r in run.codecs]
     lines = []
     for metric, title in METRIC_TITLES.items():
-        note = f"BD-rate, {title} (negative: fewer bits than the reference at equal quality):"
-        lines += [*([""] if lines else []), note, ""]
+        lines += [*([""] if lines else []), f"BD-rate, {title}. {BD_NOTE}", ""]
         lines += bd_table(measured, references(measured, []), metric)
     lines += ["", f"![RD PSNR]({figures}/rd_psnr.png)", "", f"![RD MS-SSIM]({figures}/rd_msssim.png)"]
     for result in run.codecs:
