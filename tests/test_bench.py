@@ -98,6 +98,7 @@ def test_aec_names_pick_model_and_tune(name: str, tune: str) -> None:
     codec = get_codec(name)
     assert codec.name == name and codec.tune == tune
     assert codec.codec.model.name == ("vqvae2-base" if ":" in name else default_model_name())
+    assert f"model {codec.codec.model.name} (sha256 {codec.codec.model.digest.hex()}...)" in codec.description
 
 
 def test_unknown_tune_is_refused() -> None:

@@ -127,7 +127,8 @@ def aec(model: str | None = None, tune: str = "psnr") -> AecAdapter:
         raise CodecUnavailable(f"{name}: cannot load our codec ({type(exc).__name__}: {exc})") from exc
     if tune not in TUNES:
         raise ValueError(f"{name}: unknown tune {tune!r}; choose from {', '.join(TUNES)}")
-    description = f"aecodec, {'default model' if model is None else model}, tuned for {tune}"
+    chosen = f"{'default ' if model is None else ''}model {codec.model.name}"
+    description = f"aecodec, {chosen} (sha256 {codec.model.digest.hex()}...), tuned for {tune}"
     return AecAdapter(codec, name=name, description=description, tune=tune)
 
 
