@@ -11,11 +11,13 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from conftest import shared_path
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image, JpegImagePlugin
 
 from aecodec.bench.anchors import load_anchors
 from aecodec.bench.baselines import AecAdapter, CodecUnavailable, get_codec
 from aecodec.bench.cli import main
+from aecodec.bench.crops import crop_grid
 from aecodec.bench.curves import RDCurve
 from aecodec.bench.datasets import DatasetImage, load_dataset
 from aecodec.bench.report import ReportInputs, bd_table, window_table, write_report
@@ -202,3 +204,16 @@ def test_report_tables_give_intervals_saturation_and_window_means() -> None:
     assert window[0] == "| codec | measured bpp | held flat over bpp | mean dB | vs jpeg |"
     assert window[2] == "| stops | 0.368-1.000 | 1.00-7.39 | 28.33 | -5.00 dB |"
     assert window[3] == "| jpeg | 0.368-2.718 | 2.72-7.39 | 33.33 | +0.00 dB |"
+
+
+def test_crop_grid_titles_do_not_cover_the_images(kodak_two: list[DatasetImage]) -> None:
+    jpeg = get_codec("jpeg")
+    jpeg.qualities = [10, 40]
+    run = run_benchmark([jpeg, jpeg], kodak_two[:1], "kodak", progress=False)
+    fig = crop_grid(list(zip([jpeg, jpeg], run.codecs, strict=True)), kodak_two[0], [0.25, 0.5, 1.0])
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    axes = fig.get_axes()
+    for ax in axes:
+        title = ax.title.get_window_extent(renderer)
+        assert not any(title.overlaps(other.get_window_extent(renderer)) for other in axes if other is not ax)

@@ -32,18 +32,16 @@ def center_crop(pixels: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     return pixels[top : top + size, left : left + size]
 
 
-def write_crop_grid(
-    coded: Sequence[tuple[CodecUnderTest, CodecResult]],
-    image: DatasetImage,
-    targets: Sequence[float],
-    path: str | Path,
-) -> None:
+def crop_grid(
+    coded: Sequence[tuple[CodecUnderTest, CodecResult]], image: DatasetImage, targets: Sequence[float]
+) -> Figure:
     """One row per target bpp: the original crop, then each codec re-coded at its closest quality.
 
     Captions give the quality, and the bpp and PSNR of the whole image at that quality.
     """
     cols = 1 + len(coded)
-    fig = Figure(figsize=(2.6 * cols, 2.9 * len(targets)))
+    # Constrained layout reserves each title's height, so two-line captions never cover the row above.
+    fig = Figure(figsize=(2.6 * cols, 3.0 * len(targets)), layout="constrained")
     axes = fig.subplots(len(targets), cols, squeeze=False)
     original = center_crop(image.pixels)
     for row, target in zip(axes, targets):
@@ -58,5 +56,14 @@ def write_crop_grid(
             ax.set_title(caption, fontsize=8)
             ax.axis("off")
     fig.suptitle(f"{image.name}, central {CROP_SIZE}x{CROP_SIZE} crop (bpp/PSNR of the whole image)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return fig
+
+
+def write_crop_grid(
+    coded: Sequence[tuple[CodecUnderTest, CodecResult]],
+    image: DatasetImage,
+    targets: Sequence[float],
+    path: str | Path,
+) -> None:
+    """Save :func:`crop_grid` as a PNG."""
+    crop_grid(coded, image, targets).savefig(path, dpi=110)
