@@ -123,21 +123,30 @@ def run_benchmark(
     qualities: Sequence[int] | None = None,
     progress: bool = True,
 ) -> BenchRun:
-    """Measure every codec at each of its qualities (or `qualities` for all) on every image."""
+    """Measure every codec at each of its qualities (or `qualities` for all) on every image.
+
+    Each image goes through every (codec, quality) before the next, so the progress bar, counted in
+    images, meets the slow codecs on the first one; within an image it advances by each step's share of
+    the time that step took on the previous image, which keeps its rate, and so its ETA, steady.
+    """
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
-    plans = [(codec, list(qualities or codec.qualities)) for codec in codecs]
-    bar = tqdm(total=sum(len(qs) for _, qs in plans) * len(images), disable=not progress, unit="img")
-    results = []
-    with bar:
-        for codec, qs in plans:
-            result = CodecResult(codec.name, codec.description, qs)
-            bar.set_description(codec.name)
-            for quality in qs:
-                for image in images:
-                    result.images.append(measure(codec, image, quality, repeats))
-                    bar.update()
-            results.append(result)
+    results = [CodecResult(codec.name, codec.description, list(qualities or codec.qualities)) for codec in codecs]
+    steps = [(codec, quality, result) for codec, result in zip(codecs, results) for quality in result.qualities]
+    seconds = [1.0] * len(steps)  # each step's time on the previous image: equal shares on the first
+    with tqdm(total=len(images), disable=not progress, unit="img", unit_scale=True) as bar:
+        for done, image in enumerate(images):
+            total = sum(seconds)
+            shares = [s / total for s in seconds]
+            for i, (codec, quality, result) in enumerate(steps):
+                bar.set_description(f"{image.name} {codec.name} q{quality}")
+                start = time.perf_counter()
+                result.images.append(measure(codec, image, quality, repeats))
+                seconds[i] = time.perf_counter() - start
+                bar.update(shares[i])
+            bar.update(done + 1 - bar.n)  # whole images, whatever the rounding
+    for result in results:  # quality-major, images in dataset order within a quality
+        result.images.sort(key=lambda r, qs=result.qualities: qs.index(r.quality))
     return BenchRun(
         dataset=dataset,
         image_names=[image.name for image in images],
