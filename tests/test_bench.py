@@ -4,24 +4,28 @@ import io
 import json
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
+import torch
 from conftest import shared_path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image, JpegImagePlugin
+from tqdm import tqdm
 
 from aecodec.bench.anchors import load_anchors
-from aecodec.bench.baselines import AecAdapter, CodecUnavailable, get_codec
+from aecodec.bench import runner, threads
+from aecodec.bench.baselines import AecAdapter, CodecUnavailable, CodecUnderTest, PillowCodec, get_codec
 from aecodec.bench.cli import main
 from aecodec.bench.crops import crop_grid
 from aecodec.bench.curves import RDCurve
 from aecodec.bench.datasets import DatasetImage, load_dataset
 from aecodec.bench.report import ReportInputs, bd_table, window_table, write_report
-from aecodec.bench.runner import measure, run_benchmark
+from aecodec.bench.runner import ImageResult, measure, run_benchmark
 from aecodec.codec.images import list_images
 from aecodec.errors import InputError
 from aecodec.models.model_files import default_model_name
@@ -217,3 +221,74 @@ def test_crop_grid_titles_do_not_cover_the_images(kodak_two: list[DatasetImage])
     for ax in axes:
         title = ax.title.get_window_extent(renderer)
         assert not any(title.overlaps(other.get_window_extent(renderer)) for other in axes if other is not ax)
+
+
+def test_progress_advances_with_each_codecs_measured_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fake clock: "slow" takes 9 s per step, "fast" 1 s, 10 s an image. From the second image on, the
+    # bar advances in proportion to time, so its rate, and the ETA tqdm derives from it, hold steady.
+    clock = [0.0]
+    cost = {"slow": 9.0, "fast": 1.0}
+
+    def fake_measure(codec: CodecUnderTest, image: DatasetImage, quality: int, repeats: int) -> ImageResult:
+        clock[0] += cost[codec.name]
+        return ImageResult(image.name, quality, 1, 1.0, 30.0, 0.9, 0.0, 0.0, 1)
+
+    progress: list[tuple[float, float]] = []
+
+    class RecordingBar(tqdm):
+        def update(self, n: float = 1) -> None:
+            super().update(n)
+            progress.append((clock[0], self.n))
+
+    monkeypatch.setattr(runner, "measure", fake_measure)
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(runner, "tqdm", RecordingBar)
+    codecs = [PillowCodec(name, "JPEG", name, qualities=[1]) for name in cost]
+    images = [synthetic(name) for name in "abc"]
+    run = run_benchmark(codecs, images, "synthetic")
+    later = [(t, n) for t, n in progress if t > 10.0]  # the second and third images
+    assert [n for _, n in later] == pytest.approx([(t - 10.0) / 10.0 + 1.0 for t, _ in later])
+    assert progress[-1] == (30.0, 3.0) and [r.image for r in run.codecs[0].images] == ["a", "b", "c"]
+
+
+def test_usable_cores_follow_a_cgroup_quota(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(threads, "CGROUP_CPU_MAX", tmp_path / "missing")
+    assert threads.usable_cores() == affinity
+    quota = tmp_path / "cpu.max"
+    monkeypatch.setattr(threads, "CGROUP_CPU_MAX", quota)
+    quota.write_text("max 100000\n")
+    assert threads.usable_cores() == affinity
+    quota.write_text("150000 100000\n")  # one and a half CPUs: one thread, not two half-starved ones
+    assert threads.usable_cores() == 1
+
+
+def test_use_threads_sets_torch_and_the_plugins_never_above_the_cores() -> None:
+    avif = pytest.importorskip("PIL.AvifImagePlugin")
+    before = torch.get_num_threads(), avif.DEFAULT_MAX_THREADS
+    try:
+        assert threads.use_threads(1) == 1 and torch.get_num_threads() == 1 and avif.DEFAULT_MAX_THREADS == 1
+        assert threads.use_threads(10_000) == threads.usable_cores() == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before[0])
+        avif.DEFAULT_MAX_THREADS = before[1]
+
+
+def test_encoders_get_their_thread_option() -> None:
+    saved = {}
+    codec = PillowCodec("webp", "WEBP", "webp", threads_option="method", threads=2)  # any option Pillow takes
+    image = Image.fromarray(synthetic("a").pixels)
+    image.save = lambda buf, **options: saved.update(options)  # type: ignore[method-assign]
+    codec.encode(image, 50)
+    assert saved == {"format": "WEBP", "quality": 50, "method": 2}
+    assert get_codec("jpeg", threads=3).threads == 3
+
+
+def test_threads_option_through_a_subprocess(tmp_path: Path) -> None:
+    args = ["--dataset", str(shared_path("data", "kodak")), "--codecs", "jpeg", "--limit", "1", "--qualities",
+            "20,80", "--crop-bpp", "1.0", "--out", str(tmp_path), "--threads", "10000", "--no-progress"]
+    done = subprocess.run([sys.executable, "-m", "aecodec.bench", *args], capture_output=True, text=True,
+                          check=True, env=os.environ | {"PYTHONPATH": str(Path(__file__).parent.parent)})
+    cores = threads.usable_cores()
+    assert f"using {cores} threads" in done.stderr
+    assert f"torch threads {cores} " in (tmp_path / "report.md").read_text()

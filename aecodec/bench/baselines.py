@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
@@ -52,10 +52,13 @@ class PillowCodec:
     description: str
     qualities: list[int] = field(default_factory=lambda: list(CLASSIC_QUALITIES))
     options: dict[str, Any] = field(default_factory=dict)
+    threads_option: str = ""  # the save option that caps the encoder's threads, if Pillow takes one
+    threads: int = 0  # 0: the library's default
 
     def encode(self, img: Image.Image, quality: int) -> bytes:
         buf = io.BytesIO()
-        img.save(buf, format=self.format, quality=quality, **self.options)
+        threads = {self.threads_option: self.threads} if self.threads_option and self.threads else {}
+        img.save(buf, format=self.format, quality=quality, **self.options, **threads)
         return buf.getvalue()
 
     def decode(self, data: bytes) -> Image.Image:
@@ -112,7 +115,8 @@ def jxl() -> PillowCodec:
         plugin = version(JXL_PLUGIN)
     except (ImportError, PackageNotFoundError) as exc:
         raise CodecUnavailable(f"jxl: optional plugin missing ({exc}); pip install {JXL_PLUGIN}") from exc
-    return PillowCodec("jxl", "JXL", f"Pillow {PIL.__version__}, {JXL_PLUGIN} {plugin}, default effort 7")
+    description = f"Pillow {PIL.__version__}, {JXL_PLUGIN} {plugin}, default effort 7"
+    return PillowCodec("jxl", "JXL", description, threads_option="num_threads")
 
 
 def aec(model: str | None = None, tune: str = "psnr") -> AecAdapter:
@@ -136,12 +140,15 @@ CLASSIC_CODECS: dict[str, Callable[[], PillowCodec]] = {"jpeg": jpeg, "webp": we
 CODEC_NAMES = ["aec", "aec:MODEL", "aec@TUNE", *CLASSIC_CODECS]
 
 
-def get_codec(name: str) -> CodecUnderTest:
-    """Build the codec called `name` (see module doc); ValueError for an unknown name."""
+def get_codec(name: str, threads: int = 0) -> CodecUnderTest:
+    """Build the codec called `name` (see module doc), its encoder on `threads` if it takes a count (0: default).
+
+    Our codec and the rest follow the process-wide settings of `threads.use_threads`; ValueError for an unknown name.
+    """
     key = name.strip().lower()
     if key == "aec" or key.startswith(("aec:", "aec@")):
         spec, _, tune = name.strip()[3:].partition("@")
         return aec(spec[1:] or None, tune or "psnr")
     if key not in CLASSIC_CODECS:
         raise ValueError(f"unknown codec {name!r}; choose from {', '.join(CODEC_NAMES)}")
-    return CLASSIC_CODECS[key]()
+    return replace(CLASSIC_CODECS[key](), threads=threads)

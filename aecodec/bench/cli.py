@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from aecodec.bench.anchors import load_anchors
 from aecodec.bench.baselines import CODEC_NAMES, CodecUnavailable, CodecUnderTest, get_codec
 from aecodec.bench.datasets import DatasetImage, load_dataset
-from aecodec.bench.report import ReportInputs, write_report
+from aecodec.bench.report import DEFAULT_RATE_WINDOW, ReportInputs, write_report
 from aecodec.bench.runner import run_benchmark
+from aecodec.bench.threads import usable_cores, use_threads
 from aecodec.errors import AecError, InputError
 
 DEFAULT_CODECS = "aec,jpeg,webp,avif,jxl"
@@ -38,6 +39,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _rate_window(text: str) -> tuple[float, float]:
+    values = _csv(float)(text)
+    if len(values) != 2 or not 0 < values[0] < values[1]:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH bpp with 0 < LOW < HIGH, got {text!r}")
+    return values[0], values[1]
+
+
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options to `parser` (a subcommand parser or a standalone one)."""
     parser.add_argument("--dataset", required=True, help="folder of test images (e.g. ../shared/data/kodak)")
@@ -58,18 +66,23 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated quality settings for every codec (default: each codec's own)",
     )
     parser.add_argument("--crop-image", help="image file name for crops.png (default: the first image)")
-    parser.add_argument(
-        "--crop-bpp", type=_csv(float), default=[0.25, 0.5], help="target bpps of the crop rows (default: 0.25,0.5)"
-    )
+    parser.add_argument("--crop-bpp", type=_csv(float), default=[0.25, 0.5],
+                        help="target bpps of the crop rows (default: 0.25,0.5)")
+    parser.add_argument("--rate-window", type=_rate_window, default=DEFAULT_RATE_WINDOW, metavar="LOW,HIGH",
+                        help="bpp window of the report tables over a fixed rate window (default: {:g},{:g})".format(
+                            *DEFAULT_RATE_WINDOW))
+    parser.add_argument("--threads", type=_positive,
+                        help="threads for torch and the image libraries (default: all usable cores, "
+                        f"here {usable_cores()}; more are capped to that)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def resolve_codecs(names: Sequence[str]) -> tuple[list[CodecUnderTest], list[str]]:
-    """Build the named codecs; unavailable ones are returned as one-line reasons instead."""
+def resolve_codecs(names: Sequence[str], threads: int = 0) -> tuple[list[CodecUnderTest], list[str]]:
+    """Build the named codecs (encoders on `threads`, 0: default); unavailable ones come back as one-line reasons."""
     codecs, skipped = [], []
     for name in names:
         try:
-            codecs.append(get_codec(name))
+            codecs.append(get_codec(name, threads))
         except CodecUnavailable as exc:
             skipped.append(str(exc))
     return codecs, skipped
@@ -84,10 +97,13 @@ def _crop_image(images: Sequence[DatasetImage], name: str | None) -> DatasetImag
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run the benchmark described by parsed `args`, write the report; 0 on success, 2 on bad input."""
+    threads = use_threads(args.threads)
+    if args.threads and threads < args.threads:
+        print(f"aecodec bench: using {threads} threads, the cores this process may use", file=sys.stderr)
     try:
         images = load_dataset(args.dataset, args.limit)
         anchors = load_anchors(args.anchors) if args.anchors else []
-        codecs, skipped = resolve_codecs(args.codecs)
+        codecs, skipped = resolve_codecs(args.codecs, threads)
         crop_image = _crop_image(images, args.crop_image)
     except (AecError, ValueError) as exc:
         print(f"aecodec bench: error: {exc}", file=sys.stderr)
@@ -98,7 +114,7 @@ def run_bench(args: argparse.Namespace) -> int:
         print("aecodec bench: error: no codec available to benchmark", file=sys.stderr)
         return 2
     run = run_benchmark(codecs, images, str(args.dataset), args.repeats, args.qualities, not args.no_progress)
-    inputs = ReportInputs(codecs, crop_image, args.crop_bpp, anchors, skipped)
+    inputs = ReportInputs(codecs, crop_image, args.crop_bpp, anchors, skipped, args.rate_window)
     for path in write_report(run, inputs, args.out):
         print(path)
     return 0

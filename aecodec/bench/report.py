@@ -167,8 +167,8 @@ def markdown(run: BenchRun, inputs: ReportInputs) -> str:
         f"Dataset `{run.dataset}`: {len(run.image_names)} images.",
         *([f"Our codec: {_codec_list(ours)}."] if ours else []),
         f"Other codecs: {_codec_list([r for r in run.codecs if r not in ours]) or 'none'}.",
-        (f"Timing: median of {run.repeats} run(s) per image, torch threads {run.torch_threads}, "
-         f"CPU count {run.cpu_count}."),
+        (f"Timing: median of {run.repeats} run(s) per image, torch threads {run.torch_threads} "
+         f"(`--threads` gives libavif and libjxl as many), CPU count {run.cpu_count}."),
     ]
     lines += [f"Skipped: {s}" for s in inputs.skipped]
     low, high = inputs.rate_window

@@ -1,0 +1,40 @@
+"""One thread budget for the benchmark: torch, libavif and libjxl each get the same count, never more
+threads than the cores this process may use (a second busy process already shares them)."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from pathlib import Path
+
+import torch
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+# Thread counts that Pillow plugins read as module settings (AVIF: encoder and decoder; JXL: decoder).
+PLUGIN_SETTINGS = (("PIL.AvifImagePlugin", "DEFAULT_MAX_THREADS"), ("pillow_jxl.JpegXLImagePlugin", "DECODE_THREADS"))
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on: its affinity mask, within a cgroup (container) CPU quota if set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()
+        return min(cores, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):  # no cgroup v2 file, or "max" (no quota)
+        return cores
+
+
+def use_threads(requested: int | None = None) -> int:
+    """Run torch and the Pillow plugins' settings on `requested` threads (default and cap: usable cores).
+
+    The JXL encoder takes its count per call instead (`get_codec(name, threads)`); returns the count.
+    """
+    count = min(requested or usable_cores(), usable_cores())
+    torch.set_num_threads(count)
+    for module, setting in PLUGIN_SETTINGS:
+        try:
+            setattr(importlib.import_module(module), setting, count)
+        except ImportError:  # Pillow before 11.2 has no AVIF plugin; pillow-jxl-plugin is optional
+            pass
+    return count
