@@ -17,8 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image, JpegImagePlugin
 from tqdm import tqdm
 
-from aecodec.bench.anchors import load_anchors
 from aecodec.bench import runner, threads
+from aecodec.bench.anchors import load_anchors
 from aecodec.bench.baselines import AecAdapter, CodecUnavailable, CodecUnderTest, PillowCodec, get_codec
 from aecodec.bench.cli import main
 from aecodec.bench.crops import crop_grid
@@ -178,12 +178,16 @@ def test_two_image_smoke_run_writes_every_output(tmp_path: Path, kodak_two: list
     assert report.count("% over ") >= 2 * 2 * 2 and "Our codec: `aec` (aecodec)" in report
 
 
+def one_image_jpeg_run(out: Path) -> list[str]:
+    """Command-line arguments of a quick run: one Kodak image, JPEG at two qualities, into `out`."""
+    return ["--dataset", str(shared_path("data", "kodak")), "--codecs", "jpeg", "--limit", "1",
+            "--qualities", "20,80", "--crop-bpp", "1.0", "--out", str(out), "--no-progress"]  # fmt: skip
+
+
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     kodak = shared_path("data", "kodak")
     out = tmp_path / "out"
-    args = ["--dataset", str(kodak), *"--codecs jpeg --limit 1 --qualities 20,80 --crop-bpp 1.0".split()]
-    args += ["--out", str(out), "--no-progress"]
-    assert main(args) == 0
+    assert main(one_image_jpeg_run(out)) == 0
     assert (out / "report.md").exists() and str(out / "crops.png") in capsys.readouterr().out
     assert main(["--dataset", str(tmp_path / "none"), "--codecs", "jpeg"]) == 2
     assert main(["--dataset", str(kodak), "--codecs", "bpg"]) == 2
@@ -285,10 +289,14 @@ def test_encoders_get_their_thread_option() -> None:
 
 
 def test_threads_option_through_a_subprocess(tmp_path: Path) -> None:
-    args = ["--dataset", str(shared_path("data", "kodak")), "--codecs", "jpeg", "--limit", "1", "--qualities",
-            "20,80", "--crop-bpp", "1.0", "--out", str(tmp_path), "--threads", "10000", "--no-progress"]
-    done = subprocess.run([sys.executable, "-m", "aecodec.bench", *args], capture_output=True, text=True,
-                          check=True, env=os.environ | {"PYTHONPATH": str(Path(__file__).parent.parent)})
+    args = [*one_image_jpeg_run(tmp_path), "--threads", "10000"]
+    done = subprocess.run(
+        [sys.executable, "-m", "aecodec.bench", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
     cores = threads.usable_cores()
     assert f"using {cores} threads" in done.stderr
     assert f"torch threads {cores} " in (tmp_path / "report.md").read_text()

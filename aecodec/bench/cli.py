@@ -66,14 +66,24 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated quality settings for every codec (default: each codec's own)",
     )
     parser.add_argument("--crop-image", help="image file name for crops.png (default: the first image)")
-    parser.add_argument("--crop-bpp", type=_csv(float), default=[0.25, 0.5],
-                        help="target bpps of the crop rows (default: 0.25,0.5)")
-    parser.add_argument("--rate-window", type=_rate_window, default=DEFAULT_RATE_WINDOW, metavar="LOW,HIGH",
-                        help="bpp window of the report tables over a fixed rate window (default: {:g},{:g})".format(
-                            *DEFAULT_RATE_WINDOW))
-    parser.add_argument("--threads", type=_positive,
-                        help="threads for torch and the image libraries (default: all usable cores, "
-                        f"here {usable_cores()}; more are capped to that)")
+    parser.add_argument(
+        "--crop-bpp", type=_csv(float), default=[0.25, 0.5], help="target bpps of the crop rows (default: 0.25,0.5)"
+    )
+    parser.add_argument(
+        "--rate-window",
+        type=_rate_window,
+        default=DEFAULT_RATE_WINDOW,
+        metavar="LOW,HIGH",
+        help="bpp window of the report tables over a fixed rate window (default: {:g},{:g})".format(
+            *DEFAULT_RATE_WINDOW
+        ),
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        help="threads for torch and the image libraries (default: all usable cores, "
+        f"here {usable_cores()}; more are capped to that)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 

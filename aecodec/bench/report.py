@@ -25,11 +25,13 @@ from aecodec.bench.runner import BenchRun, CodecResult
 METRIC_TITLES = {"psnr": "PSNR (RGB)", "ms-ssim": "MS-SSIM, in dB"}
 # Fixed rate window (bpp) of the window tables: on Kodak every measured codec reaches down to 0.25 bpp.
 DEFAULT_RATE_WINDOW = (0.25, 1.5)
-BD_NOTE = ("Piecewise-cubic (PCHIP) Bjontegaard delta rate, in % of the reference's bits at equal quality "
-           "(negative: fewer bits), averaged over the quality interval where both curves overlap, given in "
-           "each cell. †: the interval reaches a curve's saturated tail, where a BD-rate grows without bound. "
-           "Saturates from: the point after which every step gains under 0.1 dB per 0.1 bpp. "
-           "n/a: no overlap, too few points, or metric not published.")
+BD_NOTE = (
+    "Piecewise-cubic (PCHIP) Bjontegaard delta rate, in % of the reference's bits at equal quality "
+    "(negative: fewer bits), averaged over the quality interval where both curves overlap, given in "
+    "each cell. †: the interval reaches a curve's saturated tail, where a BD-rate grows without bound. "
+    "Saturates from: the point after which every step gains under 0.1 dB per 0.1 bpp. "
+    "n/a: no overlap, too few points, or metric not published."
+)
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,13 @@ def window_table(
     means = [_window_mean(c, metric, window) for c in curves]
     ref_means = [_window_mean(r, metric, window) for r in refs]
     rows = [
-        [c.label, f"{min(c.bpp):.3f}-{max(c.bpp):.3f}", _held_flat(c.bpp, window),
-         "n/a" if m is None else f"{m:.2f}",
-         *("n/a" if m is None or r is None else f"{m - r:+.2f} dB" for r in ref_means)]
+        [
+            c.label,
+            f"{min(c.bpp):.3f}-{max(c.bpp):.3f}",
+            _held_flat(c.bpp, window),
+            "n/a" if m is None else f"{m:.2f}",
+            *("n/a" if m is None or r is None else f"{m - r:+.2f} dB" for r in ref_means),
+        ]
         for c, m in zip(curves, means, strict=True)
     ]
     header = ["codec", "measured bpp", "held flat over bpp", "mean dB", *(f"vs {r.label}" for r in refs)]
@@ -145,10 +151,12 @@ def points_table(result: CodecResult) -> list[str]:
 
 def window_note(window: tuple[float, float]) -> str:
     """What the window table shows and how curves are extended to fill the window."""
-    return (f"Mean quality over log-rate in the fixed window {window[0]:g}-{window[1]:g} bpp (BD-PSNR over a "
-            "common window: vs columns are differences of means, positive: better). Beyond its measured "
-            "points a curve is held at its end points' quality: flat past the last point counts saturation, "
-            "or a curve that stops early, against a codec; flat below the first point flatters it.")
+    return (
+        f"Mean quality over log-rate in the fixed window {window[0]:g}-{window[1]:g} bpp (BD-PSNR over a "
+        "common window: vs columns are differences of means, positive: better). Beyond its measured "
+        "points a curve is held at its end points' quality: flat past the last point counts saturation, "
+        "or a curve that stops early, against a codec; flat below the first point flatters it."
+    )
 
 
 def _codec_list(results: Sequence[CodecResult]) -> str:
@@ -167,8 +175,10 @@ def markdown(run: BenchRun, inputs: ReportInputs) -> str:
         f"Dataset `{run.dataset}`: {len(run.image_names)} images.",
         *([f"Our codec: {_codec_list(ours)}."] if ours else []),
         f"Other codecs: {_codec_list([r for r in run.codecs if r not in ours]) or 'none'}.",
-        (f"Timing: median of {run.repeats} run(s) per image, torch threads {run.torch_threads} "
-         f"(`--threads` gives libavif and libjxl as many), CPU count {run.cpu_count}."),
+        (
+            f"Timing: median of {run.repeats} run(s) per image, torch threads {run.torch_threads} "
+            f"(`--threads` gives libavif and libjxl as many), CPU count {run.cpu_count}."
+        ),
     ]
     lines += [f"Skipped: {s}" for s in inputs.skipped]
     low, high = inputs.rate_window

@@ -3,6 +3,7 @@ threads than the cores this process may use (a second busy process already share
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
@@ -33,8 +34,6 @@ def use_threads(requested: int | None = None) -> int:
     count = min(requested or usable_cores(), usable_cores())
     torch.set_num_threads(count)
     for module, setting in PLUGIN_SETTINGS:
-        try:
+        with contextlib.suppress(ImportError):  # Pillow before 11.2 has no AVIF plugin; JXL's is optional
             setattr(importlib.import_module(module), setting, count)
-        except ImportError:  # Pillow before 11.2 has no AVIF plugin; pillow-jxl-plugin is optional
-            pass
     return count
