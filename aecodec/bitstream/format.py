@@ -138,17 +138,27 @@ def chunk_limit(tag: bytes, header: Header) -> int:
     return MAX_METADATA_BYTES
 
 
-def check_chunk(tag: bytes, payload: bytes, header: Header) -> None:
-    """Raise FormatError unless a chunk's payload is well formed for its (known) tag."""
+def check_metadata(tag: bytes, payload: bytes) -> None:
+    """Raise FormatError unless an ICC, EXIF or XMP payload is well formed and within its limit."""
+    if len(payload) > MAX_METADATA_BYTES:
+        raise FormatError(
+            f"{tag.decode().strip()} metadata of {len(payload)} bytes is over the limit of {MAX_METADATA_BYTES}"
+        )
     if tag == ICC_PROFILE and (len(payload) < 128 or payload[36:40] != b"acsp"):
-        raise FormatError("invalid ICC profile chunk (no 'acsp' signature)")
+        raise FormatError("invalid ICC profile (no 'acsp' signature)")
     if tag == EXIF and payload[:4] not in (b"II*\0", b"MM\0*"):
-        raise FormatError("invalid EXIF chunk (no TIFF header)")
+        raise FormatError("invalid EXIF (no TIFF header)")
     if tag == XMP:
         try:
             payload.decode("utf-8")
         except UnicodeDecodeError:
-            raise FormatError("invalid XMP chunk (not UTF-8)") from None
+            raise FormatError("invalid XMP (not UTF-8)") from None
+
+
+def check_chunk(tag: bytes, payload: bytes, header: Header) -> None:
+    """Raise FormatError unless a chunk's payload is well formed for its (known) tag."""
+    if tag in (ICC_PROFILE, EXIF, XMP):
+        check_metadata(tag, payload)
     if tag == ALPHA and not payload:
         raise FormatError("invalid alpha chunk (empty)")
     if tag == RAW_PIXELS and len(payload) != header.channels * header.width * header.height:
