@@ -135,8 +135,10 @@ def _from_array(array: np.ndarray) -> SourceImage:
     raise InputError(f"numpy images must be (H, W) or (H, W, 1..4), got {array.shape}")
 
 
-def read_binary(source: bytes | bytearray | memoryview | str | Path | BinaryIO, what: str) -> bytes:
-    """The bytes of a file given as bytes, a path or a binary file object (at most 2 GiB)."""
+def read_binary(
+    source: bytes | bytearray | memoryview | str | Path | BinaryIO, what: str, limit: int = MAX_FILE_BYTES
+) -> bytes:
+    """The bytes of a file given as bytes, a path or a binary file object (at most ``limit``)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     if isinstance(source, (str, Path)):
@@ -145,19 +147,19 @@ def read_binary(source: bytes | bytearray | memoryview | str | Path | BinaryIO, 
             raise InputError(f"{path} is a directory")
         try:
             with path.open("rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
+                data = f.read(limit + 1)
         except FileNotFoundError:
             raise InputError(f"no such file: {path}") from None
         except PermissionError:
             raise InputError(f"permission denied: {path}") from None
     elif callable(getattr(source, "read", None)):
-        data = source.read(MAX_FILE_BYTES + 1)
+        data = source.read(limit + 1)
         if not isinstance(data, bytes):
             raise InputError(f"the file object gave {type(data).__name__}, not bytes: open it in binary mode")
     else:
         raise InputError(f"cannot read {what} from a {type(source).__name__}: give bytes, a path or a binary file")
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError(f"{what} is larger than {MAX_FILE_BYTES} bytes")
+    if len(data) > limit:
+        raise InputError(f"{what} is larger than {limit} bytes")
     return data
 
 
