@@ -52,7 +52,7 @@ def test_save_and_reopen(mode: str, tmp_path: Path) -> None:
     with Image.open(path) as reopened:
         assert (reopened.mode, reopened.size) == (mode, (6, 5))
         assert reopened.tobytes() == image.tobytes()  # tiny images are stored exactly
-    with pytest.raises(ValueError, match="quality must be (an integer )?in 1"):
+    with pytest.raises(ValueError, match=r"quality must be (an integer )?in 1"):
         image.save(tmp_path / "z.aec", quality=80)
     with pytest.raises(ValueError, match="effort"):
         image.save(tmp_path / "z.aec", effort=99)
