@@ -9,20 +9,15 @@ The codec is imported on first use of these names, so ``import aecodec`` (and th
 command's light subcommands, such as ``info``) do not load torch.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 import aecodec.codec.pillow_plugin  # noqa: F401  (registers the Pillow plugin; no torch until used)
 from aecodec.codec.options import DEFAULT_QUALITY
+from aecodec.codec.options import VERSION as __version__
 from aecodec.errors import AecError, FormatError, InputError, ModelError
 
 if TYPE_CHECKING:
     from aecodec.codec.api import Codec, compress, decompress, read_header
-
-try:
-    __version__ = version("aecodec")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "DEFAULT_QUALITY",

@@ -17,12 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from aecodec import __version__
 from aecodec.bitstream.format import DEFAULT_MAX_PIXELS
 from aecodec.cli.export import add_export_arguments, run_export
 from aecodec.codec.files import STDIO, check_writable, read_bytes, write_atomic
 from aecodec.codec.images import IMAGE_SUFFIXES, MAX_FILE_BYTES, encode_image
-from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TUNE, TUNES
+from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TUNE, TUNES, VERSION
 from aecodec.errors import AecError, InputError
 
 OUTPUT_FORMATS = {
@@ -205,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aecodec", description="Learned image compression (VQ-VAE-2 + exact integer prior)."
     )
-    parser.add_argument("--version", action="version", version=f"aecodec {__version__}")
+    parser.add_argument("--version", action="version", version=f"aecodec {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
