@@ -67,18 +67,20 @@ def test_grayscale_decodes_to_grayscale(codec: Codec) -> None:
         assert image.mode == "L" and image.size == (19, 21)
 
 
-def test_alpha_opaque_is_dropped_and_transparent_is_refused(codec: Codec) -> None:
+def test_alpha_is_coded_losslessly_and_opaque_alpha_is_dropped(codec: Codec) -> None:
     rgba = np.full((16, 16, 4), 255, dtype=np.uint8)
     rgba[:, :, :3] = 90
     assert codec.compress(Image.fromarray(rgba, "RGBA"), 1) == codec.compress(rgba[:, :, :3], 1)
-    rgba[0, 0, 3] = 10
-    with pytest.raises(InputError, match="transparency"):
-        codec.compress(Image.fromarray(rgba, "RGBA"), 1)
+    alpha = np.random.default_rng(5).integers(0, 256, (16, 16), dtype=np.uint8)
+    for source, mode in ((np.dstack([rgba[:, :, :3], alpha]), "RGBA"), (np.dstack([rgba[:, :, 0], alpha]), "LA")):
+        for image in (source, Image.fromarray(source, mode)):
+            decoded = codec.decompress(codec.compress(image, 1))
+            assert decoded.mode == mode and (np.asarray(decoded.getchannel("A")) == alpha).all()
 
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 2), np.uint8), np.full((4, 4, 3), 2.0), "no/such/file.png", 42],
+    [np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 5), np.uint8), np.full((4, 4, 3), 2.0), "no/such/file.png", 42],
 )
 def test_bad_inputs_raise_input_error(codec: Codec, bad) -> None:
     with pytest.raises(InputError):

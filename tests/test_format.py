@@ -17,12 +17,20 @@ from hypothesis import strategies as st
 
 from aecodec.bitstream.entropy import SymbolEncoder
 from aecodec.bitstream.format import (
+    ALPHA,
+    CHUNKED_VERSION,
     DEFAULT_MAX_PIXELS,
+    EXIF,
     FORMAT_VERSION,
     HEADER_SIZE,
+    ICC_PROFILE,
     MAGIC,
+    MAX_CHUNKS,
+    RAW_PIXELS,
+    XMP,
     AecFile,
     Header,
+    chunk_limit,
     index_crc,
     pack,
     read_header,
@@ -222,7 +230,7 @@ def test_max_pixels_guard() -> None:
     ("mutate", "message"),
     [
         (lambda d: b"PNG\x1a" + d[4:], "not an .aec file"),
-        (lambda d: d[:4] + b"\x02" + d[5:], "unsupported format version 2"),
+        (lambda d: d[:4] + b"\x03" + d[5:], "unsupported format version 3"),
         (lambda d: d[:7] + b"\x01" + d[8:], "flags"),
         (lambda d: d[:-1], "truncated"),
         (lambda d: d + b"\0", "trailing bytes"),
@@ -339,3 +347,100 @@ def test_random_bytes_raise_only_format_error(data: bytes, keep_prefix: int, fix
         unpack(data)
     except FormatError:
         pass
+
+
+ICC = bytes(36) + b"acsp" + bytes(88)
+CHUNKS = ((ALPHA, b"\0" + zlib.compress(bytes(300 * 200))), (EXIF, b"II*\0" + bytes(10)),
+          (ICC_PROFILE, ICC), (XMP, "<x:xmpmeta>é</x:xmpmeta>".encode()))  # fmt: skip
+
+
+def chunked_file(chunks: tuple = CHUNKS) -> AecFile:
+    return dataclasses.replace(make_file(), chunks=chunks)
+
+
+def test_chunks_round_trip_as_version_2() -> None:
+    data = pack(chunked_file())
+    assert data[4] == CHUNKED_VERSION and pack(make_file())[4] == FORMAT_VERSION
+    assert unpack(data) == chunked_file()
+    assert unpack(data).chunk(XMP) == CHUNKS[3][1] and unpack(data).chunk(b"abcd") is None
+    count, tail = data[len(pack(make_file())) :][:4], data[len(pack(make_file())) + 4 :]
+    assert count == struct.pack("<I", len(CHUNKS))
+    tag, length = struct.unpack_from("<4sI", tail)
+    assert (tag, length) == (ALPHA, len(CHUNKS[0][1]))
+    assert struct.unpack_from("<I", tail, 8 + length)[0] == zlib.crc32(tail[: 8 + length])
+
+
+def test_chunk_table_in_format_md_matches_the_code() -> None:
+    section = FORMAT_MD.read_text().split("## Chunks", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(.{4})` \| (critical|ancillary) +\| `([^`]+)`", section, re.M)
+    assert {tag for tag, *_ in rows} == {t.decode() for t in (ALPHA, RAW_PIXELS, EXIF, ICC_PROFILE, XMP)}
+    for header in (make_header(), make_header(width=4, height=4, channels=1, tile_count=1)):
+        sizes = {"w": header.width, "h": header.height, "channels": header.channels}
+        for tag, kind, limit in rows:
+            assert (kind == "critical") == tag[0].isupper()
+            expected = eval(limit, {}, sizes) if header.width * header.height <= 64 or tag != "PIXL" else 0
+            assert chunk_limit(tag.encode(), header) == expected, tag
+    assert f"**1 to {MAX_CHUNKS} chunks**" in section
+
+
+def test_unknown_chunks_follow_the_case_rule() -> None:
+    ancillary = chunked_file(((b"zzzz", b"kept"),))
+    assert unpack(pack(ancillary)) == ancillary
+    with pytest.raises(FormatError, match="unknown critical chunk 'ENHN'"):
+        pack(chunked_file(((b"ENHN", b"x"),)))
+
+
+@pytest.mark.parametrize(
+    ("chunks", "message"),
+    [
+        (((XMP, b"a"), (EXIF, b"II*\0")), "out of order"),
+        (((XMP, b"a"), (XMP, b"b")), "out of order or repeated"),
+        (((b"1abc", b""),), "invalid chunk tag"),
+        (((ICC_PROFILE, b"x" * 200),), "acsp"),
+        (((EXIF, b"Exif\0\0II*\0"),), "TIFF"),
+        (((XMP, b"\xff"),), "UTF-8"),
+        (((RAW_PIXELS, bytes(9)),), "limit of 0"),
+        (((ALPHA, b""),), "empty"),
+        (((XMP, bytes((1 << 20) + 1)),), "over its limit"),
+        (tuple((b"z%03d" % i, b"") for i in range(MAX_CHUNKS + 1)), "17 chunks"),
+    ],
+)
+def test_invalid_chunks_are_refused_by_writer_and_reader(chunks: tuple, message: str) -> None:
+    with pytest.raises(FormatError, match=message):
+        pack(chunked_file(chunks))
+    # Forge the same chunks behind a valid header to check that the reader refuses them too.
+    body = b"".join(
+        struct.pack("<4sI", tag, len(p)) + p + struct.pack("<I", zlib.crc32(struct.pack("<4sI", tag, len(p)) + p))
+        for tag, p in chunks
+    )
+    data = pack(make_file())
+    with pytest.raises(FormatError, match=message):
+        unpack(with_header_crc(data[:4] + b"\x02" + data[5:], 12) + struct.pack("<I", len(chunks)) + body)
+
+
+def test_forged_chunk_lengths_and_damage() -> None:
+    data = pack(chunked_file())
+    start = len(pack(make_file()))
+    huge = data[: start + 4] + struct.pack("<4sI", ALPHA, 2**32 - 1) + data[start + 12 :]
+    with pytest.raises(FormatError, match="over its limit"):
+        unpack(huge)
+    with pytest.raises(FormatError, match="count is missing"):
+        unpack(with_header_crc(pack(make_file())[:4] + b"\x02" + pack(make_file())[5:], 12))
+    for cut in range(start, len(data)):
+        with pytest.raises(FormatError):
+            unpack(data[:cut])
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        position = int(rng.integers(start, len(data)))
+        flipped = bytearray(data)
+        flipped[position] ^= 1 << int(rng.integers(8))
+        with pytest.raises(FormatError):
+            unpack(bytes(flipped))
+
+
+@settings(max_examples=200, deadline=1000)
+@given(tail=st.binary(max_size=64), keep=st.integers(0, 40))
+def test_random_chunk_sections_raise_only_format_error(tail: bytes, keep: int) -> None:
+    data = pack(chunked_file(((b"abcd", b"0123456789"), (XMP, b"<x/>"))))
+    start = len(pack(make_file()))
+    assert_rejected_or_faithful(data[: start + keep] + tail)

@@ -1,4 +1,4 @@
-"""Reading and writing the `.aec` container (format version 1); docs/FORMAT.md is the spec.
+"""Reading and writing the `.aec` container (format versions 1 and 2); docs/FORMAT.md is the spec.
 
 Every check on untrusted bytes runs before anything sized by a field of the file is
 allocated, and every failure is a `FormatError` with a one-line message.
@@ -17,7 +17,8 @@ import numpy as np
 from aecodec.errors import FormatError
 
 MAGIC = b"AEC\x1a"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # files without chunks: byte for byte what release 0.1 wrote
+CHUNKED_VERSION = 2  # version 1 followed by a chunk section
 HEADER_SIZE = 48
 TILE_ENTRY_SIZE = 8
 CRC_SIZE = 4
@@ -33,9 +34,18 @@ TILE_SIZE_MULTIPLE = 16
 MAX_TILE_COUNT = 1 << 20
 MAX_INDEX = 0xFFFF
 
+CHUNK_OVERHEAD = 12  # tag, length and CRC around each payload
+MAX_CHUNKS = 16
+MAX_METADATA_BYTES = 1 << 20
+MAX_RAW_PIXELS = 64
+ICC_PROFILE, EXIF, XMP = b"iccp", b"exif", b"xmp "
+ALPHA, RAW_PIXELS = b"ALPH", b"PIXL"
+
 _HEADER_STRUCT = struct.Struct("<4sBBBB16s8sIIHHI")
 _U32 = struct.Struct("<I")
 _MODEL_NAME_RE = re.compile(rb"[a-z0-9._-]{1,16}")
+_CHUNK_HEAD = struct.Struct("<4sI")
+_TAG_RE = re.compile(rb"[A-Za-z][A-Za-z0-9 ]{3}")
 
 
 @dataclass(frozen=True)
@@ -110,13 +120,94 @@ class Header:
             )
 
 
+def chunk_limit(tag: bytes, header: Header) -> int:
+    """Largest payload a chunk may have (docs/FORMAT.md); FormatError for unknown critical tags."""
+    pixels = header.width * header.height
+    limits = {
+        ICC_PROFILE: MAX_METADATA_BYTES,
+        EXIF: MAX_METADATA_BYTES,
+        XMP: MAX_METADATA_BYTES,
+        # A method byte and a deflate stream of the plane (deflate adds 5 bytes per 16 KiB at most).
+        ALPHA: pixels + pixels // 1024 + 64,
+        RAW_PIXELS: header.channels * pixels if pixels <= MAX_RAW_PIXELS else 0,
+    }
+    if tag in limits:
+        return limits[tag]
+    if tag[:1].isupper():
+        raise FormatError(f"file needs the unknown critical chunk {tag.decode()!r} (written by a newer aecodec?)")
+    return MAX_METADATA_BYTES
+
+
+def check_metadata(tag: bytes, payload: bytes) -> None:
+    """Raise FormatError unless an ICC, EXIF or XMP payload is well formed and within its limit."""
+    if len(payload) > MAX_METADATA_BYTES:
+        raise FormatError(
+            f"{tag.decode().strip()} metadata of {len(payload)} bytes is over the limit of {MAX_METADATA_BYTES}"
+        )
+    if tag == ICC_PROFILE and (len(payload) < 128 or payload[36:40] != b"acsp"):
+        raise FormatError("invalid ICC profile (no 'acsp' signature)")
+    if tag == EXIF and payload[:4] not in (b"II*\0", b"MM\0*"):
+        raise FormatError("invalid EXIF (no TIFF header)")
+    if tag == XMP:
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("invalid XMP (not UTF-8)") from None
+
+
+def check_chunk(tag: bytes, payload: bytes, header: Header) -> None:
+    """Raise FormatError unless a chunk's payload is well formed for its (known) tag."""
+    if tag in (ICC_PROFILE, EXIF, XMP):
+        check_metadata(tag, payload)
+    if tag == ALPHA and not payload:
+        raise FormatError("invalid alpha chunk (empty)")
+    if tag == RAW_PIXELS and len(payload) != header.channels * header.width * header.height:
+        raise FormatError(
+            f"invalid raw pixel chunk: {len(payload)} bytes for a "
+            f"{header.width}x{header.height} image of {header.channels} channels"
+        )
+
+
 @dataclass(frozen=True)
 class AecFile:
-    """A whole `.aec` file: header, one index CRC and one range-coded stream per tile."""
+    """A whole `.aec` file: header, an index CRC and a range-coded stream per tile, chunks.
+
+    ``chunks`` holds (tag, payload) pairs in ascending tag order, each tag at most once.
+    """
 
     header: Header
     tile_crcs: tuple[int, ...]
     streams: tuple[bytes, ...]
+    chunks: tuple[tuple[bytes, bytes], ...] = ()
+
+    def chunk(self, tag: bytes) -> bytes | None:
+        """The payload of the chunk with this tag, or None if the file has none."""
+        return dict(self.chunks).get(tag)
+
+
+def _check_chunks(chunks: tuple[tuple[bytes, bytes], ...], header: Header) -> None:
+    """Validate chunks as `pack` writes them: tags strictly ascending, payloads within bounds."""
+    if len(chunks) > MAX_CHUNKS:
+        raise FormatError(f"invalid file: {len(chunks)} chunks, at most {MAX_CHUNKS} allowed")
+    previous = b""
+    for tag, payload in chunks:
+        _check_tag(tag, previous)
+        _check_length(tag, len(payload), header)
+        check_chunk(tag, payload, header)
+        previous = tag
+
+
+def _check_tag(tag: bytes, previous: bytes) -> None:
+    if not _TAG_RE.fullmatch(tag):
+        raise FormatError(f"invalid chunk tag {tag!r}")
+    if tag <= previous:
+        raise FormatError(f"chunk {tag.decode()!r} is out of order or repeated")
+
+
+def _check_length(tag: bytes, length: int, header: Header) -> None:
+    limit = chunk_limit(tag, header)
+    if length > limit:
+        raise FormatError(f"chunk {tag.decode()!r} has {length} bytes, over its limit of {limit}")
 
 
 def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
@@ -133,11 +224,12 @@ def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
             raise FormatError(f"invalid file: index CRC of tile {i} is not a u32")
         if len(stream) % STREAM_WORD_SIZE or len(stream) > 0xFFFFFFFF:
             raise FormatError(f"invalid file: stream of tile {i} has {len(stream)} bytes, not a u32 multiple of 4")
+    _check_chunks(file.chunks, header)
     prefix = b"".join(
         [
             _HEADER_STRUCT.pack(
                 MAGIC,
-                FORMAT_VERSION,
+                CHUNKED_VERSION if file.chunks else FORMAT_VERSION,
                 header.channels,
                 header.quality,
                 0,
@@ -152,7 +244,11 @@ def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
             *(struct.pack("<II", len(s), crc) for s, crc in zip(file.streams, file.tile_crcs, strict=True)),
         ]
     )
-    return b"".join([prefix, _U32.pack(zlib.crc32(prefix)), *file.streams])
+    chunks = [_U32.pack(len(file.chunks))] if file.chunks else []
+    for tag, payload in file.chunks:
+        head = _CHUNK_HEAD.pack(tag, len(payload))
+        chunks += [head, payload, _U32.pack(zlib.crc32(payload, zlib.crc32(head)))]
+    return b"".join([prefix, _U32.pack(zlib.crc32(prefix)), *file.streams, *chunks])
 
 
 def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
@@ -163,10 +259,12 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
     if len(data) < HEADER_SIZE:
         raise FormatError(f"truncated .aec file: {len(data)} bytes, the header alone needs {HEADER_SIZE}")
     _, version, channels, quality, flags, raw_name, *sizes = _HEADER_STRUCT.unpack_from(data)
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported format version {version} (this decoder reads version {FORMAT_VERSION})")
+    if version not in (FORMAT_VERSION, CHUNKED_VERSION):
+        raise FormatError(
+            f"unsupported format version {version} (this decoder reads versions {FORMAT_VERSION} and {CHUNKED_VERSION})"
+        )
     if flags != 0:
-        raise FormatError(f"invalid header: flags is {flags:#04x}, must be 0 in format version {FORMAT_VERSION}")
+        raise FormatError(f"invalid header: flags is {flags:#04x}, must be 0 in format version {version}")
     # A non-ASCII byte decodes to U+FFFD and an inner NUL stays, so validate() rejects both.
     name = raw_name.rstrip(b"\0").decode("ascii", "replace")
     header = Header(channels, quality, name, *sizes)
@@ -182,7 +280,7 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
 
 
 def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> AecFile:
-    """Parse a whole `.aec` file: every field checked, the streams filling the file exactly."""
+    """Parse a whole `.aec` file: every field checked, streams and chunks filling it exactly."""
     data = bytes(data)
     header = read_header(data, max_pixels)
     table = np.frombuffer(data, dtype="<u4", count=2 * header.tile_count, offset=HEADER_SIZE)
@@ -195,11 +293,44 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> AecFile:
     needed, available = int(lengths.sum()), len(data) - start
     if needed > available:
         raise FormatError(f"truncated .aec file: tile streams need {needed} bytes, only {available} remain")
-    if needed < available:
+    chunked = data[4] == CHUNKED_VERSION
+    if needed < available and not chunked:
         raise FormatError(f"trailing bytes after the last tile stream ({available - needed} bytes)")
     ends = (start + np.cumsum(lengths)).tolist()
     streams = tuple(data[begin:end] for begin, end in zip([start, *ends[:-1]], ends, strict=True))
-    return AecFile(header=header, tile_crcs=tuple(table[1::2].tolist()), streams=streams)
+    chunks = _read_chunks(data, start + needed, header) if chunked else ()
+    crcs = tuple(table[1::2].tolist())
+    return AecFile(header=header, tile_crcs=crcs, streams=streams, chunks=chunks)
+
+
+def _read_chunks(data: bytes, at: int, header: Header) -> tuple[tuple[bytes, bytes], ...]:
+    """The chunk section from offset `at` to the end; each length is checked before slicing."""
+    if len(data) - at < CRC_SIZE:
+        raise FormatError("truncated .aec file: the chunk count is missing")
+    (count,) = _U32.unpack_from(data, at)
+    if not 1 <= count <= MAX_CHUNKS:
+        raise FormatError(f"invalid file: {count} chunks, must be 1..{MAX_CHUNKS} in version 2")
+    chunks: list[tuple[bytes, bytes]] = []
+    previous, at = b"", at + CRC_SIZE
+    for _ in range(count):
+        if len(data) - at < CHUNK_OVERHEAD:
+            raise FormatError(f"truncated chunk at offset {at}")
+        tag, length = _CHUNK_HEAD.unpack_from(data, at)
+        _check_tag(tag, previous)
+        _check_length(tag, length, header)
+        end = at + _CHUNK_HEAD.size + length
+        if end + CRC_SIZE > len(data):
+            raise FormatError(f"truncated chunk {tag.decode()!r}: {length} bytes announced")
+        (stored_crc,) = _U32.unpack_from(data, end)
+        if zlib.crc32(memoryview(data)[at:end]) != stored_crc:
+            raise FormatError(f"chunk {tag.decode()!r} checksum mismatch (file corrupted)")
+        payload = data[at + _CHUNK_HEAD.size : end]
+        check_chunk(tag, payload, header)
+        chunks.append((tag, payload))
+        previous, at = tag, end + CRC_SIZE
+    if at != len(data):
+        raise FormatError(f"trailing bytes after the last chunk ({len(data) - at} bytes)")
+    return tuple(chunks)
 
 
 def index_crc(arrays: Iterable[np.ndarray]) -> int:

@@ -5,20 +5,25 @@ loading torch, and compressing never loads the training or benchmark code. ``tra
 ``finetune``, ``bench`` and ``evaluate`` parse their own options (``aecodec COMMAND --help``).
 
 Errors are one line on stderr: exit code 2 for bad input (malformed files, unusable images, bad
-models or arguments), 1 for operating-system failures such as a full disk.
+models or arguments), 1 for operating-system failures such as a full disk; a closed pipe on stdout
+(``aecodec info x.aec | head -1``) ends the command quietly with 141, as SIGPIPE would.
 """
 
 import argparse
 import io
+import math
+import os
 import sys
+import time
+from pathlib import Path
 
 from aecodec.bitstream.format import DEFAULT_MAX_PIXELS
 from aecodec.cli.export import add_export_arguments, run_export
 from aecodec.codec.files import STDIO, check_writable, read_bytes, write_atomic
-from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TUNE, TUNES
+from aecodec.codec.images import IMAGE_SUFFIXES, MAX_FILE_BYTES, encode_image
+from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TUNE, TUNES, VERSION
 from aecodec.errors import AecError, InputError
 
-MAX_INPUT_BYTES = 1 << 31
 OUTPUT_FORMATS = {
     ".png": "PNG",
     ".bmp": "BMP",
@@ -27,16 +32,94 @@ OUTPUT_FORMATS = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
     ".webp": "WEBP",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
 }
+PROGRESS_AFTER_S = 2.0  # encodes shorter than this print no progress line
+BROKEN_PIPE_EXIT = 141
+
+
+def default_threads() -> int:
+    """The cores this process may use minus those other processes keep busy (1-minute load), at least 1.
+
+    Oversubscribed cores slow torch's thread pool several times over, so a busy machine gets fewer threads.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, cores - busy)
+
+
+def _set_threads(threads: int | None) -> int:
+    """Give torch ``threads`` threads (default: :func:`default_threads`); the number used."""
+    import torch
+
+    threads = threads or default_threads()
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _warn(message: str) -> None:
+    print(f"aecodec: warning: {message}", file=sys.stderr)
+
+
+class ProgressLine:
+    """A one-line ``tile i/n`` report on stderr, shown once an encode has run ``PROGRESS_AFTER_S`` seconds."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.start, self.shown = enabled, time.monotonic(), False
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = time.monotonic() - self.start
+        if self.enabled and elapsed >= PROGRESS_AFTER_S:
+            left = elapsed / done * (total - done)
+            print(f"\raecodec: tile {done}/{total}, {elapsed:.0f} s, about {left:.0f} s left ", end="", file=sys.stderr)
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
 
 
 def _compress(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
     from aecodec.codec.api import Codec
 
     check_writable(args.output, args.force)
+    if args.output != STDIO and Path(args.output).suffix.lower() in IMAGE_SUFFIXES:
+        _warn(f"{args.output} will hold .aec data, not a {Path(args.output).suffix} image (name it .aec)")
+    threads = _set_threads(args.threads)
     codec = Codec(args.model, max_pixels=args.max_pixels, device=args.device)
-    source = read_bytes(STDIO, MAX_INPUT_BYTES) if args.input == STDIO else args.input
-    write_atomic(args.output, codec.compress(source, args.quality, args.tune), args.force)
+    source = read_bytes(STDIO, MAX_FILE_BYTES) if args.input == STDIO else args.input
+    target = args.size
+    if args.bpp is not None:
+        width, height = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source).size
+        target = math.floor(args.bpp * width * height / 8)
+    progress = ProgressLine(args.verbose or sys.stderr.isatty())
+    start = time.monotonic()
+    try:
+        data = codec.compress(source, args.quality, args.tune, target_bytes=target, strip=args.strip, progress=progress)
+    finally:
+        progress.close()
+    seconds = time.monotonic() - start
+    write_atomic(args.output, data, args.force)
+    if args.verbose:
+        from aecodec.codec.api import read_header
+
+        header = read_header(data)
+        line = (
+            f"{args.output}: {len(data)} bytes, {header.width}x{header.height}, "
+            f"{8 * len(data) / (header.width * header.height):.4f} bpp, quality {header.quality}, "
+            f"{seconds:.2f} s on {threads} threads"
+        )
+        if args.print_psnr:
+            from aecodec.codec.images import load_source
+
+            original = load_source(source, args.max_pixels, strip=True).pixels.astype(np.float64)
+            mse = np.mean((np.asarray(codec.decompress(data).convert("RGB"), dtype=np.float64) - original) ** 2)
+            line += f", PSNR {10 * math.log10(255**2 / mse):.2f} dB" if mse else ", PSNR inf dB"
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -44,22 +127,22 @@ def _decompress(args: argparse.Namespace) -> int:
     from aecodec.codec.api import Codec, model_for_file
 
     check_writable(args.output, args.force)
-    fmt = "PNG" if args.output == STDIO else OUTPUT_FORMATS.get("." + args.output.rsplit(".", 1)[-1].lower())
+    fmt = "PNG" if args.output == STDIO else OUTPUT_FORMATS.get(Path(args.output).suffix.lower())
     if fmt is None:
         raise InputError(f"unsupported output type for {args.output}; use one of {', '.join(OUTPUT_FORMATS)}")
-    data = read_bytes(args.input, MAX_INPUT_BYTES)
+    if fmt == "JPEG":
+        _warn(f"JPEG is lossy: {args.output} will differ from the decoded image (.png or .webp keep it exactly)")
+    _set_threads(args.threads)
+    data = read_bytes(args.input, MAX_FILE_BYTES)
     codec = Codec(args.model or model_for_file(data, args.max_pixels), max_pixels=args.max_pixels, device=args.device)
-    image = codec.decompress(data)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    write_atomic(args.output, buffer.getvalue(), args.force)
+    write_atomic(args.output, encode_image(codec.decompress(data), fmt), args.force)
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
     from aecodec.bitstream.format import read_header
 
-    data = read_bytes(args.input, MAX_INPUT_BYTES)
+    data = read_bytes(args.input, MAX_FILE_BYTES)
     header = read_header(data, args.max_pixels)
     fields = {
         "format": "aecodec .aec",
@@ -121,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aecodec", description="Learned image compression (VQ-VAE-2 + exact integer prior)."
     )
+    parser.add_argument("--version", action="version", version=f"aecodec {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -132,14 +216,24 @@ def build_parser() -> argparse.ArgumentParser:
         """Options of the commands that run a model and write a file."""
         p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
         p.add_argument("--device", default="cpu", help="device of the float networks, e.g. cuda (default cpu)")
+        p.add_argument(
+            "--threads",
+            type=int,
+            metavar="N",
+            help="CPU threads (default: the cores that other processes leave idle, at least 1)",
+        )
         common(p)
 
     p = sub.add_parser("compress", help="image -> .aec", description="Compress an image to an .aec file.")
     p.add_argument("input", help="image file, or - for stdin")
     p.add_argument("output", help=".aec file, or - for stdout")
-    p.add_argument(
-        "-q", "--quality", type=int, default=DEFAULT_QUALITY, help="1 (smallest) .. N (best); default %(default)s"
-    )
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("-q", "--quality", type=int, help=f"1 (smallest) .. N (best); default {DEFAULT_QUALITY}")
+    rate.add_argument("--size", type=int, metavar="BYTES", help="the best quality whose file fits in BYTES")
+    rate.add_argument("--bpp", type=float, metavar="X", help="the best quality within X bits per pixel")
+    p.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP (kept by default)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print size, bpp, quality, time and threads")
+    p.add_argument("--print-psnr", action="store_true", help="with -v: also decode and print the PSNR")
     p.add_argument("--model", help="shipped model name or a .safetensors path (default: the shipped default)")
     p.add_argument(
         "--tune",
@@ -155,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
         "decompress", help=".aec -> image", description="Decompress an .aec file to an image (PNG by default)."
     )
     p.add_argument("input", help=".aec file, or - for stdin")
-    p.add_argument("output", help="image file (.png, .bmp, .ppm, .tif, .webp), or - for PNG on stdout")
+    p.add_argument(
+        "output", help="image file (.png, .bmp, .ppm, .tif, lossless .webp, lossy .jpg), or - for PNG on stdout"
+    )
     p.add_argument("--model", help="model name or .safetensors path (default: the one the file names)")
     coding(p)
     p.set_defaults(run=_decompress)
@@ -184,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return args.run(args)
+    except BrokenPipeError:
+        # The reader has gone (``| head``): say nothing, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
     except (AecError, ValueError) as exc:
         print(f"aecodec: error: {exc}", file=sys.stderr)
         return 2

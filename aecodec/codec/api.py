@@ -1,6 +1,7 @@
 """The public codec API: compress an image to .aec bytes and back.
 
-One image travels like this: :func:`~aecodec.codec.images.load_pixels` makes RGB pixels, the tile
+One image travels like this: :func:`~aecodec.codec.images.load_source` makes RGB pixels (and an
+alpha plane and metadata, which travel as container chunks), the tile
 grid cuts them (:mod:`~aecodec.codec.tiling`), the model's float analysis maps each tile to VQ
 indices (tuned for a metric by :mod:`~aecodec.codec.refine` if asked),
 :mod:`~aecodec.codec.index_coding` range-codes them under the exact integer prior, and
@@ -9,21 +10,37 @@ backwards; each tile's index CRC is checked before its pixels are synthesized.
 """
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 from PIL import Image
 
-from aecodec.bitstream.format import DEFAULT_MAX_PIXELS, AecFile, Header, pack, read_header, unpack
-from aecodec.codec.images import ImageLike, load_pixels, to_image
+from aecodec.bitstream import format as container
+from aecodec.bitstream.format import (
+    ALPHA,
+    DEFAULT_MAX_PIXELS,
+    MAX_RAW_PIXELS,
+    RAW_PIXELS,
+    AecFile,
+    Header,
+    pack,
+    unpack,
+)
+from aecodec.codec.alpha import decode_alpha, encode_alpha
+from aecodec.codec.images import ImageLike, SourceImage, load_source, read_binary, to_image, with_metadata
 from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
-from aecodec.codec.options import DEFAULT_OVERLAP, DEFAULT_QUALITY, DEFAULT_TILE_SIZE, DEFAULT_TUNE
+from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_OVERLAP, DEFAULT_QUALITY, DEFAULT_TILE_SIZE, DEFAULT_TUNE
 from aecodec.codec.refine import tuned_encode
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
-from aecodec.errors import FormatError
+from aecodec.errors import FormatError, InputError
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
+
+AecSource = bytes | bytearray | memoryview | str | Path | BinaryIO
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,7 @@ class Codec:
         """``device`` runs the float analysis/synthesis networks (e.g. "cuda"); the integer prior and
         the range coder always run on the CPU, so files are the same whichever device made them."""
         self.model = model if isinstance(model, CodecModel) else resolve_model(model)
-        self.device = torch.device(device)
+        self.device = _usable_device(device)
         # Shipped models are cached and shared: move a copy, never the shared network.
         self.network = (
             self.model.network if self.device.type == "cpu" else copy.deepcopy(self.model.network).to(self.device)
@@ -63,32 +80,76 @@ class Codec:
         """The quality settings this model offers, lowest rate first."""
         return list(range(1, self.model.num_qualities + 1))
 
-    def analyze(self, pixels: np.ndarray, quality: int, tune: str = DEFAULT_TUNE) -> list[TileIndices]:
-        """Indices of every tile of an (H, W, 3) uint8 image, in tile order, the encoder tuned for ``tune``."""
-        self.model.network.stages_for_quality(quality)  # InputError for a quality the model lacks
-        return self._analyze(pixels, quality, tune)
+    @property
+    def efforts(self) -> list[int]:
+        """The encoder efforts this codec offers (one for now: the network's own analysis)."""
+        return [DEFAULT_EFFORT]
 
-    def _analyze(self, pixels: np.ndarray, quality: int, tune: str) -> list[TileIndices]:
+    def _check_quality(self, quality: int | float) -> int:
+        """``quality`` as an int (3.0 is 3); InputError naming the range for anything else."""
+        if isinstance(quality, float) and quality.is_integer():
+            quality = int(quality)
+        if isinstance(quality, bool) or not isinstance(quality, int):
+            raise InputError(f"quality must be an integer in 1..{self.model.num_qualities}, got {quality!r}")
+        self.model.network.stages_for_quality(quality)  # InputError for a quality the model lacks
+        return quality
+
+    def analyze(
+        self, pixels: np.ndarray, quality: int, tune: str = DEFAULT_TUNE, progress: Progress | None = None
+    ) -> list[TileIndices]:
+        """Indices of every tile of an (H, W, 3) uint8 image, in tile order, the encoder tuned for ``tune``;
+        ``progress(done, total)`` is called after each tile."""
+        quality = self._check_quality(quality)
         height, width = pixels.shape[:2]
+        tiles = list(tile_grid(width, height, self.tile_size, self.overlap))
         out = []
-        for tile in tile_grid(width, height, self.tile_size, self.overlap):
+        for tile in tiles:
             x = pad_to_multiple(to_tensor(pixels[tile.region.slices()]), self.network.stride)
             top, bottom = tuned_encode(self.network, x.to(self.device), quality, tune)
             out.append(TileIndices(top, bottom))
+            if progress:
+                progress(len(out), len(tiles))
         return out
 
-    def compress(self, image: ImageLike, quality: int = DEFAULT_QUALITY, tune: str = DEFAULT_TUNE) -> bytes:
-        """Encode an image (PIL, numpy array or path) to ``.aec`` bytes.
+    def compress(
+        self,
+        image: ImageLike,
+        quality: int | None = None,
+        tune: str = DEFAULT_TUNE,
+        *,
+        target_bytes: int | None = None,
+        strip: bool = False,
+        effort: int = DEFAULT_EFFORT,
+        progress: Progress | None = None,
+    ) -> bytes:
+        """Encode an image to ``.aec`` bytes.
 
-        ``tune="ms-ssim"`` refines each tile's latent for MS-SSIM (:mod:`aecodec.codec.refine`): a slower
-        encoder, the same decoder.
+        ``image``: a PIL image, a numpy array (H, W[, 1..4] uint8, or float in [0, 1]), a path, the bytes
+        of an image file or a binary file object. ``quality``: an integer in ``1..len(self.qualities)``
+        (default 3). ``target_bytes`` instead picks the highest quality whose file fits. ``tune="ms-ssim"``
+        refines each tile's latent for MS-SSIM (slower encoder, same decoder). Alpha is coded losslessly;
+        ICC, EXIF and XMP are kept unless ``strip``. Raises :class:`InputError` for an unusable image or a
+        target that even quality 1 exceeds, ``ValueError`` for a bad quality, tune or effort.
         """
-        self.model.network.stages_for_quality(quality)  # the one check of the quality, before any work
-        pixels, channels = load_pixels(image, self.max_pixels)
-        height, width = pixels.shape[:2]
-        tiles = self._analyze(pixels, quality, tune)
+        if effort not in self.efforts:
+            raise ValueError(f"effort must be one of {self.efforts}, got {effort!r}")
+        if target_bytes is not None and quality is not None:
+            raise ValueError("give a quality or a target size, not both")
+        if target_bytes is None:  # the quality is checked before any work
+            quality = self._check_quality(DEFAULT_QUALITY if quality is None else quality)
+        source = load_source(image, self.max_pixels, strip)
+        return (
+            self._fit(source, target_bytes, tune, progress)
+            if quality is None
+            else self._encode(source, quality, tune, progress)
+        )
+
+    def _encode(self, source: SourceImage, quality: int, tune: str, progress: Progress | None) -> bytes:
+        """The file of an image at one quality."""
+        height, width = source.pixels.shape[:2]
+        tiles = self.analyze(source.pixels, quality, tune, progress)
         header = Header(
-            channels,
+            source.channels,
             quality,
             self.model.name,
             self.model.digest,
@@ -100,7 +161,28 @@ class Codec:
         )
         streams = tuple(encode_indices(self.model.prior, t.top, t.bottom) for t in tiles)
         crcs = tuple(indices_crc(t.top, t.bottom) for t in tiles)
-        return pack(AecFile(header, crcs, streams), self.max_pixels)
+        chunks = dict(source.metadata)
+        if source.alpha is not None:
+            chunks[ALPHA] = encode_alpha(source.alpha)
+        if width * height <= MAX_RAW_PIXELS:  # tiny images are all border: store them exactly
+            chunks[RAW_PIXELS] = source.pixels[:, :, : source.channels].tobytes()
+        return pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
+
+    def _fit(self, source: SourceImage, target_bytes: int, tune: str, progress: Progress | None) -> bytes:
+        """The highest-quality file within ``target_bytes``: a binary search, since size grows with quality."""
+        if isinstance(target_bytes, bool) or not isinstance(target_bytes, int) or target_bytes < 1:
+            raise ValueError(f"target size must be a positive number of bytes, got {target_bytes!r}")
+        low, high, best, smallest = 1, len(self.qualities), None, None
+        while low <= high:
+            quality = (low + high) // 2
+            data = self._encode(source, quality, tune, progress)
+            if len(data) <= target_bytes:
+                best, low = data, quality + 1
+            else:
+                smallest, high = len(data), quality - 1
+        if best is None:
+            raise InputError(f"the image does not fit in {target_bytes} bytes: the lowest quality needs {smallest}")
+        return best
 
     def tile_indices(self, file: AecFile) -> Iterator[tuple[Tile, TileIndices]]:
         """Entropy-decode tiles one by one, each checked against its index CRC (FormatError if not).
@@ -117,9 +199,14 @@ class Codec:
                 raise FormatError(f"tile {n}: index checksum mismatch (corrupted file, or a decoder that differs)")
             yield tile, TileIndices(top, bottom)
 
-    def decompress(self, data: bytes) -> Image.Image:
-        """Decode ``.aec`` bytes to a PIL image (mode "RGB", or "L" for grayscale sources)."""
-        file = unpack(data, self.max_pixels)
+    def decompress(self, data: AecSource) -> Image.Image:
+        """Decode an ``.aec`` file (bytes, path or binary file object) to a PIL image.
+
+        The mode is "RGB", "L" for grayscale sources, "RGBA"/"LA" with alpha; ICC, EXIF and XMP are in
+        ``info``. Raises :class:`FormatError` for a malformed file or one of another model,
+        :class:`InputError` for an unreadable source.
+        """
+        file = unpack(read_binary(data, "an .aec file"), self.max_pixels)
         header = file.header
         pixels = None
         for tile, indices in self.tile_indices(file):
@@ -128,7 +215,12 @@ class Codec:
             rgb = self.network.decode(indices.top, indices.bottom)[0].cpu()
             rgb = rgb[:, : tile.region.height, : tile.region.width][:, *core_within_region(tile)]
             pixels[tile.core.slices()] = (rgb * 255).round().byte().permute(1, 2, 0).numpy()
-        return to_image(pixels, header.channels)
+        raw, alpha = file.chunk(RAW_PIXELS), file.chunk(ALPHA)
+        if raw is not None:
+            plane = np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width, header.channels)
+            pixels = np.ascontiguousarray(np.broadcast_to(plane, pixels.shape))
+        alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
+        return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
 
     def _bottom_shape(self, tile: Tile) -> tuple[int, int]:
         """Bottom-level index map size of a tile: its padded region at half the network's stride."""
@@ -145,24 +237,59 @@ class Codec:
             raise FormatError(f"quality {header.quality} is beyond this model's {self.model.num_qualities}")
 
 
+def _usable_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device, InputError in one line if this machine cannot use it."""
+    try:
+        device = torch.device(device)
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"device {str(device)!r} is not usable here: {first_line}") from None
+    return device
+
+
+def read_header(data: AecSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
+    """The header of an ``.aec`` file (bytes, path or binary file object): size, channels, quality, model.
+
+    Cheap: nothing is decoded. Raises :class:`FormatError` if the header is malformed.
+    """
+    return container.read_header(read_binary(data, "an .aec file"), max_pixels)
+
+
 def model_for_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> CodecModel:
     """The shipped model a file names (FormatError if it is not installed)."""
-    header = read_header(data, max_pixels)
+    header = container.read_header(data, max_pixels)
     try:
         return shipped_model(header.model_name)
     except ValueError:
         raise FormatError(
-            f"file needs model {header.model_name!r}, which is not installed (use --model PATH)"
+            f"file needs model {header.model_name!r}, which is not installed; give its model file"
         ) from None
 
 
 def compress(
-    image: ImageLike, quality: int = DEFAULT_QUALITY, model: str | None = None, tune: str = DEFAULT_TUNE
+    image: ImageLike,
+    quality: int | None = None,
+    model: str | None = None,
+    tune: str = DEFAULT_TUNE,
+    *,
+    target_bytes: int | None = None,
+    strip: bool = False,
+    effort: int = DEFAULT_EFFORT,
 ) -> bytes:
-    """Compress an image with a shipped model (the default one unless named), the encoder tuned for ``tune``."""
-    return Codec(model).compress(image, quality, tune)
+    """Compress an image with a shipped model (the default one unless named); see :meth:`Codec.compress`.
+
+    ``quality`` is an integer in 1..8 for the default model (default 3), or give ``target_bytes``.
+    Raises :class:`InputError` / ``ValueError`` for unusable images or arguments.
+    """
+    return Codec(model).compress(image, quality, tune, target_bytes=target_bytes, strip=strip, effort=effort)
 
 
-def decompress(data: bytes, model: str | None = None) -> Image.Image:
-    """Decompress ``.aec`` bytes with the model the file names (or the given model name/path)."""
+def decompress(data: AecSource, model: str | None = None) -> Image.Image:
+    """Decompress an ``.aec`` file (bytes, path or binary file object) with the model it names.
+
+    Raises :class:`FormatError` for a malformed file or an uninstalled model (give ``model``, a name or
+    a ``.safetensors`` path), :class:`InputError` for an unreadable source.
+    """
+    data = read_binary(data, "an .aec file")
     return Codec(model or model_for_file(data)).decompress(data)

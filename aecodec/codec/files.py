@@ -5,6 +5,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from aecodec.codec.images import read_binary
 from aecodec.errors import InputError
 
 STDIO = "-"
@@ -12,21 +13,7 @@ STDIO = "-"
 
 def read_bytes(path: str, limit: int) -> bytes:
     """Bytes of a file (or stdin for ``-``), refusing more than ``limit`` bytes."""
-    try:
-        if path == STDIO:
-            data = sys.stdin.buffer.read(limit + 1)
-        else:
-            if Path(path).is_dir():
-                raise InputError(f"{path} is a directory")
-            with open(path, "rb") as f:
-                data = f.read(limit + 1)
-    except FileNotFoundError:
-        raise InputError(f"no such file: {path}") from None
-    except PermissionError:
-        raise InputError(f"permission denied: {path}") from None
-    if len(data) > limit:
-        raise InputError(f"{path} is larger than {limit} bytes")
-    return data
+    return read_binary(sys.stdin.buffer if path == STDIO else path, path, limit)
 
 
 def check_writable(path: str, force: bool) -> None:
@@ -35,6 +22,8 @@ def check_writable(path: str, force: bool) -> None:
         raise InputError(f"{path} exists (use --force to overwrite)")
     if path != STDIO and Path(path).is_dir():
         raise InputError(f"{path} is a directory")
+    if path != STDIO and not Path(path).parent.is_dir():
+        raise InputError(f"output folder {Path(path).parent} does not exist")
 
 
 def write_atomic(path: str, data: bytes, force: bool) -> None:

@@ -1,20 +1,27 @@
-"""Turning user inputs (PIL images, numpy arrays, paths, encoded bytes) into the RGB pixels the codec codes,
-and listing the images of a folder (for training, calibration and the benchmark alike).
+"""Turning user inputs (PIL images, numpy arrays, paths, encoded bytes) into what the codec codes, and
+listing the images of a folder (for training, calibration and the benchmark alike).
 
-Grayscale is coded as RGB with equal channels and decoded back to mode "L". An alpha channel that is
-fully opaque is dropped; real transparency is refused with a clear message (flatten it first).
+Grayscale is coded as RGB with equal channels and decoded back to mode "L". An alpha channel is kept
+as a separate plane (coded losslessly) unless it is fully opaque. An EXIF orientation is applied:
+the image is coded upright and its EXIF no longer carries the tag, so every viewer agrees. ICC,
+EXIF and XMP metadata travel as container chunks and come back in the decoded image's ``info``.
 """
 
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from aecodec.errors import InputError
+from aecodec.bitstream.format import EXIF, ICC_PROFILE, XMP, check_metadata
+from aecodec.errors import FormatError, InputError
 
-ImageLike = Image.Image | np.ndarray | str | Path | bytes
+ImageLike = Image.Image | np.ndarray | str | Path | bytes | BinaryIO
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp"})
+MAX_FILE_BYTES = 1 << 31
+EXIF_PREFIX = b"Exif\0\0"
 _GRAY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
@@ -50,18 +57,47 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _drop_opaque_alpha(image: Image.Image) -> Image.Image:
-    alpha = np.asarray(image.getchannel("A"))
-    if (alpha != 255).any():
-        raise InputError("images with transparency are not supported; flatten the alpha channel first")
-    return image.convert("L" if image.mode in ("LA", "La") else "RGB")
+@dataclass
+class SourceImage:
+    """An image ready to code: RGB pixels, the channel count to record, alpha and metadata chunks."""
+
+    pixels: np.ndarray
+    channels: int
+    alpha: np.ndarray | None = None
+    metadata: dict[bytes, bytes] = field(default_factory=dict)
 
 
-def _from_pil(image: Image.Image) -> tuple[np.ndarray, int]:
+def _opaque_to_none(alpha: np.ndarray) -> np.ndarray | None:
+    """The alpha plane, or None when it is fully opaque (then there is nothing to code)."""
+    return None if (alpha == 255).all() else np.ascontiguousarray(alpha)
+
+
+def _metadata(image: Image.Image) -> dict[bytes, bytes]:
+    """The ICC profile, EXIF and XMP of a PIL image as chunk payloads (InputError if unusable)."""
+    xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+    found = {
+        ICC_PROFILE: image.info.get("icc_profile"),
+        EXIF: (image.info.get("exif") or b"").removeprefix(EXIF_PREFIX),
+        XMP: xmp.encode() if isinstance(xmp, str) else xmp,
+    }
+    chunks = {tag: bytes(payload) for tag, payload in found.items() if payload}
+    for tag, payload in chunks.items():
+        try:
+            check_metadata(tag, payload)
+        except FormatError as exc:
+            raise InputError(f"cannot keep the image's metadata: {exc} (strip the metadata)") from None
+    return chunks
+
+
+def _from_pil(image: Image.Image) -> SourceImage:
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("RGBA", "RGBa", "LA", "La", "PA"):
-        image = _drop_opaque_alpha(image.convert("RGBA") if image.mode == "PA" else image)
+    if image.mode in ("RGBa", "La", "PA"):
+        image = image.convert("LA" if image.mode == "La" else "RGBA")
+    if image.mode in ("RGBA", "LA"):
+        colour, alpha = _from_pil(image.convert(image.mode[0] if image.mode == "LA" else "RGB")), image.getchannel("A")
+        colour.alpha = _opaque_to_none(np.asarray(alpha))
+        return colour
     if image.mode in _GRAY_MODES:
         if image.mode.startswith("I;16") or image.mode in ("I", "F"):
             values = np.asarray(image, dtype=np.float64)
@@ -69,14 +105,14 @@ def _from_pil(image: Image.Image) -> tuple[np.ndarray, int]:
             gray = np.clip(np.round(values / peak * 255), 0, 255).astype(np.uint8)
         else:
             gray = np.asarray(image.convert("L"))
-        return np.repeat(gray[:, :, None], 3, axis=2), 1
+        return SourceImage(np.repeat(gray[:, :, None], 3, axis=2), 1)
     try:
-        return np.asarray(image.convert("RGB")), 3
+        return SourceImage(np.asarray(image.convert("RGB")), 3)
     except (ValueError, OSError) as exc:
         raise InputError(f"unsupported image mode {image.mode}: {exc}") from None
 
 
-def _from_array(array: np.ndarray) -> tuple[np.ndarray, int]:
+def _from_array(array: np.ndarray) -> SourceImage:
     if array.dtype != np.uint8:
         if (
             not np.issubdtype(array.dtype, np.floating)
@@ -89,36 +125,109 @@ def _from_array(array: np.ndarray) -> tuple[np.ndarray, int]:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim == 2:
-        return np.repeat(array[:, :, None], 3, axis=2), 1
-    if array.ndim == 3 and array.shape[2] == 4:
-        if (array[:, :, 3] != 255).any():
-            raise InputError("images with transparency are not supported; flatten the alpha channel first")
-        return array[:, :, :3], 3
+        return SourceImage(np.repeat(array[:, :, None], 3, axis=2), 1)
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        colour = _from_array(array[:, :, :-1])
+        colour.alpha = _opaque_to_none(array[:, :, -1])
+        return colour
     if array.ndim == 3 and array.shape[2] == 3:
-        return array, 3
-    raise InputError(f"numpy images must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {array.shape}")
+        return SourceImage(array, 3)
+    raise InputError(f"numpy images must be (H, W) or (H, W, 1..4), got {array.shape}")
+
+
+def read_binary(
+    source: bytes | bytearray | memoryview | str | Path | BinaryIO, what: str, limit: int = MAX_FILE_BYTES
+) -> bytes:
+    """The bytes of a file given as bytes, a path or a binary file object (at most ``limit``)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            raise InputError(f"{path} is a directory")
+        try:
+            with path.open("rb") as f:
+                data = f.read(limit + 1)
+        except FileNotFoundError:
+            raise InputError(f"no such file: {path}") from None
+        except PermissionError:
+            raise InputError(f"permission denied: {path}") from None
+    elif callable(getattr(source, "read", None)):
+        data = source.read(limit + 1)
+        if not isinstance(data, bytes):
+            raise InputError(f"the file object gave {type(data).__name__}, not bytes: open it in binary mode")
+    else:
+        raise InputError(f"cannot read {what} from a {type(source).__name__}: give bytes, a path or a binary file")
+    if len(data) > limit:
+        raise InputError(f"{what} is larger than {limit} bytes")
+    return data
+
+
+def load_source(image: ImageLike, max_pixels: int, strip: bool = False) -> SourceImage:
+    """What to code for an image; ``strip`` leaves its ICC profile, EXIF and XMP behind."""
+    if isinstance(image, (str, Path)):
+        image = _open(Path(image), max_pixels)
+    elif isinstance(image, bytes) or callable(getattr(image, "read", None)):
+        image = _open(read_binary(image, "an image"), max_pixels)
+    if isinstance(image, Image.Image):
+        _check_size(*image.size, max_pixels)
+        image = ImageOps.exif_transpose(image)
+        source = _from_pil(image)
+        source.metadata = {} if strip else _metadata(image)
+    elif isinstance(image, np.ndarray):
+        if image.ndim >= 2:
+            _check_size(image.shape[1], image.shape[0], max_pixels)
+        source = _from_array(image)
+    else:
+        raise InputError(
+            f"cannot compress a {type(image).__name__}: give a PIL image, a numpy array, a path, bytes or a binary file"
+        )
+    source.pixels = np.ascontiguousarray(source.pixels)
+    return source
 
 
 def load_pixels(image: ImageLike, max_pixels: int) -> tuple[np.ndarray, int]:
     """RGB pixels (H, W, 3) uint8, C-contiguous, and the channel count to record (1 or 3)."""
-    if isinstance(image, (str, Path, bytes)):
-        image = _open(image if isinstance(image, bytes) else Path(image), max_pixels)
-    if isinstance(image, Image.Image):
-        _check_size(*image.size, max_pixels)
-        pixels, channels = _from_pil(image)
-    elif isinstance(image, np.ndarray):
-        if image.ndim >= 2:
-            _check_size(image.shape[1], image.shape[0], max_pixels)
-        pixels, channels = _from_array(image)
-    else:
-        raise InputError(f"cannot compress a {type(image).__name__}: give a PIL image, a numpy array or a path")
-    return np.ascontiguousarray(pixels), channels
+    source = load_source(image, max_pixels, strip=True)
+    return source.pixels, source.channels
 
 
-def to_image(pixels: np.ndarray, channels: int) -> Image.Image:
-    """The decoded PIL image: mode "L" for grayscale files, "RGB" otherwise."""
+def to_image(pixels: np.ndarray, channels: int, alpha: np.ndarray | None = None) -> Image.Image:
+    """The decoded PIL image: mode "L" for grayscale files, "RGB" otherwise, plus "A" with alpha."""
     image = Image.fromarray(pixels, "RGB")
-    return image.convert("L") if channels == 1 else image
+    image = image.convert("L") if channels == 1 else image
+    if alpha is not None:
+        image.putalpha(Image.fromarray(alpha))
+    return image
+
+
+def with_metadata(image: Image.Image, chunks: dict[bytes, bytes]) -> Image.Image:
+    """``image`` with ICC, EXIF and XMP chunks in ``info``, where Pillow's writers look for them."""
+    if ICC_PROFILE in chunks:
+        image.info["icc_profile"] = chunks[ICC_PROFILE]
+    if EXIF in chunks:
+        image.info["exif"] = EXIF_PREFIX + chunks[EXIF]
+    if XMP in chunks:
+        image.info["xmp"] = chunks[XMP]
+    return image
+
+
+def encode_image(image: Image.Image, fmt: str) -> bytes:
+    """``image`` in a Pillow format with its metadata; WebP is written lossless (InputError if impossible)."""
+    options = {key: image.info[key] for key in ("icc_profile", "exif", "xmp") if key in image.info}
+    if fmt == "PNG" and "xmp" in options:
+        options["pnginfo"] = PngImagePlugin.PngInfo()
+        options["pnginfo"].add_itxt("XML:com.adobe.xmp", options.pop("xmp").decode())
+    if fmt == "WEBP":
+        options.update(lossless=True, exact=True)
+    if fmt == "JPEG":
+        options["quality"] = 95
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, format=fmt, **options)
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"cannot write a mode {image.mode} image as {fmt} ({exc})") from None
+    return buffer.getvalue()
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -1,6 +1,15 @@
 """The codec's user-facing settings and their defaults, free of torch so the CLI can build its parser fast."""
 
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    VERSION = version("aecodec")  # aecodec.__version__ and `aecodec --version`
+except PackageNotFoundError:  # a source tree that was never installed
+    VERSION = "0+unknown"
+
 DEFAULT_QUALITY = 3
+# Encoder effort (cjxl's habit): one level so far, the network's own analysis.
+DEFAULT_EFFORT = 1
 DEFAULT_TILE_SIZE = 1024
 DEFAULT_OVERLAP = 16
 # What the encoder aims at (:mod:`aecodec.codec.refine`): the network's own analysis, or a latent tuned for MS-SSIM.

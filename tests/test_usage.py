@@ -1,0 +1,128 @@
+"""What users of image codecs expect from the API: metadata, orientation, tiny images, target sizes, inputs."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+import aecodec
+from aecodec.bitstream.format import EXIF, ICC_PROFILE, RAW_PIXELS, XMP, unpack
+from aecodec.codec.api import Codec
+from aecodec.codec.images import load_source
+from aecodec.errors import FormatError, InputError
+
+DATA = Path(__file__).resolve().parent / "data"
+XMP_PACKET = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">aecodec</x:xmpmeta>'
+
+
+def photo_with_metadata(orientation: int = 1) -> bytes:
+    """A 24x16 JPEG with an sRGB profile, EXIF (camera and orientation) and XMP."""
+    pixels = np.zeros((16, 24, 3), np.uint8)
+    pixels[:, :12] = (220, 40, 40)  # left half red: where it ends up shows the orientation
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "aecodec camera", orientation
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=95, exif=exif, icc_profile=icc, xmp=XMP_PACKET)
+    return buffer.getvalue()
+
+
+def test_metadata_is_carried_and_restored(codec: Codec) -> None:
+    source = Image.open(io.BytesIO(photo_with_metadata()))
+    data = codec.compress(source, 1)
+    assert {tag for tag, _ in unpack(data).chunks} == {EXIF, ICC_PROFILE, XMP}
+    decoded = codec.decompress(data)
+    assert decoded.info["icc_profile"] == source.info["icc_profile"]
+    assert decoded.info["xmp"] == XMP_PACKET
+    assert decoded.getexif()[0x010F] == "aecodec camera"
+    stripped = codec.compress(source, 1, strip=True)
+    assert unpack(stripped).chunks == () and stripped[4] == 1 and "exif" not in codec.decompress(stripped).info
+
+
+def test_exif_orientation_is_applied_before_coding(codec: Codec) -> None:
+    photo = photo_with_metadata(orientation=6)  # displayed rotated 90 degrees clockwise
+    coded = load_source(photo, 1 << 20)
+    assert coded.pixels.shape == (24, 16, 3)
+    assert coded.pixels[:4, :, 0].mean() > 200 and coded.pixels[-4:, :, 0].mean() < 40  # red half on top
+    decoded = codec.decompress(codec.compress(photo, 1))
+    assert decoded.size == (16, 24) and decoded.getexif().get(0x0112, 1) == 1
+
+
+def test_oversized_or_broken_metadata_is_refused_clearly(codec: Codec) -> None:
+    image = Image.new("RGB", (8, 8))
+    image.info["icc_profile"] = b"not a profile"
+    with pytest.raises(InputError, match=r"ICC.*strip"):
+        codec.compress(image, 1)
+    assert codec.compress(image, 1, strip=True)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (4, 4), (3, 1), (1, 4), (8, 8)])
+def test_tiny_images_come_back_exactly(codec: Codec, size: tuple[int, int]) -> None:
+    for colour, mode in (((200, 30, 60), "RGB"), (77, "L")):
+        image = Image.new(mode, size, colour)
+        data = codec.compress(image, 1)
+        assert unpack(data).chunk(RAW_PIXELS) is not None
+        assert codec.decompress(data).tobytes() == image.tobytes()
+
+
+def test_target_bytes_picks_the_best_quality_that_fits(codec: Codec) -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    sizes = [len(codec.compress(pixels, q)) for q in codec.qualities]
+    assert sizes == sorted(sizes)
+    for target in (sizes[0], (sizes[1] + sizes[2]) // 2, sizes[-1] + 100):
+        data = codec.compress(pixels, target_bytes=target)
+        assert len(data) <= target and len(data) == max(s for s in sizes if s <= target)
+    with pytest.raises(InputError, match=f"does not fit in {sizes[0] - 1} bytes.*needs {sizes[0]}"):
+        codec.compress(pixels, target_bytes=sizes[0] - 1)
+    with pytest.raises(ValueError, match="not both"):
+        codec.compress(pixels, 2, target_bytes=sizes[-1])
+
+
+def test_quality_and_effort_arguments(codec: Codec) -> None:
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    assert codec.compress(pixels, 2.0) == codec.compress(pixels, 2)
+    for bad in (2.5, "2", True, 0):
+        with pytest.raises(ValueError, match=r"quality must be (an integer )?in 1\.\.") as error:
+            codec.compress(pixels, bad)
+        assert "--" not in str(error.value)
+    assert codec.efforts == [aecodec.codec.api.DEFAULT_EFFORT]
+    with pytest.raises(ValueError, match="effort"):
+        codec.compress(pixels, 1, effort=9)
+
+
+def test_decompress_and_read_header_take_what_compress_takes(codec: Codec, tmp_path: Path) -> None:
+    data = codec.compress(np.zeros((8, 8, 3), np.uint8), 1)
+    path = tmp_path / "x.aec"
+    path.write_bytes(data)
+    expected = codec.decompress(data).tobytes()
+    for source in (bytearray(data), memoryview(data), str(path), path, io.BytesIO(data), path.open("rb")):
+        assert codec.decompress(source).tobytes() == expected
+        assert aecodec.read_header(source if not hasattr(source, "seek") else io.BytesIO(data)).width == 8
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    assert codec.compress(io.BytesIO(png.getvalue()), 1) == codec.compress(png.getvalue(), 1)
+    with pytest.raises(InputError, match="binary mode"):
+        codec.decompress(io.StringIO("text"))
+    with pytest.raises(InputError, match="cannot read"):
+        codec.decompress(42)
+    with pytest.raises(FormatError, match="not installed; give its model file") as error:
+        aecodec.decompress(data)
+    assert "--" not in str(error.value)
+
+
+def test_unusable_device_is_one_clear_error(model) -> None:
+    for device in ("cuda:99", "nonsense"):
+        with pytest.raises(InputError, match="not usable") as error:
+            Codec(model, device=device)
+        assert "\n" not in str(error.value)
+
+
+def test_release_0_1_files_still_decode() -> None:
+    """A version 1 file written by release 0.1 (default model, quality 3) of tests/data/kodim23-48x32.png."""
+    data = (DATA / "kodim23-48x32-v1.aec").read_bytes()
+    assert data[4] == 1 and aecodec.read_header(data).quality == 3
+    decoded = np.asarray(aecodec.decompress(data), dtype=float)
+    source = np.asarray(Image.open(DATA / "kodim23-48x32.png"), dtype=float)
+    assert 10 * np.log10(255**2 / np.mean((decoded - source) ** 2)) > 35
