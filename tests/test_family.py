@@ -14,6 +14,7 @@ from aecodec.family.trainer import FamilyTrainConfig, initialise_from, load_memb
 from aecodec.family.vae import VAE, VAEConfig
 from aecodec.family.vqgan import VQGAN, VQGANConfig
 from aecodec.training.data import random_crops
+from aecodec.training.loop import RunOptions
 
 TINY = {"channels": 8, "latent_dim": 4}
 TINY_SETTINGS = {
@@ -150,7 +151,7 @@ def test_trainer_checkpoints_and_resumes(tmp_path, photos: list[torch.Tensor]) -
     }
     straight = train_family(FamilyTrainConfig(out=str(tmp_path / "straight"), steps=3, **common))
     train_family(FamilyTrainConfig(out=str(tmp_path / "resumed"), steps=2, **common))
-    resumed = train_family(FamilyTrainConfig(out=str(tmp_path / "resumed"), steps=3, **common), resume=True)
+    resumed = train_family(FamilyTrainConfig(out=str(tmp_path / "resumed"), steps=3, **common), RunOptions(resume=True))
     assert torch.load(resumed, weights_only=False)["step"] == 3
     name, model = load_member(resumed)
     _, reference = load_member(straight)

@@ -95,7 +95,7 @@ def test_import_aecodec_loads_no_torch_and_the_codec_no_plotting() -> None:
 
 def test_info_reads_a_header_without_torch(codec, tmp_path: Path) -> None:
     path = tmp_path / "x.aec"
-    path.write_bytes(codec.compress(np.zeros((20, 30, 3), dtype=np.uint8), 1))
+    path.write_bytes(codec.compress(np.zeros((20, 30, 4), dtype=np.uint8), 1))  # RGBA: a chunk to list
     loaded = loaded_after(f"from aecodec.cli import main\nassert main(['info', {str(path)!r}]) == 0")
     assert "torch" not in loaded
 

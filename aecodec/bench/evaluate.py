@@ -1,9 +1,10 @@
 """Measure one codec model on a folder of images and record the numbers in a model manifest.
 
-``aecodec evaluate MODEL DIR [--manifest FILE]`` codes every image at every quality of the model
-(real file sizes, PSNR and MS-SSIM on 8-bit RGB, per-image means); it is how the shipped models'
-manifest gets its Kodak figures. ``aecodec export --evaluate DIR`` does the same for a new model;
-the manifest writer is :func:`aecodec.training.export.record_in_manifest`.
+``aecodec evaluate MODEL DIR [--manifest FILE] [--json]`` codes every image at every quality of the
+model (real file sizes, PSNR and MS-SSIM on 8-bit RGB, per-image means) and prints a table (JSON with
+``--json``); it is how the shipped models' manifest gets its Kodak figures. ``aecodec export
+--evaluate DIR`` does the same for a new model; the manifest writer is
+:func:`aecodec.training.export.record_in_manifest`.
 """
 
 import argparse
@@ -16,6 +17,7 @@ from aecodec.bench.runner import run_benchmark
 from aecodec.codec.api import Codec
 from aecodec.models.model_files import CodecModel, resolve_model
 from aecodec.training.export import record_in_manifest
+from aecodec.training.loop import text_table
 
 METRICS = ("bpp", "psnr", "ms_ssim")
 
@@ -38,6 +40,17 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="shipped model name or .safetensors path")
     parser.add_argument("dataset", type=Path, help="folder of images, e.g. ../shared/data/kodak")
     parser.add_argument("--manifest", type=Path, help="also store the numbers in this manifest's entry for the model")
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON, not as a table")
+
+
+def evaluation_table(model_name: str, result: dict) -> str:
+    """An :func:`evaluation` as a title line and a row per quality: bpp, PSNR, MS-SSIM."""
+    rows = [
+        [quality, f"{bpp:.4f}", f"{psnr:.2f}", f"{ssim:.4f}"]
+        for quality, bpp, psnr, ssim in zip(result["quality"], *(result[m] for m in METRICS))
+    ]
+    title = f"{model_name} on {result['dataset']} ({result['images']} images)"
+    return title + "\n" + text_table(["quality", "bpp", "PSNR dB", "MS-SSIM"], rows)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -46,7 +59,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = evaluation(model, args.dataset)
     if args.manifest:
         record_in_manifest(args.manifest, model.name, {"evaluation": result}, replace=False)
-    print(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1) if args.json else evaluation_table(model.name, result))
     return 0
 
 

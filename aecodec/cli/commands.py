@@ -140,12 +140,13 @@ def _decompress(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from aecodec.bitstream.format import read_header
+    from aecodec.bitstream.format import unpack
 
     data = read_bytes(args.input, MAX_FILE_BYTES)
-    header = read_header(data, args.max_pixels)
+    file = unpack(data, args.max_pixels)
+    header = file.header
     fields = {
-        "format": "aecodec .aec",
+        "format": f"aecodec .aec version {data[4]}",
         "model": f"{header.model_name} ({header.model_hash.hex()})",
         "size": f"{header.width}x{header.height}",
         "channels": header.channels,
@@ -153,6 +154,7 @@ def _info(args: argparse.Namespace) -> int:
         "tiles": f"{header.tile_count} ({header.tile_size} px, overlap {header.tile_overlap})",
         "bytes": len(data),
         "bpp": f"{8 * len(data) / (header.width * header.height):.4f}",
+        "chunks": ", ".join(f"{tag.decode().strip()} {len(payload)} B" for tag, payload in file.chunks) or "none",
     }
     print("\n".join(f"{k:>9}: {v}" for k, v in fields.items()))
     return 0
@@ -257,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_decompress)
 
     p = sub.add_parser(
-        "info", help="show an .aec header", description="Print the header fields and bpp of an .aec file."
+        "info",
+        help="show an .aec header",
+        description="Print the header fields, bpp and optional chunks of an .aec file (checked whole).",
     )
     p.add_argument("input", help=".aec file, or - for stdin")
     common(p)

@@ -44,7 +44,7 @@ from aecodec.family.studies import (
     write_vae_figures,
 )
 from aecodec.family.trainer import FamilyTrainConfig, train_family
-from aecodec.training.loop import CHECKPOINT, load_checkpoint
+from aecodec.training.loop import CHECKPOINT, RunOptions, load_checkpoint
 
 # Every backbone member at the VQ-VAE-2 bottom level's latent size: 16 channels at 1/8 resolution.
 MATCHED_LATENT = {"stride": 8, "latent_dim": 16, "channels": 64}
@@ -99,7 +99,7 @@ def train_members(train_data: str | Path, runs_dir: str | Path, steps: int, thre
             threads=threads,
             init=init,
         )
-        train_family(config, resume=True)
+        train_family(config, RunOptions(resume=True))
         runs[name] = run
     return runs
 

@@ -17,7 +17,15 @@ from aecodec.codec.images import list_images
 from aecodec.errors import InputError
 from aecodec.family.registry import FAMILY, build_model, member
 from aecodec.training.data import load_image_tensor, random_crops
-from aecodec.training.loop import Run, default_device, load_checkpoint, prepare
+from aecodec.training.loop import (
+    Run,
+    RunOptions,
+    add_run_arguments,
+    default_device,
+    load_checkpoint,
+    prepare,
+    trainer_parser,
+)
 
 
 @dataclass
@@ -65,11 +73,11 @@ def initialise_from(model: nn.Module, checkpoint: str | Path, device: torch.devi
         raise InputError(f"{checkpoint} does not fit this model: it has {', '.join(unexpected[:5])}")
 
 
-def train_family(config: FamilyTrainConfig, resume: bool = False) -> Path:
-    """Run (or with ``resume`` continue) training; returns the checkpoint path."""
+def train_family(config: FamilyTrainConfig, options: RunOptions | None = None) -> Path:
+    """Run (or with ``options.resume`` continue) training; returns the checkpoint path."""
     device = default_device()
     prepare(config.seed, config.threads)
-    run = Run(config.out, resume, device)
+    run = Run(config.out, options, device)
     state = run.state
     if state and state["member"] != config.model:
         raise InputError(f"{run.checkpoint} trains {state['member']!r}, not {config.model!r}")
@@ -129,30 +137,36 @@ def _setting_types() -> dict[str, type]:
     return {f.name: f.type for m in FAMILY.values() for f in fields(m.config)}
 
 
+def _setting_help(name: str) -> str:
+    """Which members have setting ``name``, and each one's default: ``default: 64 (ae, dae); 32 (vae)``."""
+    defaults: dict[str, list[str]] = {}
+    for member_name, m in FAMILY.items():
+        if name in m.setting_names():
+            defaults.setdefault(str(getattr(m.config(), name)), []).append(member_name)
+    return "member setting; default: " + "; ".join(f"{value} ({', '.join(names)})" for value, names in defaults.items())
+
+
 def add_family_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``aecodec train --model NAME`` for the family; member settings default to the member's."""
     defaults = FamilyTrainConfig(model="", data="", out="")
     members = "; ".join(f"{name}: {m.summary}" for name, m in FAMILY.items())
     parser.add_argument("--model", required=True, choices=list(FAMILY), help=f"family member to train ({members})")
-    parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
-    parser.add_argument("--out", required=True, help="run folder for checkpoint.pt and log.jsonl")
-    for name in ("steps", "batch", "crop", "seed", "checkpoint_every", "log_every", "threads"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--init", default="", help="start from this family checkpoint's weights (vqgan from vqvae)")
+    add_run_arguments(parser, defaults)
+    parser.add_argument("--log-every", type=int, default=defaults.log_every, help="log a record every N steps")
+    parser.add_argument(
+        "--init", default="", help="start from this family checkpoint's weights, e.g. vqgan from vqvae (default: none)"
+    )
     for name, kind in _setting_types().items():
-        users = ", ".join(n for n, m in FAMILY.items() if name in m.setting_names())
-        option = f"--{name.replace('_', '-')}"
+        option, text = f"--{name.replace('_', '-')}", _setting_help(name)
         if kind is bool:
-            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=f"({users})")
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
         else:
-            parser.add_argument(option, type=kind, default=None, help=f"({users}; default: the member's)")
+            parser.add_argument(option, type=kind, default=argparse.SUPPRESS, help=text)
 
 
 def config_from_args(args: argparse.Namespace) -> FamilyTrainConfig:
     """A :class:`FamilyTrainConfig` from parsed options; a setting the chosen member lacks is an error."""
-    given = {name: getattr(args, name) for name in _setting_types() if getattr(args, name) is not None}
+    given = {name: value for name, value in vars(args).items() if name in _setting_types()}
     foreign = sorted(set(given) - set(member(args.model).setting_names()))
     if foreign:
         raise InputError(f"--model {args.model} has no setting {', '.join(foreign)}")
@@ -175,14 +189,12 @@ def config_from_args(args: argparse.Namespace) -> FamilyTrainConfig:
 
 def run_family_train(args: argparse.Namespace) -> int:
     """Entry point of ``aecodec train --model NAME`` for a family member."""
-    train_family(config_from_args(args), resume=args.resume)
+    train_family(config_from_args(args), RunOptions.from_args(args))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aecodec train", description=__doc__.splitlines()[0])
-    add_family_arguments(parser)
-    return run_family_train(parser.parse_args(argv))
+    return run_family_train(trainer_parser("aecodec train", __doc__, add_family_arguments).parse_args(argv))
 
 
 if __name__ == "__main__":

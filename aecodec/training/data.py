@@ -3,6 +3,7 @@
 Folders are listed by :func:`aecodec.codec.images.list_images`, the one image-folder lister.
 """
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,16 @@ from aecodec.codec.images import list_images
 def parse_scales(text: str) -> tuple[float, ...]:
     """``--scales`` of the trainers: comma-separated scale factors, e.g. "1,0.7,0.5"."""
     return tuple(float(v) for v in text.split(","))
+
+
+def add_scales_argument(parser: argparse.ArgumentParser, default: tuple[float, ...]) -> None:
+    """The trainers' ``--scales`` option, its default written as it is typed."""
+    parser.add_argument(
+        "--scales",
+        type=parse_scales,
+        default=",".join(f"{scale:g}" for scale in default),
+        help="train on each image at these scales, e.g. 1,0.7,0.5",
+    )
 
 
 def load_image_tensor(path: Path, min_side: int) -> Tensor:

@@ -25,14 +25,24 @@ from aecodec.errors import InputError
 from aecodec.models.layers import UPSAMPLERS
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
-from aecodec.training.data import parse_scales, random_crops, training_images
+from aecodec.training.data import add_scales_argument, random_crops, training_images
 from aecodec.training.gan import (
     PatchDiscriminator,
     adaptive_generator_weight,
     hinge_discriminator_loss,
     hinge_generator_loss,
 )
-from aecodec.training.loop import Run, batch_psnr, cosine_schedule, default_device, load_checkpoint, prepare
+from aecodec.training.loop import (
+    Run,
+    RunOptions,
+    add_run_arguments,
+    batch_psnr,
+    cosine_schedule,
+    default_device,
+    load_checkpoint,
+    prepare,
+    trainer_parser,
+)
 from aecodec.training.perceptual import st_lpips
 from aecodec.training.train import load_matching_modules, validation_qualities
 
@@ -164,11 +174,11 @@ def validate(network: VQVAE2, batch: Tensor) -> dict[str, dict[str, float]]:
     return report
 
 
-def finetune(config: FinetuneConfig, resume: bool = False) -> Path:
-    """Run (or with ``resume`` continue) a decoder fine-tune; returns the checkpoint path."""
+def finetune(config: FinetuneConfig, options: RunOptions | None = None) -> Path:
+    """Run (or with ``options.resume`` continue) a decoder fine-tune; returns the checkpoint path."""
     device = default_device()
     prepare(config.seed, config.threads)
-    run = Run(config.out, resume, device)
+    run = Run(config.out, options, device)
     network, prior, settings = load_source(config, device)
     network.eval()  # quantizers must not update their codebooks; the network has no batch statistics
     network.requires_grad_(False)
@@ -230,49 +240,35 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of ``aecodec finetune``."""
     defaults = FinetuneConfig(source="", data="", out="")
     parser.add_argument("--from", dest="source", required=True, help="checkpoint.pt of an `aecodec train` run")
-    parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
-    parser.add_argument("--out", required=True, help="run folder for checkpoint.pt and log.jsonl")
-    parser.add_argument("--objective", choices=OBJECTIVES, default=defaults.objective)
+    add_run_arguments(parser, defaults)
+    parser.add_argument("--objective", choices=OBJECTIVES, default=defaults.objective, help="the decoder's loss")
     parser.add_argument(
         "--upsample",
         choices=list(UPSAMPLERS),
         default="",
         help="replace the decoder's upsampling (new layers start fresh); default: keep it",
     )
-    for name in (
-        "steps",
-        "batch",
-        "crop",
-        "max_quality",
-        "adversarial_start",
-        "val_every",
-        "checkpoint_every",
-        "seed",
-        "threads",
-    ):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("lr", "perceptual_weight", "adversarial_weight"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
-    parser.add_argument(
-        "--scales",
-        type=parse_scales,
-        default=defaults.scales,
-        help="train on each image at these scales, e.g. 1,0.7,0.5 (default: 1)",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    options = {
+        "max_quality": (int, "highest quality sampled per crop (0: all)"),
+        "adversarial_start": (int, "step the generator's GAN term starts (gan)"),
+        "val_every": (int, "validate and log every N steps (and after the last)"),
+        "perceptual_weight": (float, "weight of ST-LPIPS beside L1 (gan)"),
+        "adversarial_weight": (float, "weight of the adaptive GAN term (gan)"),
+    }
+    for name, (kind, text) in options.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name), help=text)
+    add_scales_argument(parser, defaults.scales)
 
 
 def run_finetune(args: argparse.Namespace) -> int:
     """Entry point of ``aecodec finetune``."""
     options = {k: v for k, v in vars(args).items() if k in FinetuneConfig.__dataclass_fields__}
-    finetune(FinetuneConfig(**options), resume=args.resume)
+    finetune(FinetuneConfig(**options), RunOptions.from_args(args))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aecodec finetune", description=__doc__.splitlines()[0])
-    add_finetune_arguments(parser)
-    return run_finetune(parser.parse_args(argv))
+    return run_finetune(trainer_parser("aecodec finetune", __doc__, add_finetune_arguments).parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Train the VQ-VAE-2 codec model and its prior on a folder of images.
 
-Usage: ``aecodec train --data DIR --out runs/NAME [--steps N] [--resume]``; on several GPUs:
+Usage: ``aecodec train --data DIR --out runs/NAME [--steps N] [--resume | --force] [--json]``; on several GPUs:
 ``torchrun --nproc_per_node=K -m aecodec.training.train --data DIR --out runs/NAME``.
 Every training sample keeps a random number of residual stages, so one model serves every quality;
 the prior learns the indices' rate at the same time (indices are detached: it does not steer them).
@@ -20,8 +20,18 @@ from tqdm import tqdm
 
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config, VQVAE2Output
-from aecodec.training.data import parse_scales, random_crops, training_images
-from aecodec.training.loop import Run, batch_psnr, cosine_schedule, default_device, load_checkpoint, prepare
+from aecodec.training.data import add_scales_argument, random_crops, training_images
+from aecodec.training.loop import (
+    Run,
+    RunOptions,
+    add_run_arguments,
+    batch_psnr,
+    cosine_schedule,
+    default_device,
+    load_checkpoint,
+    prepare,
+    trainer_parser,
+)
 
 
 @dataclass
@@ -111,8 +121,8 @@ def build(config: TrainConfig) -> tuple[VQVAE2, HierarchicalPrior]:
     return model, prior
 
 
-def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Run (or resume) training; returns the checkpoint path."""
+def train(config: TrainConfig, options: RunOptions | None = None) -> Path:
+    """Run (or with ``options.resume`` continue) training; returns the checkpoint path."""
     distributed = "RANK" in os.environ
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -121,6 +131,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     prepare(config.seed, config.threads)
+    run = Run(config.out, options, device, main=rank == 0)
 
     images, val_batch = training_images(config.data, config.crop, config.scales, config.val_fraction)
     val_batch = val_batch.to(device) if val_batch is not None else None
@@ -129,7 +140,6 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     model.to(device)
     prior.to(device)
     optimizer = torch.optim.Adam([*model.parameters(), *prior.parameters()], lr=config.lr)
-    run = Run(config.out, resume, device, main=rank == 0)
     if run.state:
         model.load_state_dict(run.state["model"])
         prior.load_state_dict(run.state["prior"])
@@ -200,6 +210,19 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     return path
 
 
+MODEL_HELP = {
+    "channels": "width of the encoder and decoder",
+    "latent_dim": "channels of each latent vector",
+    "num_codes": "codebook size of every stage",
+    "top_stages": "residual quantizer stages of the top level",
+    "bottom_stages": "residual quantizer stages of the bottom level (one per quality)",
+    "res_blocks": "residual blocks per resolution",
+    "upsample": "decoder upsampling: transposed or resize",
+    "embed": "prior: code embedding width",
+    "hidden": "prior: hidden channels of the context model",
+}
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of ``aecodec train``."""
     defaults = TrainConfig(data="", out="")
@@ -209,26 +232,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default="vqvae2",
         help="vqvae2, the codec model (family members: `aecodec train --model ae --help`)",
     )
-    parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
-    parser.add_argument("--out", required=True, help="run folder for checkpoint.pt and log.jsonl")
-    for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "seed", "threads"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    for name, value in VQVAE2Config().to_dict().items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    for name, value in PriorConfig().to_dict().items():
-        parser.add_argument(f"--prior-{name}", type=int, default=value)
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    add_run_arguments(parser, defaults)
     parser.add_argument(
-        "--scales",
-        type=parse_scales,
-        default=defaults.scales,
-        help="train on each image at these scales, e.g. 1,0.75,0.5 (default: 1)",
+        "--val-every", type=int, default=defaults.val_every, help="validate and log every N steps (and after the last)"
     )
+    for name, value in VQVAE2Config().to_dict().items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, help=MODEL_HELP[name])
+    for name, value in PriorConfig().to_dict().items():
+        parser.add_argument(f"--prior-{name}", type=int, default=value, help=MODEL_HELP[name])
+    add_scales_argument(parser, defaults.scales)
     parser.add_argument(
         "--init",
         help="warm start from another run's checkpoint.pt; submodules whose shapes "
-        "changed (a wider latent) start fresh",
+        "changed (a wider latent) start fresh (default: none, a fresh start)",
     )
 
 
@@ -256,10 +272,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``aecodec train`` (VQ-VAE-2)."""
-    parser = argparse.ArgumentParser(prog="aecodec train", description=__doc__.splitlines()[0])
-    add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    train(config_from_args(args), resume=args.resume)
+    args = trainer_parser("aecodec train", __doc__, add_train_arguments).parse_args(argv)
+    train(config_from_args(args), RunOptions.from_args(args))
     return 0
 
 
