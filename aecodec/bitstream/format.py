@@ -32,6 +32,9 @@ MAX_TILE_SIZE = 2048  # bounds the decoder's per-tile working memory
 TILE_SIZE_MULTIPLE = 16
 MAX_TILE_COUNT = 1 << 20
 MAX_INDEX = 0xFFFF
+# Sum of the tiles' padded regions over the padded image: at most 2 per side for every grid a writer
+# can produce (overlap below a quarter of the tile), so a decoder's work is bounded before any tile.
+MAX_WORK_FACTOR = 4
 
 _HEADER_STRUCT = struct.Struct("<4sBBBB16s8sIIHHI")
 _U32 = struct.Struct("<I")
@@ -68,6 +71,13 @@ class Header:
         """Offset of the header CRC: the header and tile table occupy [0, table_end)."""
         return HEADER_SIZE + TILE_ENTRY_SIZE * self.tile_count
 
+    @property
+    def decode_work(self) -> int:
+        """Pixels a decoder synthesizes: every tile's region padded to multiples of 16, summed."""
+        return _padded_regions(self.height, self.tile_step, self.tile_overlap) * _padded_regions(
+            self.width, self.tile_step, self.tile_overlap
+        )
+
     def validate(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         """Raise FormatError unless every field is within the limits of docs/FORMAT.md."""
         if not isinstance(max_pixels, int) or max_pixels < 1:
@@ -96,10 +106,10 @@ class Header:
                 f"invalid header: tile size {self.tile_size} is not a multiple of "
                 f"{TILE_SIZE_MULTIPLE} in {MIN_TILE_SIZE}..{MAX_TILE_SIZE}"
             )
-        if not (self.tile_overlap >= 0 and self.tile_overlap % 2 == 0 and 2 * self.tile_overlap < self.tile_size):
+        if not (self.tile_overlap >= 0 and self.tile_overlap % 2 == 0 and 4 * self.tile_overlap < self.tile_size):
             raise FormatError(
                 f"invalid header: tile overlap {self.tile_overlap} must be even and less than "
-                f"half the tile size {self.tile_size}"
+                f"a quarter of the tile size {self.tile_size}"
             )
         rows, cols = self.tile_grid
         if rows * cols > MAX_TILE_COUNT:
@@ -108,6 +118,24 @@ class Header:
             raise FormatError(
                 f"invalid header: tile count {self.tile_count} does not match the {rows}x{cols} tile grid"
             )
+        padded = _padded(self.width) * _padded(self.height)
+        if self.decode_work > MAX_WORK_FACTOR * padded:
+            raise FormatError(
+                f"invalid header: the tile grid decodes {self.decode_work} pixels, more than "
+                f"{MAX_WORK_FACTOR}x the {padded} of the padded image"
+            )
+
+
+def _padded(size: int) -> int:
+    """``size`` rounded up to a multiple of 16, as a decoder pads a tile's region."""
+    return -(-size // TILE_SIZE_MULTIPLE) * TILE_SIZE_MULTIPLE
+
+
+def _padded_regions(size: int, step: int, overlap: int) -> int:
+    """Sum over one axis of the grid of the tiles' padded region lengths (docs/FORMAT.md, Tile grid)."""
+    starts = np.arange(0, size, step, dtype=np.int64)
+    lengths = np.minimum(size, starts + step + overlap) - np.maximum(0, starts - overlap)
+    return int((-(-lengths // TILE_SIZE_MULTIPLE) * TILE_SIZE_MULTIPLE).sum())
 
 
 @dataclass(frozen=True)
