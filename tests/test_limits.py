@@ -2,6 +2,7 @@
 and model files that are not what they claim. Every failure is one line and exit code 2 (1 for the OS)."""
 
 import errno
+import json
 import os
 import pickle
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Self
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import load, save
 
@@ -217,3 +219,51 @@ def test_file_needing_an_uninstalled_model(aec_file: Path, tmp_path: Path, monke
     monkeypatch.setattr(model_files, "MANIFEST", tmp_path / "no-manifest.json")
     code, line = one_line_error(capsys, "decompress", str(aec_file), str(tmp_path / "o.png"))
     assert code == 2 and "'random'" in line
+
+
+def config_bomb(**config: object) -> bytes:
+    """A model file with no tensors at all and the given network config (the issue's was 232 bytes)."""
+    full = {**OTHER_CONFIG.to_dict(), **config}
+    return save({}, metadata={"format": model_files.MODEL_FORMAT, "name": "bomb", "config": json.dumps(full)})
+
+
+@pytest.mark.parametrize("config", [{"channels": 4096}, {"channels": 1024, "res_blocks": 64}, {"num_codes": 65536},
+                                    {"bottom_stages": 255}, {"channels": 3}, {"latent_dim": True}])
+def test_model_config_bomb_is_refused_before_building(config: dict) -> None:
+    with pytest.raises(ModelError, match="model config"):
+        model_from_bytes(config_bomb(**config))
+
+
+def test_weights_are_checked_against_the_config_before_building(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The largest config allowed, with no tensors: refused from shapes alone, no network built."""
+    real = model_files.VQVAE2
+
+    def meta_only(config: VQVAE2Config) -> torch.nn.Module:
+        assert torch.get_default_device().type == "meta", "a network was built before its weights were checked"
+        return real(config)
+
+    monkeypatch.setattr(model_files, "VQVAE2", meta_only)
+    with pytest.raises(ModelError, match="weights do not match"):
+        model_from_bytes(config_bomb(**model_files.CONFIG_LIMITS))
+
+
+@pytest.mark.parametrize("name", [None, "", "..", ".hidden", "../../etc", "a/b", "Name", "x" * 17, "caf\u00e9"])
+def test_model_names_are_validated(name: object, model_bytes: bytes, image_file: Path, tmp_path: Path, capsys) -> None:
+    meta = {k: v for k, v in model_files._metadata(model_bytes).items() if k != "name"}
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(save(load(model_bytes), metadata=meta if name is None else {**meta, "name": str(name)}))
+    with pytest.raises(ModelError, match="model name"):
+        load_model_file(path)
+    code, line = one_line_error(capsys, "compress", str(image_file), str(tmp_path / "o.aec"), "--model", str(path))
+    assert code == 2 and "model name" in line
+
+
+def test_model_file_reads_are_bounded(tmp_path: Path) -> None:
+    """``--model /dev/zero`` read forever: a model file is read with a limit, and zeros are no model."""
+    with pytest.raises(ModelError):
+        load_model_file("/dev/zero")
+    big = tmp_path / "big.safetensors"
+    with open(big, "wb") as f:
+        f.truncate(model_files.MAX_MODEL_BYTES + 1)
+    with pytest.raises(ModelError, match="larger than"):
+        load_model_file(big)

@@ -38,7 +38,8 @@ MAX_WORK_FACTOR = 4
 
 _HEADER_STRUCT = struct.Struct("<4sBBBB16s8sIIHHI")
 _U32 = struct.Struct("<I")
-_MODEL_NAME_RE = re.compile(rb"[a-z0-9._-]{1,16}")
+# A model name: also a file-name stem, so it starts with a letter or digit (never "." or "..").
+MODEL_NAME_RE = re.compile(rb"[a-z0-9][a-z0-9._-]{0,15}")
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,13 @@ class Header:
             raise FormatError(f"invalid header: channels is {self.channels}, must be 1 or 3")
         if not 1 <= self.quality <= 255:
             raise FormatError(f"invalid header: quality is {self.quality}, must be 1..255")
-        if not isinstance(self.model_name, str) or not _MODEL_NAME_RE.fullmatch(
+        if not isinstance(self.model_name, str) or not MODEL_NAME_RE.fullmatch(
             self.model_name.encode("ascii", "replace")
         ):
-            raise FormatError(f"invalid header: model name {self.model_name!r} is not 1..16 characters of [a-z0-9._-]")
+            raise FormatError(
+                f"invalid header: model name {self.model_name!r} is not 1..16 characters "
+                "of [a-z0-9._-] starting with a letter or digit"
+            )
         if not isinstance(self.model_hash, bytes) or len(self.model_hash) != MODEL_HASH_SIZE:
             raise FormatError(f"invalid header: model hash must be {MODEL_HASH_SIZE} bytes")
         if not (1 <= self.width <= MAX_DIMENSION and 1 <= self.height <= MAX_DIMENSION):
