@@ -98,7 +98,7 @@ def test_index_crc_known_values() -> None:
 
 @pytest.mark.parametrize("bad", [np.array([65536]), np.array([-1]), np.array([0.5])])
 def test_index_crc_rejects_non_uint16(bad: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="integer dtype|0..65535"):
+    with pytest.raises(ValueError, match=r"integer dtype|0..65535"):
         index_crc([bad])
 
 

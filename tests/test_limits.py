@@ -227,8 +227,17 @@ def config_bomb(**config: object) -> bytes:
     return save({}, metadata={"format": model_files.MODEL_FORMAT, "name": "bomb", "config": json.dumps(full)})
 
 
-@pytest.mark.parametrize("config", [{"channels": 4096}, {"channels": 1024, "res_blocks": 64}, {"num_codes": 65536},
-                                    {"bottom_stages": 255}, {"channels": 3}, {"latent_dim": True}])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"channels": 4096},
+        {"channels": 1024, "res_blocks": 64},
+        {"num_codes": 65536},
+        {"bottom_stages": 255},
+        {"channels": 3},
+        {"latent_dim": True},
+    ],
+)
 def test_model_config_bomb_is_refused_before_building(config: dict) -> None:
     with pytest.raises(ModelError, match="model config"):
         model_from_bytes(config_bomb(**config))
