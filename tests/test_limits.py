@@ -5,6 +5,8 @@ import errno
 import json
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Self
 
@@ -276,3 +278,34 @@ def test_model_file_reads_are_bounded(tmp_path: Path) -> None:
         f.truncate(model_files.MAX_MODEL_BYTES + 1)
     with pytest.raises(ModelError, match="larger than"):
         load_model_file(big)
+
+
+def test_a_file_created_during_the_write_is_not_clobbered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check-then-replace let two concurrent writers both succeed: without --force, publishing fails if taken."""
+    target = tmp_path / "out.png"
+    real_fsync = os.fsync
+
+    def racing_fsync(fd: int) -> None:
+        real_fsync(fd)
+        target.write_bytes(b"another process")
+
+    monkeypatch.setattr(files.os, "fsync", racing_fsync)
+    with pytest.raises(InputError, match="exists"):
+        files.write_atomic(str(target), b"ours", force=False)
+    assert target.read_bytes() == b"another process" and [p.name for p in tmp_path.iterdir()] == ["out.png"]
+    files.write_atomic(str(target), b"ours", force=True)
+    assert target.read_bytes() == b"ours" and [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_temporary_files_of_killed_writers_are_cleaned_up(tmp_path: Path) -> None:
+    target = tmp_path / "out.aec"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    stale = tmp_path / f".out.aec.aecodec-{dead.stdout.strip()}-x1y2.tmp"
+    running = tmp_path / f".out.aec.aecodec-{os.getpid()}-z3.tmp"  # a live writer's: left alone
+    other = tmp_path / ".other.aec.aecodec-1-z3.tmp"
+    for path in (stale, running, other):
+        path.write_bytes(b"partial")
+    files.write_atomic(str(target), b"data", force=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, target.name, running.name])
