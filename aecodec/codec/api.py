@@ -10,6 +10,7 @@ backwards; each tile's index CRC is checked before its pixels are synthesized.
 
 import copy
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,22 @@ class TileIndices:
 
     top: list[torch.Tensor]
     bottom: list[torch.Tensor]
+
+
+@contextmanager
+def thread_independent() -> Iterator[None]:
+    """Float networks that compute the same bits on any number of CPU threads.
+
+    oneDNN chooses its convolution kernels by thread count, so with ``OMP_NUM_THREADS=1`` and ``2``
+    latents differed in the last bits, flipping nearest-codeword ties (6 of 12 Kodak encodes) and
+    pixels by 1; PyTorch's native kernels split work across threads without changing sums.
+    """
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False  # not mkldnn.flags(), which warns about TF32 on every exit
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 class Codec:
@@ -73,7 +90,8 @@ class Codec:
         out = []
         for tile in tile_grid(width, height, self.tile_size, self.overlap):
             x = pad_to_multiple(to_tensor(pixels[tile.region.slices()]), self.network.stride)
-            top, bottom = tuned_encode(self.network, x.to(self.device), quality, tune)
+            with thread_independent():
+                top, bottom = tuned_encode(self.network, x.to(self.device), quality, tune)
             out.append(TileIndices(top, bottom))
         return out
 
@@ -125,7 +143,8 @@ class Codec:
         for tile, indices in self.tile_indices(file):
             if pixels is None:
                 pixels = np.empty((header.height, header.width, 3), dtype=np.uint8)
-            rgb = self.network.decode(indices.top, indices.bottom)[0].cpu()
+            with thread_independent():
+                rgb = self.network.decode(indices.top, indices.bottom)[0].cpu()
             rgb = rgb[:, : tile.region.height, : tile.region.width][:, *core_within_region(tile)]
             pixels[tile.core.slices()] = (rgb * 255).round().byte().permute(1, 2, 0).numpy()
         return to_image(pixels, header.channels)
