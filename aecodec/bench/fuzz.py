@@ -8,8 +8,12 @@ runs :func:`~aecodec.bitstream.format.read_header` (what ``aecodec info`` reads)
 Mutants are either *damaged* (bytes changed blindly, so the header CRC still guards them) or *forged*
 (header CRC recomputed, as an attacker would). A damaged file may only decode to the original image;
 a forged one may also decode to a different image of the size and mode it declares, since it can be
-a valid file. Anything else is a failure: another exception, a decode that differs without a forgery,
-more CPU time than ``--time-limit`` or a peak RSS growing by more than ``--rss-limit-mb``.
+a valid file. *Structure-aware* forgeries go further: boundary values of every field, the most expensive
+grids a small image may declare, two valid files spliced, and (``valid_crcs``) every tile's index CRC
+recomputed from what its stream decodes to with the public model, so every integrity check passes and
+only the decoder's limits stand between the file and its cost. Anything else is a failure: another
+exception, a decode that differs without a forgery, more CPU time than ``--time-limit`` or a peak RSS
+growing by more than ``--rss-limit-mb``.
 """
 
 from __future__ import annotations
@@ -34,14 +38,18 @@ from aecodec.bitstream.format import (
     CRC_SIZE,
     HEADER_SIZE,
     MAGIC,
+    MAX_DIMENSION,
     MAX_TILE_COUNT,
     MAX_TILE_SIZE,
+    MIN_TILE_SIZE,
     TILE_ENTRY_SIZE,
     read_header,
     unpack,
 )
 from aecodec.codec.api import Codec
-from aecodec.errors import FormatError
+from aecodec.codec.index_coding import decode_indices, indices_crc
+from aecodec.codec.tiling import tile_grid
+from aecodec.errors import AecError, FormatError
 from aecodec.models.model_files import CodecModel, load_model_file
 from aecodec.testing import random_model
 
@@ -64,7 +72,10 @@ FIELDS = {
 }
 # (width, height, tile size, overlap) of the grids that make a decoder work most before a tile's CRC is
 # checked: the largest tile, and the most tiles (4 px apart, MAX_TILE_COUNT of them).
-EXTREME_GRIDS = ((MAX_TILE_SIZE, MAX_TILE_SIZE, MAX_TILE_SIZE, 0), (4096, 4096, 64, 30))
+EXTREME_GRIDS = ((MAX_TILE_SIZE, MAX_TILE_SIZE, MAX_TILE_SIZE, 0), (4096, 4096, 64, 14), (4096, 4096, 64, 30))
+# Forgeries whose index CRCs get recomputed decode for real: their grid's decode work stays below this
+# (a 256x256 image in the most overlapping legal grid), so a case costs well under a second.
+MAX_VALID_CRC_WORK = 4 * 256 * 256
 # Forged tile grids larger than this get their declared count only, not a matching table.
 MAX_FORGED_TABLE = 1 << 17
 OK_OUTCOMES = ("format-error", "identical", "valid-forgery")
@@ -84,6 +95,7 @@ class Mutant:
 
     data: bytes
     forged: bool
+    valid_crcs: bool = False  # recompute every index CRC from the decoded streams (see with_index_crcs)
 
 
 @dataclass(frozen=True)
@@ -305,8 +317,90 @@ def _random_bytes(rng: random.Random, data: bytes) -> Mutant:
     return Mutant(prefix + rng.randbytes(rng.randint(0, 600)), forged=False)
 
 
-# Mutation kinds: (mutator, relative frequency). Extreme grids are slow to build and to reject: rare.
-MUTATORS: dict[str, tuple[Callable[[random.Random, bytes], Mutant], float]] = {
+def _boundaries(rng: random.Random, data: bytes) -> Mutant:
+    """One field at, just inside or just outside a limit of docs/FORMAT.md, the tile table matching the grid."""
+    parts = Parts.of(data)
+    tile = parts.get("tile_size")
+    values = {
+        "width": [0, 1, 2, MAX_DIMENSION, MAX_DIMENSION + 1],
+        "height": [0, 1, 2, MAX_DIMENSION, MAX_DIMENSION + 1],
+        "tile_size": [MIN_TILE_SIZE - 16, MIN_TILE_SIZE - 1, MIN_TILE_SIZE, MAX_TILE_SIZE, MAX_TILE_SIZE + 16],
+        "tile_overlap": [tile // 4 - 2, tile // 4 - 1, tile // 4, tile // 2 - 2, tile // 2],
+        "quality": [0, 1, 3, 4, 255],
+        "channels": [0, 1, 2, 3, 4],
+        "version": [0, 1, 2],
+        "flags": [0, 1],
+    }
+    name = rng.choice(sorted(values))
+    return _matched_grid(rng, parts.with_field(name, rng.choice(values[name]))).forge()
+
+
+def _expensive_grid(rng: random.Random, data: bytes) -> Mutant:
+    """A small image in the grid a decoder pays most for (smallest tiles, largest overlap, or one huge tile),
+    its streams empty and its index CRCs valid: a legal file that costs all the decode work its size allows."""
+    parts = Parts.of(data)
+    tile, overlap = rng.choice(
+        [(MIN_TILE_SIZE, MIN_TILE_SIZE // 4 - 2), (80, 18), (MAX_TILE_SIZE, MAX_TILE_SIZE // 4 - 2)]
+    )
+    for name, value in (
+        ("width", rng.randint(1, 256)),
+        ("height", rng.randint(1, 256)),
+        ("tile_size", tile),
+        ("tile_overlap", overlap),
+        ("quality", rng.randint(1, 3)),
+    ):
+        parts = parts.with_field(name, value)
+    grid = _grid_tiles(parts, _declared_grid(parts))
+    return Mutant(grid.with_tiles([(0, 0)] * len(grid.entries), [b""] * len(grid.entries)).forge().data, True, True)
+
+
+def _splice(rng: random.Random, data: bytes, other: bytes) -> Mutant:
+    """Two valid files spliced: one's header with the other's tiles, or a prefix of one's tiles and the rest of
+    the other's, the header CRC fixed; half the time the index CRCs are recomputed too."""
+    first, second = Parts.of(data), Parts.of(other)
+    if rng.random() < 0.5:
+        spliced = first.with_tiles(second.entries, second.streams)
+    else:
+        cut = rng.randint(0, len(first.entries))
+        spliced = first.with_tiles(
+            first.entries[:cut] + second.entries[cut:], first.streams[:cut] + second.streams[cut:]
+        )
+    return Mutant(_matched_grid(rng, spliced).forge().data, forged=True, valid_crcs=rng.random() < 0.5)
+
+
+def _valid_crcs(rng: random.Random, data: bytes) -> Mutant:
+    """A structural forgery (tiles moved, lengths shifted, another geometry) whose index CRCs are then made valid."""
+    mutator = rng.choice([_chunks, _stream_length, _tile_geometry, _boundaries, _zero_size])
+    return Mutant(mutator(rng, data).data, forged=True, valid_crcs=True)
+
+
+def with_index_crcs(codec: Codec, mutant: Mutant) -> Mutant:
+    """``mutant`` with every tile's index CRC set to what its stream decodes to under ``codec``'s model.
+
+    This is what an attacker with the public model can do; files the codec refuses before decoding any tile
+    (or too expensive to forge in a fuzz case) are returned unchanged.
+    """
+    try:
+        file = unpack(mutant.data)
+        header = file.header
+        if header.decode_work > MAX_VALID_CRC_WORK or header.model_name != codec.model.name:
+            return mutant
+        stages = codec.model.network.stages_for_quality(header.quality)
+        tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
+        crcs = [
+            indices_crc(*decode_indices(codec.model.prior, stream, codec.bottom_shape(tile), stages))
+            for tile, stream in zip(tiles, file.streams)
+        ]
+    except (AecError, ValueError):
+        return mutant
+    parts = Parts.of(mutant.data)
+    entries = [(length, crc) for (length, _), crc in zip(parts.entries, crcs)]
+    return Mutant(Parts(parts.header, entries, parts.streams).forge().data, forged=True)
+
+
+# Mutation kinds: (mutator, relative frequency). Extreme grids are slow to build and to reject, and forgeries
+# with valid index CRCs decode every tile (twice: to forge, to judge): rarer.
+MUTATORS: dict[str, tuple[Callable[..., Mutant], float]] = {
     "truncate": (_truncate, 1),
     "bitflip": (_bitflip, 1),
     "overwrite": (_overwrite, 1),
@@ -318,7 +412,13 @@ MUTATORS: dict[str, tuple[Callable[[random.Random, bytes], Mutant], float]] = {
     "header_field": (_header_field, 1),
     "random_bytes": (_random_bytes, 1),
     "extreme_grid": (_extreme_grid, 0.01),
+    "boundaries": (_boundaries, 1),
+    "expensive_grid": (_expensive_grid, 0.02),
+    "splice": (_splice, 0.5),
+    "valid_crcs": (_valid_crcs, 0.2),
 }
+# Mutators that take a second valid file (drawn from the samples) after the first.
+SPLICERS = {"splice"}
 
 
 @dataclass(frozen=True)
@@ -385,13 +485,18 @@ def _header_outcome(data: bytes) -> str:
 
 
 def mutate(
-    samples: list[Sample], seed: int, case: int, kinds: Collection[str] = tuple(MUTATORS)
+    samples: list[Sample], seed: int, case: int, kinds: Collection[str] = tuple(MUTATORS), codec: Codec | None = None
 ) -> tuple[str, Sample, Mutant]:
-    """Case ``case`` of run ``seed`` among ``kinds``: its mutation kind, source sample and mutant (deterministic)."""
+    """Case ``case`` of run ``seed`` among ``kinds``: its mutation kind, source sample and mutant (deterministic).
+
+    With ``codec``, mutants that ask for valid index CRCs get them (:func:`with_index_crcs`).
+    """
     rng = random.Random(f"{seed}:{case}")
     kinds = sorted(kinds)
     sample, kind = rng.choice(samples), rng.choices(kinds, [MUTATORS[k][1] for k in kinds])[0]
-    return kind, sample, MUTATORS[kind][0](rng, sample.data)
+    others = [rng.choice(samples).data] if kind in SPLICERS else []
+    mutant = MUTATORS[kind][0](rng, sample.data, *others)
+    return kind, sample, with_index_crcs(codec, mutant) if codec and mutant.valid_crcs else mutant
 
 
 def judge(
@@ -433,7 +538,7 @@ def fuzz(
     """Run ``cases`` of run ``seed`` against ``samples``, drawing mutations from ``kinds``."""
     report = Report(seed, tuple(kinds))
     for case in cases:
-        kind, sample, mutant = mutate(samples, seed, case, kinds)
+        kind, sample, mutant = mutate(samples, seed, case, kinds, codec)
         report.results.append(CaseResult(case, kind, *judge(codec, sample, mutant, time_limit, rss_limit_mb)))
         if progress:
             progress(case)
@@ -470,7 +575,7 @@ def summary(report: Report) -> str:
 
 def replay(codec: Codec, samples: list[Sample], seed: int, case: int, kinds: Collection[str]) -> int:
     """Run one case verbosely, letting any exception show its traceback."""
-    kind, sample, mutant = mutate(samples, seed, case, kinds)
+    kind, sample, mutant = mutate(samples, seed, case, kinds, codec)
     print(
         f"case {case} of seed {seed}: {kind}, {'forged' if mutant.forged else 'damaged'}, {len(mutant.data)} bytes "
         f"(from a {len(sample.data)}-byte file)"

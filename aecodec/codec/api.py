@@ -130,7 +130,7 @@ class Codec:
         stages = self.model.network.stages_for_quality(header.quality)
         tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
         for n, (tile, stream, crc) in enumerate(zip(tiles, file.streams, file.tile_crcs)):
-            top, bottom = decode_indices(self.model.prior, stream, self._bottom_shape(tile), stages)
+            top, bottom = decode_indices(self.model.prior, stream, self.bottom_shape(tile), stages)
             if indices_crc(top, bottom) != crc:
                 raise FormatError(f"tile {n}: index checksum mismatch (corrupted file, or a decoder that differs)")
             yield tile, TileIndices(top, bottom)
@@ -149,7 +149,7 @@ class Codec:
             pixels[tile.core.slices()] = (rgb * 255).round().byte().permute(1, 2, 0).numpy()
         return to_image(pixels, header.channels)
 
-    def _bottom_shape(self, tile: Tile) -> tuple[int, int]:
+    def bottom_shape(self, tile: Tile) -> tuple[int, int]:
         """Bottom-level index map size of a tile: its padded region at half the network's stride."""
         stride = self.network.stride
         return tuple(padded_size(side, stride) // (stride // 2) for side in (tile.region.height, tile.region.width))
