@@ -2,11 +2,15 @@
 and model files that are not what they claim. Every failure is one line and exit code 2 (1 for the OS)."""
 
 import errno
+import io
 import json
 import os
 import pickle
+import struct
 import subprocess
 import sys
+import warnings
+import zlib
 from pathlib import Path
 from typing import Self
 
@@ -16,9 +20,11 @@ import torch
 from PIL import Image
 from safetensors.torch import load, save
 
+from aecodec.bitstream.format import unpack
 from aecodec.cli import main
-from aecodec.codec import files
+from aecodec.codec import api, files
 from aecodec.codec.api import Codec
+from aecodec.codec.images import read_image_stream
 from aecodec.errors import FormatError, InputError, ModelError
 from aecodec.models import model_files
 from aecodec.models.model_files import CodecModel, load_model_file, model_from_bytes
@@ -309,3 +315,87 @@ def test_temporary_files_of_killed_writers_are_cleaned_up(tmp_path: Path) -> Non
         path.write_bytes(b"partial")
     files.write_atomic(str(target), b"data", force=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, target.name, running.name])
+
+
+def png_with_short_data(width: int, height: int, rows: int) -> bytes:
+    """An RGB PNG whose IDAT zlib stream ends cleanly after ``rows`` rows: Pillow zero-filled the rest."""
+    raw = b"".join(b"\0" + bytes([128]) * (3 * width) for _ in range(rows))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"DDS |\0\0\0\x07\x10\x08\0" + bytes(60) + b" \0\0\0\x04\0\0\0DX10" + bytes(100),  # NotImplementedError
+        b"P6\nx 4\n255\n",  # ValueError
+        png_with_short_data(200, 100, 1),  # truncated data, was zero-filled
+    ],
+)
+def test_unreadable_images_are_input_errors(content: bytes, codec: Codec, model_file: Path, tmp_path: Path, capsys):
+    path = tmp_path / "bad.img"
+    path.write_bytes(content)
+    for source in (path, content):
+        with pytest.raises(InputError):
+            codec.compress(source, 1)
+    code, _ = one_line_error(capsys, "compress", str(path), str(tmp_path / "o.aec"), "--model", str(model_file))
+    assert code == 2
+
+
+def test_complete_pngs_still_load(codec: Codec) -> None:
+    for interlace in (False, True):
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)).save(
+            buffer, "PNG", interlace=interlace
+        )
+        assert codec.compress(buffer.getvalue(), 1)
+
+
+@pytest.mark.parametrize("mode", ["RGBa", "La"])
+def test_premultiplied_alpha_modes(mode: str, codec: Codec) -> None:
+    assert codec.compress(Image.new(mode, (20, 10), (90,) * (len(mode) - 1) + (255,)), 1)
+
+
+def test_nan_in_float_images_is_refused_without_warnings(codec: Codec) -> None:
+    image = Image.fromarray(np.array([[np.nan, 0.5]] * 4, dtype=np.float32), "F")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError, match="NaN"):
+            codec.compress(image, 1)
+
+
+def test_cli_success_and_errors_print_nothing_more(image_file: Path, model_file: Path, tmp_path: Path, capsys) -> None:
+    """Warnings (decompression bomb, NaN casts, torch) made stderr longer than one line."""
+    assert main(["compress", str(image_file), str(tmp_path / "o.aec"), "-q", "1", "--model", str(model_file)]) == 0
+    assert capsys.readouterr().err == ""
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_with_short_data(10000, 9000, 1))  # 90 M pixels: a DecompressionBombWarning
+    code, line = one_line_error(capsys, "compress", str(bomb), str(tmp_path / "b.aec"), "--model", str(model_file))
+    assert code == 2 and "truncated PNG" in line
+
+
+def test_stdin_reads_are_bounded_by_the_declared_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``compress - < /dev/zero`` buffered 2 GiB: bytes no format knows are refused after 64 KiB."""
+    with open("/dev/zero", "rb") as zeros, pytest.raises(InputError, match="not a readable image"):
+        read_image_stream(zeros, 1 << 27)
+    small = png_with_short_data(4, 4, 4)
+    assert read_image_stream(io.BytesIO(small), 100) == small
+    with pytest.raises(InputError, match="more than the 1048832 bytes"):
+        read_image_stream(io.BytesIO(small + bytes(1 << 21)), 100)
+
+
+def test_huge_declared_image_is_one_line(model: CodecModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forged 2**20 x 2**20 header with a valid first tile and a raised max_pixels wanted 3 TiB."""
+    pixels = np.zeros((20, 20, 3), dtype=np.uint8)
+    data = Codec(model, tile_size=64, overlap=8).compress(pixels, 1)
+    big = Codec(model, tile_size=64, overlap=8, max_pixels=1 << 40)
+    header = api.Header(3, 1, "random", model.digest, 1 << 20, 1 << 20, 64, 8, 1)
+    file = unpack(data)
+    monkeypatch.setattr(api, "unpack", lambda *_: api.AecFile(header, file.tile_crcs, file.streams))
+    monkeypatch.setattr(big, "tile_indices", lambda _: Codec.tile_indices(big, file))
+    with pytest.raises(InputError, match="not enough memory for a 1048576x1048576 image"):
+        big.decompress(data)

@@ -11,6 +11,7 @@ models or arguments), 1 for operating-system failures such as a full disk.
 import argparse
 import io
 import sys
+import warnings
 
 from aecodec.bitstream.format import DEFAULT_MAX_PIXELS
 from aecodec.cli.export import add_export_arguments, run_export
@@ -32,10 +33,11 @@ OUTPUT_FORMATS = {
 
 def _compress(args: argparse.Namespace) -> int:
     from aecodec.codec.api import Codec
+    from aecodec.codec.images import read_image_stream
 
     check_writable(args.output, args.force)
     codec = Codec(args.model, max_pixels=args.max_pixels, device=args.device)
-    source = read_bytes(STDIO, MAX_INPUT_BYTES) if args.input == STDIO else args.input
+    source = read_image_stream(sys.stdin.buffer, args.max_pixels) if args.input == STDIO else args.input
     write_atomic(args.output, codec.compress(source, args.quality, args.tune), args.force)
     return 0
 
@@ -183,12 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.extra and args.command not in DELEGATED:
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
-        return args.run(args)
+        with warnings.catch_warnings():  # Pillow, numpy and torch warnings would add lines to stderr
+            warnings.simplefilter("ignore")
+            return args.run(args)
     except (AecError, ValueError) as exc:
         print(f"aecodec: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"aecodec: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("aecodec: error: out of memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("aecodec: interrupted", file=sys.stderr)

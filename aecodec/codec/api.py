@@ -9,6 +9,7 @@ backwards; each tile's index CRC is checked before its pixels are synthesized.
 """
 
 import copy
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from aecodec.codec.index_coding import decode_indices, encode_indices, indices_c
 from aecodec.codec.options import DEFAULT_OVERLAP, DEFAULT_QUALITY, DEFAULT_TILE_SIZE, DEFAULT_TUNE
 from aecodec.codec.refine import tuned_encode
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
-from aecodec.errors import FormatError
+from aecodec.errors import FormatError, InputError
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
 
 
@@ -142,7 +143,7 @@ class Codec:
         pixels = None
         for tile, indices in self.tile_indices(file):
             if pixels is None:
-                pixels = np.empty((header.height, header.width, 3), dtype=np.uint8)
+                pixels = _allocate_image(header)
             with thread_independent():
                 rgb = self.network.decode(indices.top, indices.bottom)[0].cpu()
             rgb = rgb[:, : tile.region.height, : tile.region.width][:, *core_within_region(tile)]
@@ -162,6 +163,22 @@ class Codec:
             )
         if header.quality > self.model.num_qualities:
             raise FormatError(f"quality {header.quality} is beyond this model's {self.model.num_qualities}")
+
+
+def _allocate_image(header: Header) -> np.ndarray:
+    """The decoded image's pixels, or InputError where memory cannot hold them (only with a raised max_pixels).
+
+    Checked against physical memory first: with overcommit, a 3 TiB ``np.empty`` may succeed and fail later.
+    """
+    size = 3 * header.width * header.height
+    try:
+        if size > os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"):
+            raise MemoryError
+        return np.empty((header.height, header.width, 3), dtype=np.uint8)
+    except MemoryError:
+        raise InputError(
+            f"not enough memory for a {header.width}x{header.height} image ({size / 2**30:.1f} GiB)"
+        ) from None
 
 
 def model_for_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> CodecModel:
