@@ -374,16 +374,16 @@ def _valid_crcs(rng: random.Random, data: bytes) -> Mutant:
     return Mutant(mutator(rng, data).data, forged=True, valid_crcs=True)
 
 
-def with_index_crcs(codec: Codec, mutant: Mutant) -> Mutant:
+def with_index_crcs(codec: Codec, mutant: Mutant, max_work: int = MAX_VALID_CRC_WORK) -> Mutant:
     """``mutant`` with every tile's index CRC set to what its stream decodes to under ``codec``'s model.
 
     This is what an attacker with the public model can do; files the codec refuses before decoding any tile
-    (or too expensive to forge in a fuzz case) are returned unchanged.
+    (or whose decode work is over ``max_work``) are returned unchanged.
     """
     try:
         file = unpack(mutant.data)
         header = file.header
-        if header.decode_work > MAX_VALID_CRC_WORK or header.model_name != codec.model.name:
+        if header.decode_work > max_work or header.model_name != codec.model.name:
             return mutant
         stages = codec.model.network.stages_for_quality(header.quality)
         tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
