@@ -1,11 +1,18 @@
 """Exact decoding across processes and thread counts: the integer prior never depends on either."""
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
+
+from aecodec.codec.api import thread_independent
+from aecodec.codec.tiling import to_tensor
+from aecodec.models.model_files import default_model_name, shipped_model
 
 SCRIPT = textwrap.dedent(
     """
@@ -90,3 +97,47 @@ def test_gpu_encoded_file_decodes_on_cpu(model, tmp_path: Path) -> None:
     received = [tile for _, tile in cpu.tile_indices(unpack(data))]
     assert all(torch.equal(a, b) for s, r in zip(sent, received) for a, b in zip(s.top + s.bottom, r.top + r.bottom))
     assert np.array_equal(np.asarray(cpu.decompress(data)), np.asarray(cpu.decompress(data)))
+
+
+def test_shipped_model_latents_do_not_depend_on_the_thread_count(kodak_dir: Path) -> None:
+    """oneDNN changed the last bits of latents between 1 and 2 threads (flipping codeword ties in 6 of 12
+    Kodak encodes); under thread_independent() a photo's bottom latent is bit-identical."""
+    network = shipped_model(default_model_name()).network
+    x = to_tensor(np.asarray(Image.open(kodak_dir / "kodim13.png").convert("RGB"))[:128, :128])
+    previous = torch.get_num_threads()
+    try:
+        latents = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with torch.no_grad(), thread_independent():
+                latents.append(network.analyze_top(x, torch.tensor([10]))[1])
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(*latents)
+
+
+SHIPPED_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np
+    from PIL import Image
+    from aecodec.codec.api import Codec
+    codec, (mode, source, out) = Codec(), sys.argv[1:]
+    if mode == "encode":
+        open(out, "wb").write(codec.compress(np.asarray(Image.open(source).convert("RGB"))[:128, :256], 10))
+    else:
+        np.save(out, np.asarray(codec.decompress(open(source, "rb").read())))
+    """
+)
+
+
+def test_shipped_model_on_a_photo_is_thread_count_independent(kodak_dir: Path, tmp_path: Path) -> None:
+    """Across processes with OMP_NUM_THREADS=1 and 2: the same file, decoded to the same pixels."""
+    outputs = {}
+    for threads in (1, 2):
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        aec, png = tmp_path / f"{threads}.aec", tmp_path / f"{threads}.npy"
+        for mode, source, out in (("encode", kodak_dir / "kodim13.png", aec), ("decode", tmp_path / "1.aec", png)):
+            subprocess.run([sys.executable, "-c", SHIPPED_SCRIPT, mode, str(source), str(out)], env=env, check=True)
+        outputs[threads] = aec.read_bytes(), np.load(png)
+    assert outputs[1][0] == outputs[2][0]
+    assert np.array_equal(outputs[1][1], outputs[2][1])

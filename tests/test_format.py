@@ -26,6 +26,7 @@ from aecodec.bitstream.format import (
     ICC_PROFILE,
     MAGIC,
     MAX_CHUNKS,
+    MAX_WORK_FACTOR,
     RAW_PIXELS,
     XMP,
     AecFile,
@@ -273,20 +274,54 @@ def test_bit_flips() -> None:
 
 
 def test_forged_huge_tile_count_is_rejected_before_reading_the_table() -> None:
-    # A legal 2**20 x 4 grid of step-4 tiles: 262144 tiles, whose table would need 2 MiB.
-    header = make_header(width=1 << 20, height=4, tile_size=64, tile_overlap=30, tile_count=1 << 18)
+    # A legal 2**20 x 108 grid of step-36 tiles: 87384 tiles, whose table would need 699 KB.
+    header = make_header(width=1 << 20, height=108, tile_size=64, tile_overlap=14, tile_count=87384)
     header.validate()
     forged = bytearray(pack(make_file(make_header(tile_count=12))))
-    forged[32:48] = struct.pack("<IIHHI", header.width, header.height, 64, 30, header.tile_count)
-    with pytest.raises(FormatError, match=r"truncated .aec file: .* header and tile table need 2097204"):
+    forged[32:48] = struct.pack("<IIHHI", header.width, header.height, 64, 14, header.tile_count)
+    with pytest.raises(FormatError, match=f"truncated .aec file: .* header and tile table need {header.table_end + 4}"):
         unpack(bytes(forged))
+
+
+@pytest.mark.parametrize(("tile_size", "overlap"), [(64, 16), (64, 30), (128, 62), (2048, 512)])
+def test_overlaps_no_writer_produces_are_rejected(tile_size: int, overlap: int) -> None:
+    """Tiles 4 px apart made a 2.1 KB 64x64 forgery cost 3 s: overlap must stay below a quarter."""
+
+    def header(overlap: int) -> Header:
+        count = (-(-64 // (tile_size - 2 * overlap))) ** 2
+        return make_header(width=64, height=64, tile_size=tile_size, tile_overlap=overlap, tile_count=count)
+
+    with pytest.raises(FormatError, match="quarter of the tile size"):
+        header(overlap).validate()
+    header(tile_size // 4 - 2).validate()
+
+
+@pytest.mark.parametrize("tile_size", [64, 80, 128, 1024, 2048])
+def test_decode_work_of_every_writer_grid_is_within_the_bound(tile_size: int) -> None:
+    """Every grid a writer can make decodes at most MAX_WORK_FACTOR x the padded image's pixels."""
+    rng = np.random.default_rng(tile_size)
+    for overlap in range(0, tile_size // 4, 2):
+        step = tile_size - 2 * overlap
+        for width, height in [
+            (1, 1),
+            (step + 1, 1),
+            (3 * step - 1, 2 * step + 3),
+            *rng.integers(1, 4 * tile_size, (5, 2)),
+        ]:
+            rows, cols = -(-int(height) // step), -(-int(width) // step)
+            header = make_header(
+                width=int(width), height=int(height), tile_size=tile_size, tile_overlap=overlap, tile_count=rows * cols
+            )
+            header.validate()
+            padded = (-(-int(width) // 16) * 16) * (-(-int(height) // 16) * 16)
+            assert header.decode_work <= MAX_WORK_FACTOR * padded
 
 
 EXTREMES = {
     32: [0, 1, 1 << 20, (1 << 20) + 1, 2**32 - 1],  # width
     36: [0, 1, 1 << 20, (1 << 20) + 1, 2**32 - 1],  # height
     40: [0, 16, 64, 2048, 2064, 65535],  # tile size
-    42: [0, 1, 30, 32, 2048, 65534],  # tile overlap
+    42: [0, 1, 14, 16, 32, 65534],  # tile overlap
     44: [0, 1, 12, 1 << 20, (1 << 20) + 1, 2**32 - 1],  # tile count
 }
 FIELD_FORMATS = {32: "<I", 36: "<I", 40: "<H", 42: "<H", 44: "<I"}

@@ -8,8 +8,12 @@ runs :func:`~aecodec.bitstream.format.read_header` (what ``aecodec info`` reads)
 Mutants are either *damaged* (bytes changed blindly, so the header CRC still guards them) or *forged*
 (header CRC recomputed, as an attacker would). A damaged file may only decode to the original image;
 a forged one may also decode to a different image of the size and mode it declares, since it can be
-a valid file. Anything else is a failure: another exception, a decode that differs without a forgery,
-more CPU time than ``--time-limit`` or a peak RSS growing by more than ``--rss-limit-mb``.
+a valid file. *Structure-aware* forgeries go further: boundary values of every field, the most expensive
+grids a small image may declare, two valid files spliced, and (``valid_crcs``) every tile's index CRC
+recomputed from what its stream decodes to with the public model, so every integrity check passes and
+only the decoder's limits stand between the file and its cost. Anything else is a failure: another
+exception, a decode that differs without a forgery, more CPU time than ``--time-limit`` or a peak RSS
+growing by more than ``--rss-limit-mb``.
 """
 
 from __future__ import annotations
@@ -23,25 +27,36 @@ import traceback
 import zlib
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from aecodec.bench.memory import peak_rss_mb, reset_peak_rss
 from aecodec.bench.metrics import torch_threads
 from aecodec.bitstream.format import (
+    ALPHA,
+    CHUNK_OVERHEAD,
+    CHUNKED_VERSION,
     CRC_SIZE,
     HEADER_SIZE,
     MAGIC,
+    MAX_CHUNKS,
+    MAX_DIMENSION,
+    MAX_METADATA_BYTES,
     MAX_TILE_COUNT,
     MAX_TILE_SIZE,
+    MIN_TILE_SIZE,
     TILE_ENTRY_SIZE,
+    XMP,
     read_header,
     unpack,
 )
 from aecodec.codec.api import Codec
-from aecodec.errors import FormatError
+from aecodec.codec.index_coding import decode_indices, indices_crc
+from aecodec.codec.tiling import tile_grid
+from aecodec.errors import AecError, FormatError
 from aecodec.models.model_files import CodecModel, load_model_file
 from aecodec.testing import random_model
 
@@ -64,7 +79,10 @@ FIELDS = {
 }
 # (width, height, tile size, overlap) of the grids that make a decoder work most before a tile's CRC is
 # checked: the largest tile, and the most tiles (4 px apart, MAX_TILE_COUNT of them).
-EXTREME_GRIDS = ((MAX_TILE_SIZE, MAX_TILE_SIZE, MAX_TILE_SIZE, 0), (4096, 4096, 64, 30))
+EXTREME_GRIDS = ((MAX_TILE_SIZE, MAX_TILE_SIZE, MAX_TILE_SIZE, 0), (4096, 4096, 64, 14), (4096, 4096, 64, 30))
+# Forgeries whose index CRCs get recomputed decode for real: their grid's decode work stays below this
+# (a 256x256 image in the most overlapping legal grid), so a case costs well under a second.
+MAX_VALID_CRC_WORK = 4 * 256 * 256
 # Forged tile grids larger than this get their declared count only, not a matching table.
 MAX_FORGED_TABLE = 1 << 17
 OK_OUTCOMES = ("format-error", "identical", "valid-forgery")
@@ -84,20 +102,24 @@ class Mutant:
 
     data: bytes
     forged: bool
+    valid_crcs: bool = False  # recompute every index CRC from the decoded streams (see with_index_crcs)
 
 
 @dataclass(frozen=True)
 class Parts:
-    """A valid file cut into header, tile table and streams, for consistent-looking forgeries."""
+    """A valid file cut into header, tile table, streams and (version 2) chunk section, for forgeries."""
 
     header: bytes
     entries: list[tuple[int, int]]  # (stream length, index CRC) per tile
     streams: list[bytes]
+    tail: bytes = b""  # the chunk section after the last stream, kept as is
 
     @classmethod
     def of(cls, data: bytes) -> Parts:
         file = unpack(data)
-        return cls(data[:HEADER_SIZE], [(len(s), c) for s, c in zip(file.streams, file.tile_crcs)], list(file.streams))
+        end = read_header(data).table_end + CRC_SIZE + sum(len(s) for s in file.streams)
+        entries = [(len(s), c) for s, c in zip(file.streams, file.tile_crcs)]
+        return cls(data[:HEADER_SIZE], entries, list(file.streams), data[end:])
 
     def get(self, name: str) -> int:
         offset, fmt = FIELDS[name]
@@ -109,16 +131,18 @@ class Parts:
         struct.pack_into(
             fmt, header, offset, value if isinstance(value, bytes) else value % 256 ** struct.calcsize(fmt)
         )
-        return Parts(bytes(header), self.entries, self.streams)
+        return replace(self, header=bytes(header))
 
     def with_tiles(self, entries: list[tuple[int, int]], streams: list[bytes], count: int | None = None) -> Parts:
         """Other tiles; the declared tile count follows them unless ``count`` is given."""
-        return Parts(self.header, entries, streams).with_field("tile_count", len(entries) if count is None else count)
+        return replace(self, entries=entries, streams=streams).with_field(
+            "tile_count", len(entries) if count is None else count
+        )
 
     def forge(self) -> Mutant:
         """The bytes with a correct header CRC over whatever the parts say."""
         prefix = self.header + b"".join(struct.pack("<II", n % 2**32, crc) for n, crc in self.entries)
-        return Mutant(prefix + struct.pack("<I", zlib.crc32(prefix)) + b"".join(self.streams), forged=True)
+        return Mutant(prefix + struct.pack("<I", zlib.crc32(prefix)) + b"".join(self.streams) + self.tail, forged=True)
 
 
 def _truncate(rng: random.Random, data: bytes) -> Mutant:
@@ -165,7 +189,7 @@ def _stream_length(rng: random.Random, data: bytes) -> Mutant:
         entries[i + 1] = (entries[i + 1][0] - moved, entries[i + 1][1])
         length += moved
     entries[i] = (length, crc)
-    return Parts(parts.header, entries, parts.streams).forge()
+    return replace(parts, entries=entries).forge()
 
 
 def _grid_tiles(parts: Parts, count: int) -> Parts:
@@ -284,6 +308,59 @@ def _chunks(rng: random.Random, data: bytes) -> Mutant:
     return parts.with_tiles(entries, streams, len(parts.entries) if keep_count else None).forge()
 
 
+def _chunk_list(tail: bytes) -> list[tuple[bytes, bytes]]:
+    """(tag, payload) pairs of a well-formed chunk section (docs/FORMAT.md, Chunks)."""
+    (count,), chunks, at = struct.unpack_from("<I", tail), [], 4
+    for _ in range(count):
+        tag, length = struct.unpack_from("<4sI", tail, at)
+        chunks.append((tag, tail[at + 8 : at + 8 + length]))
+        at += CHUNK_OVERHEAD + length
+    return chunks
+
+
+def _chunk_bytes(tag: bytes, payload: bytes, length: int | None = None, crc: bool = True) -> bytes:
+    """One chunk: tag, declared ``length`` (default: the payload's), payload, a CRC (broken if not ``crc``)."""
+    head = struct.pack("<4sI", tag, len(payload) if length is None else length % 2**32)
+    check = zlib.crc32(payload, zlib.crc32(head)) ^ (0 if crc else 1)
+    return head + payload + struct.pack("<I", check)
+
+
+def _chunk_section(rng: random.Random, data: bytes) -> Mutant:
+    """A forged version-2 chunk section (a file without one gets an XMP chunk first): tags unknown, critical,
+    malformed, repeated or out of order; lengths off by one, past the end or over their limit; payloads
+    changed under a valid or a broken CRC; the count wrong; chunks dropped or trailing bytes appended."""
+    parts = Parts.of(data)
+    chunks = _chunk_list(parts.tail) if parts.tail else [(XMP, b"<x:xmpmeta/>")]
+    parts = parts.with_field("version", CHUNKED_VERSION)
+    i = rng.randrange(len(chunks))
+    tag, payload = chunks[i]
+    count, length, crc, trailing = len(chunks), None, True, b""
+    choice = rng.randrange(7)
+    if choice == 0:  # tag forgeries
+        tag = rng.choice([b"ABCD", b"abcd", b"AL\0H", b"1xyz", b"alph", ALPHA, b"zzzz", rng.randbytes(4)])
+    elif choice == 1:  # length forgeries: the rest of the section shifts
+        length = rng.choice([0, len(payload) - 1, len(payload) + 1, len(data), MAX_METADATA_BYTES + 1, 2**32 - 1])
+    elif choice == 2:  # payload changed, its CRC recomputed (an attacker's forgery) or left stale
+        changed = bytearray(payload or b"\0")
+        changed[rng.randrange(len(changed))] ^= 1 << rng.randrange(8)
+        payload, crc = bytes(changed), rng.random() < 0.7
+    elif choice == 3:
+        count = rng.choice([0, count - 1, count + 1, MAX_CHUNKS + 1, 2**32 - 1])
+    elif choice == 4:  # chunks reordered, repeated or dropped, every CRC valid
+        chunks = rng.choice([chunks[::-1], chunks + [chunks[i]], chunks[:i] + chunks[i + 1 :]])
+        count = len(chunks)
+    elif choice == 5:
+        trailing = rng.choice([b"\0", rng.randbytes(rng.randint(1, 16)), _chunk_bytes(b"zzzz", b"")])
+    else:  # the section dropped (version 2 without chunks) or kept under version 1
+        if rng.random() < 0.5:
+            return replace(parts, tail=b"").forge()
+        parts, count = parts.with_field("version", 1), len(chunks)
+    body = [_chunk_bytes(t, p) for t, p in chunks]
+    if choice in (0, 1, 2):
+        body[i] = _chunk_bytes(tag, payload, length, crc)
+    return replace(parts, tail=struct.pack("<I", count % 2**32) + b"".join(body) + trailing).forge()
+
+
 def _header_field(rng: random.Random, data: bytes) -> Mutant:
     """Another quality, channel count, version, flags, model name or hash, with a fixed header CRC."""
     parts = Parts.of(data)
@@ -305,8 +382,90 @@ def _random_bytes(rng: random.Random, data: bytes) -> Mutant:
     return Mutant(prefix + rng.randbytes(rng.randint(0, 600)), forged=False)
 
 
-# Mutation kinds: (mutator, relative frequency). Extreme grids are slow to build and to reject: rare.
-MUTATORS: dict[str, tuple[Callable[[random.Random, bytes], Mutant], float]] = {
+def _boundaries(rng: random.Random, data: bytes) -> Mutant:
+    """One field at, just inside or just outside a limit of docs/FORMAT.md, the tile table matching the grid."""
+    parts = Parts.of(data)
+    tile = parts.get("tile_size")
+    values = {
+        "width": [0, 1, 2, MAX_DIMENSION, MAX_DIMENSION + 1],
+        "height": [0, 1, 2, MAX_DIMENSION, MAX_DIMENSION + 1],
+        "tile_size": [MIN_TILE_SIZE - 16, MIN_TILE_SIZE - 1, MIN_TILE_SIZE, MAX_TILE_SIZE, MAX_TILE_SIZE + 16],
+        "tile_overlap": [tile // 4 - 2, tile // 4 - 1, tile // 4, tile // 2 - 2, tile // 2],
+        "quality": [0, 1, 3, 4, 255],
+        "channels": [0, 1, 2, 3, 4],
+        "version": [0, 1, 2],
+        "flags": [0, 1],
+    }
+    name = rng.choice(sorted(values))
+    return _matched_grid(rng, parts.with_field(name, rng.choice(values[name]))).forge()
+
+
+def _expensive_grid(rng: random.Random, data: bytes) -> Mutant:
+    """A small image in the grid a decoder pays most for (smallest tiles, largest overlap, or one huge tile),
+    its streams empty and its index CRCs valid: a legal file that costs all the decode work its size allows."""
+    parts = Parts.of(data)
+    tile, overlap = rng.choice(
+        [(MIN_TILE_SIZE, MIN_TILE_SIZE // 4 - 2), (80, 18), (MAX_TILE_SIZE, MAX_TILE_SIZE // 4 - 2)]
+    )
+    for name, value in (
+        ("width", rng.randint(1, 256)),
+        ("height", rng.randint(1, 256)),
+        ("tile_size", tile),
+        ("tile_overlap", overlap),
+        ("quality", rng.randint(1, 3)),
+    ):
+        parts = parts.with_field(name, value)
+    grid = _grid_tiles(parts, _declared_grid(parts))
+    return Mutant(grid.with_tiles([(0, 0)] * len(grid.entries), [b""] * len(grid.entries)).forge().data, True, True)
+
+
+def _splice(rng: random.Random, data: bytes, other: bytes) -> Mutant:
+    """Two valid files spliced: one's header with the other's tiles, or a prefix of one's tiles and the rest of
+    the other's, the header CRC fixed; half the time the index CRCs are recomputed too."""
+    first, second = Parts.of(data), Parts.of(other)
+    if rng.random() < 0.5:
+        spliced = first.with_tiles(second.entries, second.streams)
+    else:
+        cut = rng.randint(0, len(first.entries))
+        spliced = first.with_tiles(
+            first.entries[:cut] + second.entries[cut:], first.streams[:cut] + second.streams[cut:]
+        )
+    return Mutant(_matched_grid(rng, spliced).forge().data, forged=True, valid_crcs=rng.random() < 0.5)
+
+
+def _valid_crcs(rng: random.Random, data: bytes) -> Mutant:
+    """A structural forgery (tiles moved, lengths shifted, another geometry) whose index CRCs are then made valid."""
+    mutator = rng.choice([_chunks, _chunk_section, _stream_length, _tile_geometry, _boundaries, _zero_size])
+    return Mutant(mutator(rng, data).data, forged=True, valid_crcs=True)
+
+
+def with_index_crcs(codec: Codec, mutant: Mutant, max_work: int = MAX_VALID_CRC_WORK) -> Mutant:
+    """``mutant`` with every tile's index CRC set to what its stream decodes to under ``codec``'s model.
+
+    This is what an attacker with the public model can do; files the codec refuses before decoding any tile
+    (or whose decode work is over ``max_work``) are returned unchanged.
+    """
+    try:
+        file = unpack(mutant.data)
+        header = file.header
+        if header.decode_work > max_work or header.model_name != codec.model.name:
+            return mutant
+        stages = codec.model.network.stages_for_quality(header.quality)
+        tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
+        crcs = [
+            indices_crc(*decode_indices(codec.model.prior, stream, codec.bottom_shape(tile), stages))
+            for tile, stream in zip(tiles, file.streams)
+        ]
+    except (AecError, ValueError):
+        return mutant
+    parts = Parts.of(mutant.data)
+    entries = [(length, crc) for (length, _), crc in zip(parts.entries, crcs)]
+    return Mutant(replace(parts, entries=entries).forge().data, forged=True)
+
+
+# Mutation kinds: (mutator, relative frequency). Extreme grids are slow to build and to reject, and forgeries
+# with valid index CRCs decode every tile (twice: to forge, to judge): rarer.
+MUTATORS: dict[str, tuple[Callable[..., Mutant], float]] = {
     "truncate": (_truncate, 1),
     "bitflip": (_bitflip, 1),
     "overwrite": (_overwrite, 1),
@@ -315,10 +474,17 @@ MUTATORS: dict[str, tuple[Callable[[random.Random, bytes], Mutant], float]] = {
     "zero_size": (_zero_size, 1),
     "tile_geometry": (_tile_geometry, 1),
     "chunks": (_chunks, 1),
+    "chunk_section": (_chunk_section, 1),
     "header_field": (_header_field, 1),
     "random_bytes": (_random_bytes, 1),
     "extreme_grid": (_extreme_grid, 0.01),
+    "boundaries": (_boundaries, 1),
+    "expensive_grid": (_expensive_grid, 0.02),
+    "splice": (_splice, 0.5),
+    "valid_crcs": (_valid_crcs, 0.2),
 }
+# Mutators that take a second valid file (drawn from the samples) after the first.
+SPLICERS = {"splice"}
 
 
 @dataclass(frozen=True)
@@ -350,7 +516,7 @@ class Report:
 
 
 def make_samples(codec: Codec) -> list[Sample]:
-    """The valid files to mutate: smooth noisy images, RGB and grayscale, 1 to 6 tiles."""
+    """The valid files to mutate: smooth noisy images, RGB and grayscale, 1 to 6 tiles, one with chunks."""
     rng = np.random.default_rng(0)
     samples = []
     for height, width, gray, quality, overlap in SAMPLE_SPECS:
@@ -359,6 +525,12 @@ def make_samples(codec: Codec) -> list[Sample]:
         pixels = pixels[:, :, 0] if gray else pixels
         data = Codec(codec.model, TILE_SIZE, overlap).compress(pixels, quality)
         samples.append(Sample(data, np.asarray(codec.decompress(data))))
+    # A version-2 file: an alpha plane and XMP metadata in its chunk section.
+    ramp = np.add.outer(np.arange(40), np.arange(70)).astype(np.uint8)
+    image = Image.fromarray(np.stack([ramp, ramp[::-1], ramp * 3, 255 - ramp], axis=2), "RGBA")
+    image.info["xmp"] = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
+    data = Codec(codec.model, TILE_SIZE, 8).compress(image, 2)
+    samples.append(Sample(data, np.asarray(codec.decompress(data))))
     return samples
 
 
@@ -371,7 +543,8 @@ def _decode_outcome(codec: Codec, sample: Sample, mutant: Mutant) -> tuple[str, 
     if pixels.shape == sample.pixels.shape and np.array_equal(pixels, sample.pixels):
         return "identical", ""
     header = read_header(mutant.data)
-    if mutant.forged and image.size == (header.width, header.height) and len(image.getbands()) == header.channels:
+    bands = len(image.getbands()) - ("A" in image.getbands())  # an alpha chunk adds a band
+    if mutant.forged and image.size == (header.width, header.height) and bands == header.channels:
         return "valid-forgery", ""
     return "FAIL-undetected", f"decoded a {image.size} {image.mode} image that differs from the original"
 
@@ -385,13 +558,18 @@ def _header_outcome(data: bytes) -> str:
 
 
 def mutate(
-    samples: list[Sample], seed: int, case: int, kinds: Collection[str] = tuple(MUTATORS)
+    samples: list[Sample], seed: int, case: int, kinds: Collection[str] = tuple(MUTATORS), codec: Codec | None = None
 ) -> tuple[str, Sample, Mutant]:
-    """Case ``case`` of run ``seed`` among ``kinds``: its mutation kind, source sample and mutant (deterministic)."""
+    """Case ``case`` of run ``seed`` among ``kinds``: its mutation kind, source sample and mutant (deterministic).
+
+    With ``codec``, mutants that ask for valid index CRCs get them (:func:`with_index_crcs`).
+    """
     rng = random.Random(f"{seed}:{case}")
     kinds = sorted(kinds)
     sample, kind = rng.choice(samples), rng.choices(kinds, [MUTATORS[k][1] for k in kinds])[0]
-    return kind, sample, MUTATORS[kind][0](rng, sample.data)
+    others = [rng.choice(samples).data] if kind in SPLICERS else []
+    mutant = MUTATORS[kind][0](rng, sample.data, *others)
+    return kind, sample, with_index_crcs(codec, mutant) if codec and mutant.valid_crcs else mutant
 
 
 def judge(
@@ -433,7 +611,7 @@ def fuzz(
     """Run ``cases`` of run ``seed`` against ``samples``, drawing mutations from ``kinds``."""
     report = Report(seed, tuple(kinds))
     for case in cases:
-        kind, sample, mutant = mutate(samples, seed, case, kinds)
+        kind, sample, mutant = mutate(samples, seed, case, kinds, codec)
         report.results.append(CaseResult(case, kind, *judge(codec, sample, mutant, time_limit, rss_limit_mb)))
         if progress:
             progress(case)
@@ -470,7 +648,7 @@ def summary(report: Report) -> str:
 
 def replay(codec: Codec, samples: list[Sample], seed: int, case: int, kinds: Collection[str]) -> int:
     """Run one case verbosely, letting any exception show its traceback."""
-    kind, sample, mutant = mutate(samples, seed, case, kinds)
+    kind, sample, mutant = mutate(samples, seed, case, kinds, codec)
     print(
         f"case {case} of seed {seed}: {kind}, {'forged' if mutant.forged else 'damaged'}, {len(mutant.data)} bytes "
         f"(from a {len(sample.data)}-byte file)"

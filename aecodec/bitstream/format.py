@@ -33,6 +33,9 @@ MAX_TILE_SIZE = 2048  # bounds the decoder's per-tile working memory
 TILE_SIZE_MULTIPLE = 16
 MAX_TILE_COUNT = 1 << 20
 MAX_INDEX = 0xFFFF
+# Sum of the tiles' padded regions over the padded image: at most 2 per side for every grid a writer
+# can produce (overlap below a quarter of the tile), so a decoder's work is bounded before any tile.
+MAX_WORK_FACTOR = 4
 
 CHUNK_OVERHEAD = 12  # tag, length and CRC around each payload
 MAX_CHUNKS = 16
@@ -43,7 +46,8 @@ ALPHA, RAW_PIXELS = b"ALPH", b"PIXL"
 
 _HEADER_STRUCT = struct.Struct("<4sBBBB16s8sIIHHI")
 _U32 = struct.Struct("<I")
-_MODEL_NAME_RE = re.compile(rb"[a-z0-9._-]{1,16}")
+# A model name: also a file-name stem, so it starts with a letter or digit (never "." or "..").
+MODEL_NAME_RE = re.compile(rb"[a-z0-9][a-z0-9._-]{0,15}")
 _CHUNK_HEAD = struct.Struct("<4sI")
 _TAG_RE = re.compile(rb"[A-Za-z][A-Za-z0-9 ]{3}")
 
@@ -78,6 +82,13 @@ class Header:
         """Offset of the header CRC: the header and tile table occupy [0, table_end)."""
         return HEADER_SIZE + TILE_ENTRY_SIZE * self.tile_count
 
+    @property
+    def decode_work(self) -> int:
+        """Pixels a decoder synthesizes: every tile's region padded to multiples of 16, summed."""
+        return _padded_regions(self.height, self.tile_step, self.tile_overlap) * _padded_regions(
+            self.width, self.tile_step, self.tile_overlap
+        )
+
     def validate(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         """Raise FormatError unless every field is within the limits of docs/FORMAT.md."""
         if not isinstance(max_pixels, int) or max_pixels < 1:
@@ -86,10 +97,13 @@ class Header:
             raise FormatError(f"invalid header: channels is {self.channels}, must be 1 or 3")
         if not 1 <= self.quality <= 255:
             raise FormatError(f"invalid header: quality is {self.quality}, must be 1..255")
-        if not isinstance(self.model_name, str) or not _MODEL_NAME_RE.fullmatch(
+        if not isinstance(self.model_name, str) or not MODEL_NAME_RE.fullmatch(
             self.model_name.encode("ascii", "replace")
         ):
-            raise FormatError(f"invalid header: model name {self.model_name!r} is not 1..16 characters of [a-z0-9._-]")
+            raise FormatError(
+                f"invalid header: model name {self.model_name!r} is not 1..16 characters "
+                "of [a-z0-9._-] starting with a letter or digit"
+            )
         if not isinstance(self.model_hash, bytes) or len(self.model_hash) != MODEL_HASH_SIZE:
             raise FormatError(f"invalid header: model hash must be {MODEL_HASH_SIZE} bytes")
         if not (1 <= self.width <= MAX_DIMENSION and 1 <= self.height <= MAX_DIMENSION):
@@ -106,10 +120,10 @@ class Header:
                 f"invalid header: tile size {self.tile_size} is not a multiple of "
                 f"{TILE_SIZE_MULTIPLE} in {MIN_TILE_SIZE}..{MAX_TILE_SIZE}"
             )
-        if not (self.tile_overlap >= 0 and self.tile_overlap % 2 == 0 and 2 * self.tile_overlap < self.tile_size):
+        if not (self.tile_overlap >= 0 and self.tile_overlap % 2 == 0 and 4 * self.tile_overlap < self.tile_size):
             raise FormatError(
                 f"invalid header: tile overlap {self.tile_overlap} must be even and less than "
-                f"half the tile size {self.tile_size}"
+                f"a quarter of the tile size {self.tile_size}"
             )
         rows, cols = self.tile_grid
         if rows * cols > MAX_TILE_COUNT:
@@ -118,6 +132,24 @@ class Header:
             raise FormatError(
                 f"invalid header: tile count {self.tile_count} does not match the {rows}x{cols} tile grid"
             )
+        padded = _padded(self.width) * _padded(self.height)
+        if self.decode_work > MAX_WORK_FACTOR * padded:
+            raise FormatError(
+                f"invalid header: the tile grid decodes {self.decode_work} pixels, more than "
+                f"{MAX_WORK_FACTOR}x the {padded} of the padded image"
+            )
+
+
+def _padded(size: int) -> int:
+    """``size`` rounded up to a multiple of 16, as a decoder pads a tile's region."""
+    return -(-size // TILE_SIZE_MULTIPLE) * TILE_SIZE_MULTIPLE
+
+
+def _padded_regions(size: int, step: int, overlap: int) -> int:
+    """Sum over one axis of the grid of the tiles' padded region lengths (docs/FORMAT.md, Tile grid)."""
+    starts = np.arange(0, size, step, dtype=np.int64)
+    lengths = np.minimum(size, starts + step + overlap) - np.maximum(0, starts - overlap)
+    return int((-(-lengths // TILE_SIZE_MULTIPLE) * TILE_SIZE_MULTIPLE).sum())
 
 
 def chunk_limit(tag: bytes, header: Header) -> int:

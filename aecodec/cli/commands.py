@@ -10,11 +10,11 @@ models or arguments), 1 for operating-system failures such as a full disk; a clo
 """
 
 import argparse
-import io
 import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from aecodec.bitstream.format import DEFAULT_MAX_PIXELS
@@ -82,19 +82,19 @@ class ProgressLine:
 
 def _compress(args: argparse.Namespace) -> int:
     import numpy as np
-    from PIL import Image
 
     from aecodec.codec.api import Codec
+    from aecodec.codec.images import image_size, read_image_stream
 
     check_writable(args.output, args.force)
     if args.output != STDIO and Path(args.output).suffix.lower() in IMAGE_SUFFIXES:
         _warn(f"{args.output} will hold .aec data, not a {Path(args.output).suffix} image (name it .aec)")
     threads = _set_threads(args.threads)
     codec = Codec(args.model, max_pixels=args.max_pixels, device=args.device)
-    source = read_bytes(STDIO, MAX_FILE_BYTES) if args.input == STDIO else args.input
+    source = read_image_stream(sys.stdin.buffer, args.max_pixels) if args.input == STDIO else args.input
     target = args.size
     if args.bpp is not None:
-        width, height = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source).size
+        width, height = image_size(source if isinstance(source, bytes) else Path(source), args.input)
         target = math.floor(args.bpp * width * height / 8)
     progress = ProgressLine(args.verbose or sys.stderr.isatty())
     start = time.monotonic()
@@ -283,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.extra and args.command not in DELEGATED:
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
-        return args.run(args)
+        with warnings.catch_warnings():  # Pillow, numpy and torch warnings would add lines to stderr
+            warnings.simplefilter("ignore")
+            return args.run(args)
     except BrokenPipeError:
         # The reader has gone (``| head``): say nothing, and keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -293,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:
         print(f"aecodec: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("aecodec: error: out of memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("aecodec: interrupted", file=sys.stderr)

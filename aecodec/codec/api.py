@@ -10,7 +10,9 @@ backwards; each tile's index CRC is checked before its pixels are synthesized.
 """
 
 import copy
+import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -49,6 +51,22 @@ class TileIndices:
 
     top: list[torch.Tensor]
     bottom: list[torch.Tensor]
+
+
+@contextmanager
+def thread_independent() -> Iterator[None]:
+    """Float networks that compute the same bits on any number of CPU threads.
+
+    oneDNN chooses its convolution kernels by thread count, so with ``OMP_NUM_THREADS=1`` and ``2``
+    latents differed in the last bits, flipping nearest-codeword ties (6 of 12 Kodak encodes) and
+    pixels by 1; PyTorch's native kernels split work across threads without changing sums.
+    """
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False  # not mkldnn.flags(), which warns about TF32 on every exit
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 class Codec:
@@ -105,7 +123,8 @@ class Codec:
         out = []
         for tile in tiles:
             x = pad_to_multiple(to_tensor(pixels[tile.region.slices()]), self.network.stride)
-            top, bottom = tuned_encode(self.network, x.to(self.device), quality, tune)
+            with thread_independent():
+                top, bottom = tuned_encode(self.network, x.to(self.device), quality, tune)
             out.append(TileIndices(top, bottom))
             if progress:
                 progress(len(out), len(tiles))
@@ -194,7 +213,7 @@ class Codec:
         stages = self.model.network.stages_for_quality(header.quality)
         tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
         for n, (tile, stream, crc) in enumerate(zip(tiles, file.streams, file.tile_crcs)):
-            top, bottom = decode_indices(self.model.prior, stream, self._bottom_shape(tile), stages)
+            top, bottom = decode_indices(self.model.prior, stream, self.bottom_shape(tile), stages)
             if indices_crc(top, bottom) != crc:
                 raise FormatError(f"tile {n}: index checksum mismatch (corrupted file, or a decoder that differs)")
             yield tile, TileIndices(top, bottom)
@@ -211,8 +230,9 @@ class Codec:
         pixels = None
         for tile, indices in self.tile_indices(file):
             if pixels is None:
-                pixels = np.empty((header.height, header.width, 3), dtype=np.uint8)
-            rgb = self.network.decode(indices.top, indices.bottom)[0].cpu()
+                pixels = _allocate_image(header)
+            with thread_independent():
+                rgb = self.network.decode(indices.top, indices.bottom)[0].cpu()
             rgb = rgb[:, : tile.region.height, : tile.region.width][:, *core_within_region(tile)]
             pixels[tile.core.slices()] = (rgb * 255).round().byte().permute(1, 2, 0).numpy()
         raw, alpha = file.chunk(RAW_PIXELS), file.chunk(ALPHA)
@@ -222,7 +242,7 @@ class Codec:
         alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
         return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
 
-    def _bottom_shape(self, tile: Tile) -> tuple[int, int]:
+    def bottom_shape(self, tile: Tile) -> tuple[int, int]:
         """Bottom-level index map size of a tile: its padded region at half the network's stride."""
         stride = self.network.stride
         return tuple(padded_size(side, stride) // (stride // 2) for side in (tile.region.height, tile.region.width))
@@ -235,6 +255,22 @@ class Codec:
             )
         if header.quality > self.model.num_qualities:
             raise FormatError(f"quality {header.quality} is beyond this model's {self.model.num_qualities}")
+
+
+def _allocate_image(header: Header) -> np.ndarray:
+    """The decoded image's pixels, or InputError where memory cannot hold them (only with a raised max_pixels).
+
+    Checked against physical memory first: with overcommit, a 3 TiB ``np.empty`` may succeed and fail later.
+    """
+    size = 3 * header.width * header.height
+    try:
+        if size > os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"):
+            raise MemoryError
+        return np.empty((header.height, header.width, 3), dtype=np.uint8)
+    except MemoryError:
+        raise InputError(
+            f"not enough memory for a {header.width}x{header.height} image ({size / 2**30:.1f} GiB)"
+        ) from None
 
 
 def _usable_device(device: str | torch.device) -> torch.device:

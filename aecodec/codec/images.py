@@ -8,6 +8,9 @@ EXIF and XMP metadata travel as container chunks and come back in the decoded im
 """
 
 import io
+import struct
+import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -31,7 +34,9 @@ def _open(source: Path | bytes, max_pixels: int) -> Image.Image:
     if isinstance(source, Path) and source.is_dir():
         raise InputError(f"{path} is a directory, not an image")
     try:
-        image = Image.open(source if isinstance(source, Path) else io.BytesIO(source))
+        with warnings.catch_warnings():  # our own max_pixels guards the size, one line on errors
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source if isinstance(source, Path) else io.BytesIO(source))
     except FileNotFoundError:
         raise InputError(f"no such file: {path}") from None
     except PermissionError:
@@ -40,12 +45,87 @@ def _open(source: Path | bytes, max_pixels: int) -> Image.Image:
         raise InputError(f"{path} is not a readable image ({exc.__class__.__name__})") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
+    except Exception as exc:  # Pillow's plugins raise anything on hostile files (NotImplementedError, ...)
+        raise InputError(f"{path} is not a readable image ({exc.__class__.__name__})") from None
     _check_size(*image.size, max_pixels)
     try:
+        if image.format == "PNG":
+            _check_png_data(image)
         image.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path} is a damaged image: {exc}") from None
+    except InputError:
+        raise
+    except Exception as exc:  # as above: any plugin's failure is a damaged input
+        raise InputError(
+            f"{path} is a damaged image: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     return image
+
+
+# Adam7 passes of an interlaced PNG: (x offset, y offset, x step, y step).
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _check_png_data(image: Image.Image) -> None:
+    """Refuse a PNG whose image data ends early: Pillow zero-fills it silently when the zlib stream ends cleanly.
+
+    Inflates the IDAT chunks (in 1 MiB steps, never more than the image needs) and counts the bytes.
+    """
+    fp = image.fp
+    fp.seek(8)
+    ihdr = fp.read(25)
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", ihdr[8:21])
+    bits = depth * _PNG_CHANNELS.get(color, 4)
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    sizes = [(-(-(width - x) // dx), -(-(height - y) // dy)) for x, y, dx, dy in passes]
+    expected = sum(h * (1 + -(-w * bits // 8)) for w, h in sizes if w > 0 and h > 0)
+    inflater, produced = zlib.decompressobj(), 0
+    while produced < expected and (head := fp.read(8)) and len(head) == 8:
+        length, kind = struct.unpack(">I4s", head)
+        data = fp.read(length + 4)[:length]
+        if kind == b"IDAT":
+            while data and produced < expected and not inflater.eof:
+                produced += len(inflater.decompress(data, 1 << 20))
+                data = inflater.unconsumed_tail
+    fp.seek(0)
+    if produced < expected:
+        raise InputError(f"truncated PNG: its image data holds {produced} of {expected} bytes")
+
+
+SNIFF_BYTES = 1 << 16  # enough for the header of every format Pillow reads from a stream
+
+
+def image_size(source: bytes | Path, what: str) -> tuple[int, int]:
+    """(width, height) an image's header declares, nothing decoded; InputError if no format recognises it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                return image.size
+    except FileNotFoundError:
+        raise InputError(f"no such file: {what}") from None
+    except PermissionError:
+        raise InputError(f"permission denied: {what}") from None
+    except Exception as exc:  # Pillow's plugins raise anything on hostile headers
+        raise InputError(f"{what} is not a readable image ({exc.__class__.__name__})") from None
+
+
+def read_image_stream(stream: BinaryIO, max_pixels: int, what: str = "standard input") -> bytes:
+    """An encoded image from a stream (stdin, a file object), read only as far as its declared size allows.
+
+    Bytes no format recognises (``/dev/zero``) are refused after ``SNIFF_BYTES``; otherwise at most 16 bytes
+    per declared pixel (RGBA, 32 bits a channel) plus a MiB of metadata are read.
+    """
+    head = stream.read(SNIFF_BYTES)
+    if not isinstance(head, bytes):
+        raise InputError(f"the file object gave {type(head).__name__}, not bytes: open it in binary mode")
+    width, height = image_size(head, what)
+    _check_size(width, height, max_pixels)
+    limit = 16 * width * height + (1 << 20)
+    data = head + stream.read(limit + 1 - len(head))
+    if len(data) > limit:
+        raise InputError(f"{what} holds more than the {limit} bytes a {width}x{height} image can take")
+    return data
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:
@@ -92,7 +172,7 @@ def _metadata(image: Image.Image) -> dict[bytes, bytes]:
 def _from_pil(image: Image.Image) -> SourceImage:
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("RGBa", "La", "PA"):
+    if image.mode in ("RGBa", "La", "PA"):  # premultiplied RGBa/La: Pillow converts these only to their plain forms
         image = image.convert("LA" if image.mode == "La" else "RGBA")
     if image.mode in ("RGBA", "LA"):
         colour, alpha = _from_pil(image.convert(image.mode[0] if image.mode == "LA" else "RGB")), image.getchannel("A")
@@ -101,6 +181,8 @@ def _from_pil(image: Image.Image) -> SourceImage:
     if image.mode in _GRAY_MODES:
         if image.mode.startswith("I;16") or image.mode in ("I", "F"):
             values = np.asarray(image, dtype=np.float64)
+            if not np.isfinite(values).all():
+                raise InputError(f"image of mode {image.mode} has NaN or infinite values")
             peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
             gray = np.clip(np.round(values / peak * 255), 0, 255).astype(np.uint8)
         else:
@@ -167,11 +249,16 @@ def load_source(image: ImageLike, max_pixels: int, strip: bool = False) -> Sourc
     """What to code for an image; ``strip`` leaves its ICC profile, EXIF and XMP behind."""
     if isinstance(image, (str, Path)):
         image = _open(Path(image), max_pixels)
-    elif isinstance(image, bytes) or callable(getattr(image, "read", None)):
-        image = _open(read_binary(image, "an image"), max_pixels)
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        image = _open(bytes(image), max_pixels)
+    elif callable(getattr(image, "read", None)):  # read only as far as the declared size allows
+        image = _open(read_image_stream(image, max_pixels, "the image file object"), max_pixels)
     if isinstance(image, Image.Image):
         _check_size(*image.size, max_pixels)
-        image = ImageOps.exif_transpose(image)
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception as exc:  # a hostile EXIF block can make Pillow raise anything
+            raise InputError(f"the image's EXIF cannot be read ({exc.__class__.__name__}); strip it first") from None
         source = _from_pil(image)
         source.metadata = {} if strip else _metadata(image)
     elif isinstance(image, np.ndarray):
