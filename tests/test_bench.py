@@ -37,8 +37,8 @@ class FakeAecCodec:
     qualities = (1, 2, 3)
     jpeg_quality: ClassVar[dict[int, int]] = {1: 15, 2: 45, 3: 85}
 
-    def compress(self, img: Image.Image, quality: int = 2, tune: str = "psnr") -> bytes:
-        assert tune in ("psnr", "ms-ssim")
+    def compress(self, img: Image.Image, quality: int = 2, tune: str = "psnr", effort: int = 1) -> bytes:
+        assert tune in ("psnr", "ms-ssim") and effort == 1
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=self.jpeg_quality[quality], subsampling=0)
         return buf.getvalue()

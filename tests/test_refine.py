@@ -8,16 +8,21 @@ from PIL import Image
 from aecodec.bench.metrics import ms_ssim
 from aecodec.cli import main
 from aecodec.codec.api import Codec
+from aecodec.codec.effort import EFFORTS, encode_tile
 from aecodec.codec.options import MS_SSIM_MIN_SIDE
-from aecodec.codec.refine import tuned_encode
 from aecodec.models.model_files import CodecModel
+
+
+def tuned_encode(model: CodecModel, x: torch.Tensor, quality: int, tune: str) -> tuple[list, list]:
+    """A tile's indices for ``tune`` at effort 1."""
+    return encode_tile(model.network, model.prior, x, quality, tune, EFFORTS[0])
 
 
 def test_psnr_tune_and_small_tiles_keep_the_plain_analysis(model: CodecModel, one_thread) -> None:
     network = model.network
     for side, tune in ((176, "psnr"), (MS_SSIM_MIN_SIDE - 1, "ms-ssim")):
         x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(side))
-        plain, tuned = network.encode(x, 2), tuned_encode(network, x, 2, tune)
+        plain, tuned = network.encode(x, 2), tuned_encode(model, x, 2, tune)
         assert all(torch.equal(a, b) for a, b in zip([*plain[0], *plain[1]], [*tuned[0], *tuned[1]], strict=True))
 
 
@@ -26,13 +31,13 @@ def test_ms_ssim_tune_keeps_the_layout_and_leaves_the_weights_alone(model: Codec
     x = torch.rand(1, 3, 176, 192, generator=torch.Generator().manual_seed(0))
     before = {k: v.clone() for k, v in network.state_dict().items()}
     with torch.no_grad():  # the refinement enables gradients for itself
-        plain, tuned = network.encode(x, 3), tuned_encode(network, x, 3, "ms-ssim", steps=3)
+        plain, tuned = network.encode(x, 3), tuned_encode(model, x, 3, "ms-ssim")
     assert [i.shape for i in plain[0] + plain[1]] == [i.shape for i in tuned[0] + tuned[1]]
     assert all(torch.equal(a, b) for a, b in zip(plain[0], tuned[0], strict=True))  # top level as analysed
     assert all(p.grad is None for p in network.parameters())
     assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
     with pytest.raises(ValueError, match="tune"):
-        tuned_encode(network, x, 3, "ssim")
+        tuned_encode(model, x, 3, "ssim")
 
 
 def test_ms_ssim_tune_raises_ms_ssim_on_a_kodak_crop(kodak_dir) -> None:

@@ -1,7 +1,8 @@
 """The codecs the benchmark can run: a small protocol, Pillow's classic codecs, and our `aec` codec.
 
 `get_codec(name)` builds one by name: "jpeg", "webp", "avif", "jxl", "aec" (our codec's default
-model) or "aec:MODEL", either with "@TUNE" for an encoder tuned for a metric ("aec@ms-ssim"). A
+model) or "aec:MODEL", either with "@TUNE" for an encoder tuned for a metric ("aec@ms-ssim") and
+"@effort=N" for an encoder effort ("aec@effort=3", "aec:vqvae2-base@ms-ssim@effort=2"). A
 codec that cannot run here (Pillow without AVIF, no JPEG XL plugin, our codec's API not importable)
 raises `CodecUnavailable` with a one-line reason, so callers can skip it.
 """
@@ -74,13 +75,14 @@ class AecAdapter:
     name: str = "aec"
     description: str = "aecodec"
     tune: str = "psnr"
+    effort: int = 1
 
     @property
     def qualities(self) -> list[int]:
         return [int(q) for q in self.codec.qualities]
 
     def encode(self, img: Image.Image, quality: int) -> bytes:
-        return bytes(self.codec.compress(img, quality=quality, tune=self.tune))
+        return bytes(self.codec.compress(img, quality=quality, tune=self.tune, effort=self.effort))
 
     def decode(self, data: bytes) -> Image.Image:
         return self.codec.decompress(data).convert("RGB")
@@ -119,9 +121,10 @@ def jxl() -> PillowCodec:
     return PillowCodec("jxl", "JXL", description, threads_option="num_threads")
 
 
-def aec(model: str | None = None, tune: str = "psnr") -> AecAdapter:
+def aec(model: str | None = None, tune: str = "psnr", effort: int = 1) -> AecAdapter:
     """Our codec from `aecodec.codec.api.Codec`, imported only when asked for (default model if None)."""
     name = ("aec" if model is None else f"aec:{model}") + ("" if tune == "psnr" else f"@{tune}")
+    name += "" if effort == 1 else f"@effort={effort}"
     try:
         from aecodec.codec.api import Codec
         from aecodec.codec.options import TUNES
@@ -131,13 +134,29 @@ def aec(model: str | None = None, tune: str = "psnr") -> AecAdapter:
         raise CodecUnavailable(f"{name}: cannot load our codec ({type(exc).__name__}: {exc})") from exc
     if tune not in TUNES:
         raise ValueError(f"{name}: unknown tune {tune!r}; choose from {', '.join(TUNES)}")
+    if effort not in codec.efforts:
+        raise ValueError(f"{name}: effort must be one of {', '.join(map(str, codec.efforts))}")
     chosen = f"{'default ' if model is None else ''}model {codec.model.name}"
-    description = f"aecodec, {chosen} (sha256 {codec.model.digest.hex()}...), tuned for {tune}"
-    return AecAdapter(codec, name=name, description=description, tune=tune)
+    description = f"aecodec, {chosen} (sha256 {codec.model.digest.hex()}...), tuned for {tune}, effort {effort}"
+    return AecAdapter(codec, name=name, description=description, tune=tune, effort=effort)
 
 
 CLASSIC_CODECS: dict[str, Callable[[], PillowCodec]] = {"jpeg": jpeg, "webp": webp, "avif": avif, "jxl": jxl}
-CODEC_NAMES = ["aec", "aec:MODEL", "aec@TUNE", *CLASSIC_CODECS]
+CODEC_NAMES = ["aec", "aec:MODEL", "aec@TUNE", "aec@effort=N", *CLASSIC_CODECS]
+
+
+def _aec_options(options: list[str]) -> dict[str, Any]:
+    """Keyword arguments of :func:`aec` from the "@"-separated options of a name: a tune and/or effort=N."""
+    out: dict[str, Any] = {}
+    for option in options:
+        key, is_effort, value = option.partition("effort=")
+        if is_effort and not key and value.isdigit():
+            out["effort"] = int(value)
+        elif is_effort:
+            raise ValueError(f"effort must be a whole number, got {option!r}")
+        else:
+            out["tune"] = option
+    return out
 
 
 def get_codec(name: str, threads: int = 0) -> CodecUnderTest:
@@ -147,8 +166,8 @@ def get_codec(name: str, threads: int = 0) -> CodecUnderTest:
     """
     key = name.strip().lower()
     if key == "aec" or key.startswith(("aec:", "aec@")):
-        spec, _, tune = name.strip()[3:].partition("@")
-        return aec(spec[1:] or None, tune or "psnr")
+        spec, *options = name.strip()[3:].split("@")
+        return aec(spec[1:] or None, **_aec_options(options))
     if key not in CLASSIC_CODECS:
         raise ValueError(f"unknown codec {name!r}; choose from {', '.join(CODEC_NAMES)}")
     return replace(CLASSIC_CODECS[key](), threads=threads)

@@ -21,7 +21,7 @@ from aecodec.bitstream.format import DEFAULT_MAX_PIXELS
 from aecodec.cli.export import add_export_arguments, run_export
 from aecodec.codec.files import STDIO, check_writable, read_bytes, write_atomic
 from aecodec.codec.images import IMAGE_SUFFIXES, MAX_FILE_BYTES, encode_image
-from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TUNE, TUNES, VERSION
+from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_TUNE, TUNES, VERSION
 from aecodec.errors import AecError, InputError
 
 OUTPUT_FORMATS = {
@@ -99,7 +99,15 @@ def _compress(args: argparse.Namespace) -> int:
     progress = ProgressLine(args.verbose or sys.stderr.isatty())
     start = time.monotonic()
     try:
-        data = codec.compress(source, args.quality, args.tune, target_bytes=target, strip=args.strip, progress=progress)
+        data = codec.compress(
+            source,
+            args.quality,
+            args.tune,
+            target_bytes=target,
+            strip=args.strip,
+            effort=args.effort,
+            progress=progress,
+        )
     finally:
         progress.close()
     seconds = time.monotonic() - start
@@ -243,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TUNE,
         help="metric the encoder aims at: psnr (fast) or ms-ssim (refines each tile, several "
         "seconds per image; same decoder); default %(default)s",
+    )
+    p.add_argument(
+        "--effort",
+        type=int,
+        default=DEFAULT_EFFORT,
+        help="encoder effort: 1 (fastest) and up, each slower and better; same decoder; default %(default)s",
     )
     coding(p)
     p.set_defaults(run=_compress)

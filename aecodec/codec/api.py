@@ -3,7 +3,7 @@
 One image travels like this: :func:`~aecodec.codec.images.load_source` makes RGB pixels (and an
 alpha plane and metadata, which travel as container chunks), the tile
 grid cuts them (:mod:`~aecodec.codec.tiling`), the model's float analysis maps each tile to VQ
-indices (tuned for a metric by :mod:`~aecodec.codec.refine` if asked),
+indices (at the encoder effort asked, :mod:`~aecodec.codec.effort`),
 :mod:`~aecodec.codec.index_coding` range-codes them under the exact integer prior, and
 :mod:`aecodec.bitstream.format` packs header, tile table and streams. Decoding runs the same steps
 backwards; each tile's index CRC is checked before its pixels are synthesized.
@@ -33,10 +33,10 @@ from aecodec.bitstream.format import (
     unpack,
 )
 from aecodec.codec.alpha import decode_alpha, encode_alpha
+from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile
 from aecodec.codec.images import ImageLike, SourceImage, load_source, read_binary, to_image, with_metadata
 from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
 from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_OVERLAP, DEFAULT_QUALITY, DEFAULT_TILE_SIZE, DEFAULT_TUNE
-from aecodec.codec.refine import tuned_encode
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
 from aecodec.errors import FormatError, InputError
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
@@ -99,9 +99,9 @@ class Codec:
         return list(range(1, self.model.num_qualities + 1))
 
     @property
-    def efforts(self) -> list[int]:
-        """The encoder efforts this codec offers (one for now: the network's own analysis)."""
-        return [DEFAULT_EFFORT]
+    def efforts(self) -> tuple[int, ...]:
+        """The encoder efforts, fastest first (:mod:`aecodec.codec.effort`); every one decodes with the same decoder."""
+        return tuple(range(1, len(EFFORTS) + 1))
 
     def _check_quality(self, quality: int | float) -> int:
         """``quality`` as an int (3.0 is 3); InputError naming the range for anything else."""
@@ -113,18 +113,23 @@ class Codec:
         return quality
 
     def analyze(
-        self, pixels: np.ndarray, quality: int, tune: str = DEFAULT_TUNE, progress: Progress | None = None
+        self,
+        pixels: np.ndarray,
+        quality: int,
+        tune: str = DEFAULT_TUNE,
+        progress: Progress | None = None,
+        effort: int = DEFAULT_EFFORT,
     ) -> list[TileIndices]:
-        """Indices of every tile of an (H, W, 3) uint8 image, in tile order, the encoder tuned for ``tune``;
+        """Indices of every tile of an (H, W, 3) uint8 image, in tile order, encoded for ``tune`` at ``effort``;
         ``progress(done, total)`` is called after each tile."""
-        quality = self._check_quality(quality)
+        quality, plan = self._check_quality(quality), effort_plan(effort)
         height, width = pixels.shape[:2]
         tiles = list(tile_grid(width, height, self.tile_size, self.overlap))
         out = []
         for tile in tiles:
             x = pad_to_multiple(to_tensor(pixels[tile.region.slices()]), self.network.stride)
             with thread_independent():
-                top, bottom = tuned_encode(self.network, x.to(self.device), quality, tune)
+                top, bottom = encode_tile(self.network, self.model.prior, x.to(self.device), quality, tune, plan)
             out.append(TileIndices(top, bottom))
             if progress:
                 progress(len(out), len(tiles))
@@ -146,27 +151,27 @@ class Codec:
         ``image``: a PIL image, a numpy array (H, W[, 1..4] uint8, or float in [0, 1]), a path, the bytes
         of an image file or a binary file object. ``quality``: an integer in ``1..len(self.qualities)``
         (default 3). ``target_bytes`` instead picks the highest quality whose file fits. ``tune="ms-ssim"``
-        refines each tile's latent for MS-SSIM (slower encoder, same decoder). Alpha is coded losslessly;
+        refines each tile's latent for MS-SSIM; a higher ``effort`` (one of :attr:`efforts`) is a slower
+        encoder that finds better indices (:mod:`aecodec.codec.effort`); same decoder. Alpha is coded losslessly;
         ICC, EXIF and XMP are kept unless ``strip``. Raises :class:`InputError` for an unusable image or a
-        target that even quality 1 exceeds, ``ValueError`` for a bad quality, tune or effort.
+        target that even quality 1 exceeds or an effort out of range, ``ValueError`` for a bad quality or tune.
         """
-        if effort not in self.efforts:
-            raise ValueError(f"effort must be one of {self.efforts}, got {effort!r}")
+        effort_plan(effort)  # InputError naming the range, before any work
         if target_bytes is not None and quality is not None:
             raise ValueError("give a quality or a target size, not both")
         if target_bytes is None:  # the quality is checked before any work
             quality = self._check_quality(DEFAULT_QUALITY if quality is None else quality)
         source = load_source(image, self.max_pixels, strip)
         return (
-            self._fit(source, target_bytes, tune, progress)
+            self._fit(source, target_bytes, tune, progress, effort)
             if quality is None
-            else self._encode(source, quality, tune, progress)
+            else self._encode(source, quality, tune, progress, effort)
         )
 
-    def _encode(self, source: SourceImage, quality: int, tune: str, progress: Progress | None) -> bytes:
+    def _encode(self, source: SourceImage, quality: int, tune: str, progress: Progress | None, effort: int) -> bytes:
         """The file of an image at one quality."""
         height, width = source.pixels.shape[:2]
-        tiles = self.analyze(source.pixels, quality, tune, progress)
+        tiles = self.analyze(source.pixels, quality, tune, progress, effort)
         header = Header(
             source.channels,
             quality,
@@ -187,14 +192,14 @@ class Codec:
             chunks[RAW_PIXELS] = source.pixels[:, :, : source.channels].tobytes()
         return pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
 
-    def _fit(self, source: SourceImage, target_bytes: int, tune: str, progress: Progress | None) -> bytes:
+    def _fit(self, source: SourceImage, target_bytes: int, tune: str, progress: Progress | None, effort: int) -> bytes:
         """The highest-quality file within ``target_bytes``: a binary search, since size grows with quality."""
         if isinstance(target_bytes, bool) or not isinstance(target_bytes, int) or target_bytes < 1:
             raise ValueError(f"target size must be a positive number of bytes, got {target_bytes!r}")
         low, high, best, smallest = 1, len(self.qualities), None, None
         while low <= high:
             quality = (low + high) // 2
-            data = self._encode(source, quality, tune, progress)
+            data = self._encode(source, quality, tune, progress, effort)
             if len(data) <= target_bytes:
                 best, low = data, quality + 1
             else:

@@ -8,7 +8,7 @@ except PackageNotFoundError:  # a source tree that was never installed
     VERSION = "0+unknown"
 
 DEFAULT_QUALITY = 3
-# Encoder effort (cjxl's habit): one level so far, the network's own analysis.
+# Encoder effort (cjxl's habit): 1 is the network's own analysis; aecodec.codec.effort lists them all.
 DEFAULT_EFFORT = 1
 DEFAULT_TILE_SIZE = 1024
 DEFAULT_OVERLAP = 16

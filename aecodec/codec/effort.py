@@ -1,0 +1,72 @@
+"""Encoder effort, cjxl's habit: a higher effort is a slower encoder that finds better indices for the same decoder.
+
+Each effort is one row of :data:`EFFORTS` saying what the encoder does to a tile; a per-image
+enhancement layer (issue 19) will enter as further rows. Effort 1 is the network's own analysis
+and nearest codewords. Higher efforts refine the bottom latent through the frozen decoder for the
+tune's objective (:mod:`aecodec.codec.refine`); for squared error, the tile then keeps whichever
+candidate, the analysis's own indices or the refined ones, has the least pixel squared error plus
+lambda times its exact bits under the integer prior, so a higher effort is never worse in D + lambda R.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from aecodec.codec.refine import can_refine, refine_latent, tuning
+from aecodec.errors import InputError
+from aecodec.models.integer_prior import IntegerPrior, code_length
+from aecodec.models.vqvae2 import VQVAE2
+
+Indices = tuple[list[Tensor], list[Tensor]]
+
+
+@dataclass(frozen=True)
+class Effort:
+    """What the encoder does to each tile at one effort level."""
+
+    refine_steps: int  # Adam steps on the tune's objective before quantization (a tune may take more)
+    lr: float = 0.01  # refinement step size
+
+
+EFFORTS: tuple[Effort, ...] = (Effort(0), Effort(8), Effort(32))
+
+
+def effort_plan(effort: int) -> Effort:
+    """The row of :data:`EFFORTS` for ``effort`` (1-based); InputError naming the valid range otherwise."""
+    if isinstance(effort, bool) or not isinstance(effort, int) or effort not in range(1, len(EFFORTS) + 1):
+        raise InputError(f"effort must be an integer in 1..{len(EFFORTS)}, got {effort!r}")
+    return EFFORTS[effort - 1]
+
+
+def rd_lambda(quality: int) -> float:
+    """Lagrange multiplier at ``quality``, in squared error of [0, 1] pixel values per bit.
+
+    The slope of the default model's Kodak curve (MSE per bpp, times 3 values per pixel) between
+    neighbouring qualities, which halves at each step: 0.012 * 0.52 ** (quality - 1) MSE per bpp.
+    """
+    return 3 * 0.012 * 0.52 ** (quality - 1)
+
+
+def rd_cost(network: VQVAE2, prior: IntegerPrior, x: Tensor, indices: Indices, quality: int) -> float:
+    """Squared error of the decoded 8-bit tile plus lambda times the indices' exact bits under the integer prior."""
+    decoded = (network.decode(*indices) * 255).round() / 255
+    return float((decoded - x).pow(2).sum()) + rd_lambda(quality) * code_length(prior, *indices)[0]
+
+
+@torch.no_grad()
+def encode_tile(network: VQVAE2, prior: IntegerPrior, x: Tensor, quality: int, tune: str, effort: Effort) -> Indices:
+    """Indices (top stages, bottom stages) of a (1, 3, H, W) tile at ``quality``, as encoded at ``effort``."""
+    keep, tune_spec = torch.tensor([quality], device=x.device), tuning(tune)
+    top, latent = network.analyze_top(x, keep.clamp(max=network.config.top_stages))
+    steps = max(effort.refine_steps, tune_spec.min_steps) if can_refine(x, tune) else 0
+    latents = [latent]
+    if steps:
+        refined = refine_latent(network, x, top, latent, quality, tune, steps, effort.lr)
+        # The refinement already kept the analysis's latent if nothing beat it on the tune's objective;
+        # only a squared-error tune can weigh the two index sets against their bits.
+        latents = [latent, refined] if tune_spec.rate_distortion else [refined]
+    candidates = [network.stage_indices(top, network.quantize_bottom(z, keep), quality) for z in latents]
+    if len(candidates) == 1:
+        return candidates[0]
+    return min(candidates, key=lambda indices: rd_cost(network, prior, x, indices, quality))
