@@ -1,6 +1,7 @@
 """Encoder effort: every effort is validated, decodes with the one decoder, and never loses in D + lambda R."""
 
 import itertools
+import json
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 
 from aecodec.bench.baselines import get_codec
+from aecodec.cli import main
 from aecodec.codec.api import Codec
 from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile, rd_cost
 from aecodec.codec.tiling import to_tensor
@@ -86,3 +88,12 @@ def test_effort_runs_under_no_grad_and_leaves_the_weights(model: CodecModel, one
         encode_tile(model.network, model.prior, to_tensor(image(2, (48, 48))), 2, "psnr", EFFORTS[-1])
     assert all(p.grad is None for p in model.network.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.network.state_dict().items())
+
+
+def test_probe_reports_bits_per_index_and_the_unquantized_ceiling(model_file, tmp_path, capsys) -> None:
+    for seed in (0, 1):
+        Image.fromarray(image(seed, (48, 64))).save(tmp_path / f"{seed}.png")
+    assert main(["evaluate", str(model_file), str(tmp_path), "--probe"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 2 and report["quality"] == 3
+    assert 0 < report["integer_bits_per_index"] < 8 and report["psnr_unquantized"] > 0
