@@ -95,7 +95,7 @@ def test_output_names_and_formats(rgba_file: Path, model_file: Path, tmp_path: P
     assert Image.open(tmp_path / "d.webp").tobytes() == decoded.tobytes()  # lossless WebP
     rgb = tmp_path / "rgb.aec"
     assert (
-        cli("compress", str(ROOT / "tests/data/kodim23-48x32.png"), str(rgb), "--model", str(model_file)).returncode
+        cli("compress", str(ROOT / "tests/data/synthetic-48x32.png"), str(rgb), "--model", str(model_file)).returncode
         == 0
     )
     jpeg = cli("decompress", str(rgb), str(tmp_path / "d.jpg"), "--model", str(model_file))
@@ -111,7 +111,7 @@ def test_device_error_is_one_line(rgba_file: Path, model_file: Path, tmp_path: P
 def test_broken_pipe_is_quiet() -> None:
     read, write = os.pipe()
     os.close(read)  # the reader has gone before anything is written, as with `| head -1` finishing first
-    result = cli("info", str(ROOT / "tests/data/kodim23-48x32-v1.aec"), stdout=write)
+    result = cli("info", str(ROOT / "tests/data/synthetic-48x32-v1.aec"), stdout=write)
     os.close(write)
     assert result.returncode == commands.BROKEN_PIPE_EXIT and result.stderr == b""
 

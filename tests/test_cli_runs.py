@@ -93,5 +93,5 @@ def test_info_lists_the_chunks(codec, tmp_path: Path) -> None:
     assert "   format: aecodec .aec version 2" in lines
     chunks = next(line for line in lines if line.strip().startswith("chunks:")).split(": ", 1)[1]
     assert chunks.startswith("ALPH ") and chunks.endswith(f", xmp {len('<x:xmpmeta>info</x:xmpmeta>')} B")
-    old = cli("info", str(ROOT / "tests/data/kodim23-48x32-v1.aec")).stdout.decode()
+    old = cli("info", str(ROOT / "tests/data/synthetic-48x32-v1.aec")).stdout.decode()
     assert "version 1" in old and "   chunks: none" in old

@@ -24,13 +24,13 @@ def test_open_is_lazy_and_load_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = api.Codec.decompress
     monkeypatch.setattr(api.Codec, "decompress", lambda self, data: calls.append(1) or real(self, data))
-    with Image.open(DATA / "kodim23-48x32-v1.aec") as image:
+    with Image.open(DATA / "synthetic-48x32-v1.aec") as image:
         assert isinstance(image, AecImageFile)
         assert (image.format, image.mode, image.size) == ("AEC", "RGB", (48, 32))
         assert image.get_format_mimetype() == "image/x-aec"
         assert calls == []
         image.load()
-        assert calls == [1] and image.getpixel((0, 0)) == aecodec.decompress(DATA / "kodim23-48x32-v1.aec").getpixel(
+        assert calls == [1] and image.getpixel((0, 0)) == aecodec.decompress(DATA / "synthetic-48x32-v1.aec").getpixel(
             (0, 0)
         )
         image.load()
@@ -40,7 +40,7 @@ def test_open_is_lazy_and_load_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_identity_check_on_magic_bytes() -> None:
     with pytest.raises(UnidentifiedImageError):
         Image.open(io.BytesIO(b"AEB\x1a" + bytes(60)))
-    assert Image.open(io.BytesIO((DATA / "kodim23-48x32-v1.aec").read_bytes())).format == "AEC"
+    assert Image.open(io.BytesIO((DATA / "synthetic-48x32-v1.aec").read_bytes())).format == "AEC"
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA"])

@@ -120,9 +120,9 @@ def test_unusable_device_is_one_clear_error(model) -> None:
 
 
 def test_release_0_1_files_still_decode() -> None:
-    """A version 1 file written by release 0.1 (default model, quality 3) of tests/data/kodim23-48x32.png."""
-    data = (DATA / "kodim23-48x32-v1.aec").read_bytes()
+    """A version 1 file written by release 0.1 (default model, quality 3) of tests/data/synthetic-48x32.png."""
+    data = (DATA / "synthetic-48x32-v1.aec").read_bytes()
     assert data[4] == 1 and aecodec.read_header(data).quality == 3
     decoded = np.asarray(aecodec.decompress(data), dtype=float)
-    source = np.asarray(Image.open(DATA / "kodim23-48x32.png"), dtype=float)
+    source = np.asarray(Image.open(DATA / "synthetic-48x32.png"), dtype=float)
     assert 10 * np.log10(255**2 / np.mean((decoded - source) ** 2)) > 35
