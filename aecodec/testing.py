@@ -3,12 +3,41 @@
 For tests, fuzzing and the large-image tool; nothing in the codec's runtime path imports this module.
 """
 
+import numpy as np
 import torch
 
-from aecodec.models.model_files import CodecModel, model_from_bytes
+from aecodec.models.model_files import CodecModel, model_bytes, model_from_bytes
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
+from aecodec.models.residual import COEFFICIENTS, CONTEXTS, ResidualLayer, ResidualLevel
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 from aecodec.training.export import export_model
+from aecodec.training.residual import laplace_bank
+
+
+def random_residual_layer(levels: list[tuple[int, float]], base_only: int, seed: int = 0) -> ResidualLayer:
+    """A residual layer with random orthonormal transforms and context rows, one level per (base quality, step)."""
+    rng = np.random.default_rng(seed)
+    qualities = sorted({q for q, _ in levels})
+    bases = np.stack([np.linalg.qr(rng.normal(size=(COEFFICIENTS, COEFFICIENTS)))[0] for _ in qualities])
+    bank = laplace_bank()
+    return ResidualLayer(
+        rng.normal(size=(len(qualities), COEFFICIENTS)).astype(np.float32),
+        bases.astype(np.float32),
+        bank,
+        tuple(
+            ResidualLevel(q, qualities.index(q), round(step * 16), rng.integers(0, len(bank), CONTEXTS))
+            for q, step in levels
+        ),
+        0.1,
+        base_only,
+        base_only + 1,
+    )
+
+
+def with_residual_layer(data: bytes, layer: ResidualLayer, name: str = "random-res") -> bytes:
+    """Model-file bytes of the model in ``data`` with ``layer`` added."""
+    model = model_from_bytes(data)
+    return model_bytes(name, model.network, model.prior, layer)
 
 
 def random_model_bytes(
@@ -32,3 +61,11 @@ def random_model_bytes(
 def random_model(name: str = "random", config: VQVAE2Config | None = None, seed: int = 0) -> CodecModel:
     """An untrained, tiny model: fast tests of the whole codec."""
     return model_from_bytes(random_model_bytes(name, config, seed), name)
+
+
+def random_residual_model(name: str = "random-res", seed: int = 0) -> CodecModel:
+    """:func:`random_model` with a random residual layer: qualities 1..3 base only, 4 and 5 with residual levels."""
+    data = with_residual_layer(
+        random_model_bytes(seed=seed), random_residual_layer([(2, 12.0), (3, 4.0)], 3, seed), name
+    )
+    return model_from_bytes(data, name)

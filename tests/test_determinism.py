@@ -141,3 +141,52 @@ def test_shipped_model_on_a_photo_is_thread_count_independent(kodak_dir: Path, t
         outputs[threads] = aec.read_bytes(), np.load(png)
     assert outputs[1][0] == outputs[2][0]
     assert np.array_equal(outputs[1][1], outputs[2][1])
+
+
+RESIDUAL_SCRIPT = textwrap.dedent(
+    """
+    import sys, hashlib, numpy as np
+    from aecodec.bitstream.format import RESIDUAL, unpack
+    from aecodec.codec.api import Codec
+    from aecodec.codec.residual_coding import decode_residual
+    from aecodec.models.model_files import load_model_file
+    from aecodec.models.residual import blocks_shape
+    codec = Codec(load_model_file(sys.argv[1]), tile_size=128, overlap=8)
+    mode, path = sys.argv[2], sys.argv[3]
+    if mode == "encode":
+        pixels = np.random.default_rng(7).integers(0, 256, (150, 203, 3), dtype=np.uint8)
+        open(path, "wb").write(codec.compress(pixels, codec.model.num_qualities))
+    else:
+        file = unpack(open(path, "rb").read())
+        level = codec.model.quality_plan(file.header.quality)[1]
+        shape = blocks_shape(file.header.width, file.header.height)
+        values = decode_residual(codec.model.residual, level, file.chunk(RESIDUAL), shape)
+        print(hashlib.sha256(values.astype("<i2").tobytes()).hexdigest())
+    """
+)
+
+
+def test_residual_layer_is_exact_across_thread_counts(tmp_path: Path) -> None:
+    from aecodec.testing import random_model_bytes, random_residual_layer, with_residual_layer
+
+    model_file = tmp_path / "res.safetensors"
+    model_file.write_bytes(with_residual_layer(random_model_bytes(), random_residual_layer([(3, 4.0)], 3)))
+
+    def run_with(threads: int, mode: str, path: Path) -> str:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+        result = subprocess.run(
+            [sys.executable, "-c", RESIDUAL_SCRIPT, str(model_file), mode, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent.parent,
+            env=env,
+        )
+        return result.stdout.strip()
+
+    one, two = tmp_path / "one.aec", tmp_path / "two.aec"
+    run_with(1, "encode", one)
+    run_with(2, "encode", two)
+    assert one.read_bytes() == two.read_bytes()
+    decoded = {run_with(threads, "decode", one) for threads in (1, 2, 3)}
+    assert len(decoded) == 1 and len(decoded.pop()) == 64

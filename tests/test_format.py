@@ -28,6 +28,7 @@ from aecodec.bitstream.format import (
     MAX_CHUNKS,
     MAX_WORK_FACTOR,
     RAW_PIXELS,
+    RESIDUAL,
     XMP,
     AecFile,
     Header,
@@ -408,7 +409,7 @@ def test_chunks_round_trip_as_version_2() -> None:
 def test_chunk_table_in_format_md_matches_the_code() -> None:
     section = FORMAT_MD.read_text().split("## Chunks", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(.{4})` \| (critical|ancillary) +\| `([^`]+)`", section, re.M)
-    assert {tag for tag, *_ in rows} == {t.decode() for t in (ALPHA, RAW_PIXELS, EXIF, ICC_PROFILE, XMP)}
+    assert {tag for tag, *_ in rows} == {t.decode() for t in (ALPHA, RAW_PIXELS, RESIDUAL, EXIF, ICC_PROFILE, XMP)}
     for header in (make_header(), make_header(width=4, height=4, channels=1, tile_count=1)):
         sizes = {"w": header.width, "h": header.height, "channels": header.channels}
         for tag, kind, limit in rows:

@@ -16,14 +16,14 @@ from aecodec.bench.fuzz import (
     summary,
 )
 from aecodec.codec.api import Codec
-from aecodec.models.model_files import CodecModel
+from aecodec.testing import random_residual_model
 
 EVERYDAY_KINDS = tuple(k for k in MUTATORS if k not in ("extreme_grid", "expensive_grid"))
 
 
 @pytest.fixture(scope="module")
-def fuzz_codec(model: CodecModel) -> Codec:
-    return Codec(model, tile_size=64, overlap=8)
+def fuzz_codec() -> Codec:
+    return Codec(random_residual_model(), tile_size=64, overlap=8)
 
 
 @pytest.fixture(scope="module")

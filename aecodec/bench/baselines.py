@@ -10,7 +10,7 @@ raises `CodecUnavailable` with a one-line reason, so callers can skip it.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
@@ -76,10 +76,18 @@ class AecAdapter:
     description: str = "aecodec"
     tune: str = "psnr"
     effort: int = 1
+    selected: list[int] | None = None  # a subset of the model's qualities (a model may offer dozens)
 
     @property
     def qualities(self) -> list[int]:
-        return [int(q) for q in self.codec.qualities]
+        return self.selected or [int(q) for q in self.codec.qualities]
+
+    def select(self, qualities: Sequence[int]) -> None:
+        """Benchmark only ``qualities``; ValueError for one the model lacks."""
+        offered = [int(q) for q in self.codec.qualities]
+        if not set(qualities) <= set(offered):
+            raise ValueError(f"{self.name}: qualities must be among 1..{len(offered)}, got {list(qualities)}")
+        self.selected = sorted(set(qualities))
 
     def encode(self, img: Image.Image, quality: int) -> bytes:
         return bytes(self.codec.compress(img, quality=quality, tune=self.tune, effort=self.effort))

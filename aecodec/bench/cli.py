@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from aecodec.bench.anchors import load_anchors
-from aecodec.bench.baselines import CODEC_NAMES, CodecUnavailable, CodecUnderTest, get_codec
+from aecodec.bench.baselines import CODEC_NAMES, AecAdapter, CodecUnavailable, CodecUnderTest, get_codec
 from aecodec.bench.datasets import DatasetImage, load_dataset
 from aecodec.bench.report import DEFAULT_RATE_WINDOW, ReportInputs, write_report
 from aecodec.bench.runner import run_benchmark
@@ -65,6 +65,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         type=_csv(int),
         help="comma-separated quality settings for every codec (default: each codec's own)",
     )
+    parser.add_argument(
+        "--aec-qualities",
+        type=_csv(int),
+        help="comma-separated quality settings of the aec codecs only (default: all the model offers)",
+    )
     parser.add_argument("--crop-image", help="image file name for crops.png (default: the first image)")
     parser.add_argument(
         "--crop-bpp", type=_csv(float), default=[0.25, 0.5], help="target bpps of the crop rows (default: 0.25,0.5)"
@@ -114,6 +119,9 @@ def run_bench(args: argparse.Namespace) -> int:
         images = load_dataset(args.dataset, args.limit)
         anchors = load_anchors(args.anchors) if args.anchors else []
         codecs, skipped = resolve_codecs(args.codecs, threads)
+        for codec in codecs:
+            if isinstance(codec, AecAdapter) and args.aec_qualities:
+                codec.select(args.aec_qualities)
         crop_image = _crop_image(images, args.crop_image)
     except (AecError, ValueError) as exc:
         print(f"aecodec bench: error: {exc}", file=sys.stderr)

@@ -54,7 +54,7 @@ def probe(model: CodecModel, folder: Path) -> dict:
 
     Each image is one tile (no tiling), so use images within the model's tile size, such as Kodak's.
     """
-    network, quality = model.network, model.num_qualities
+    network, quality = model.network, model.network.num_qualities
     bits, count, quantized, ceiling = 0.0, 0, [], []
     for image in load_dataset(folder):
         height, width = image.pixels.shape[:2]

@@ -58,7 +58,7 @@ from aecodec.codec.index_coding import decode_indices, indices_crc
 from aecodec.codec.tiling import tile_grid
 from aecodec.errors import AecError, FormatError
 from aecodec.models.model_files import CodecModel, load_model_file
-from aecodec.testing import random_model
+from aecodec.testing import random_residual_model
 
 TILE_SIZE = 64
 # (height, width, grayscale, quality, overlap) of the valid files that get mutated.
@@ -450,7 +450,7 @@ def with_index_crcs(codec: Codec, mutant: Mutant, max_work: int = MAX_VALID_CRC_
         header = file.header
         if header.decode_work > max_work or header.model_name != codec.model.name:
             return mutant
-        stages = codec.model.network.stages_for_quality(header.quality)
+        stages = codec.model.network.stages_for_quality(codec.model.quality_plan(header.quality)[0])
         tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
         crcs = [
             indices_crc(*decode_indices(codec.model.prior, stream, codec.bottom_shape(tile), stages))
@@ -516,7 +516,8 @@ class Report:
 
 
 def make_samples(codec: Codec) -> list[Sample]:
-    """The valid files to mutate: smooth noisy images, RGB and grayscale, 1 to 6 tiles, one with chunks."""
+    """The valid files to mutate: smooth noisy images, RGB and grayscale, 1 to 6 tiles, one with chunks and,
+    for a model with a residual layer, one with a residual chunk."""
     rng = np.random.default_rng(0)
     samples = []
     for height, width, gray, quality, overlap in SAMPLE_SPECS:
@@ -531,6 +532,9 @@ def make_samples(codec: Codec) -> list[Sample]:
     image.info["xmp"] = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
     data = Codec(codec.model, TILE_SIZE, 8).compress(image, 2)
     samples.append(Sample(data, np.asarray(codec.decompress(data))))
+    if codec.model.residual is not None:  # a residual chunk, at the model's highest quality
+        data = Codec(codec.model, TILE_SIZE, 8).compress(pixels, codec.model.num_qualities)
+        samples.append(Sample(data, np.asarray(codec.decompress(data))))
     return samples
 
 
@@ -682,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = args.kinds.split(",")
     if not set(kinds) <= set(MUTATORS):
         parser.error(f"unknown kinds {sorted(set(kinds) - set(MUTATORS))}; choose from {', '.join(MUTATORS)}")
-    model: CodecModel = load_model_file(args.model) if args.model else random_model()
+    model: CodecModel = load_model_file(args.model) if args.model else random_residual_model()
     codec = Codec(model, TILE_SIZE, overlap=8)
     samples = make_samples(codec)
     if args.case is not None:

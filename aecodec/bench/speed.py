@@ -1,8 +1,11 @@
 """Encode/decode seconds and entropy-coding overhead of our codec on one image.
 
-``python -m aecodec.bench.speed IMAGE [--model M] [--qualities 1,4,10] [--repeats 3]``
-prints, per quality: file bytes, bpp, the ideal size of the same symbols under the same integer
-frequency tables, the coder's overhead over that ideal, header bytes, and median seconds.
+``python -m aecodec.bench.speed IMAGE [--model M] [--qualities 1,4,10] [--repeats 3] [--hyperprior]``
+prints, per quality: file bytes, bpp, the ideal size of the tile streams under the same integer
+frequency tables, the coder's overhead over that ideal, residual-chunk and other header bytes, and
+median seconds. ``--hyperprior`` also times CompressAI's ``bmshj2018_hyperprior`` (quality-3
+architecture, untrained weights, ``update()``d: its speed does not depend on training) on the
+same image in the same process, as the reference of issue 18's speed target.
 """
 
 import argparse
@@ -10,7 +13,7 @@ import argparse
 import torch
 
 from aecodec.bench.runner import timed
-from aecodec.bitstream.format import unpack
+from aecodec.bitstream.format import RESIDUAL, unpack
 from aecodec.codec.api import Codec
 from aecodec.codec.images import load_pixels
 from aecodec.models.integer_prior import code_length
@@ -31,7 +34,8 @@ def measure(codec: Codec, image: str, quality: int, repeats: int) -> dict:
         "ideal_bits": ideal,
         "stream_bits": stream_bits,
         "overhead_%": 100 * (stream_bits / ideal - 1),
-        "header_bytes": len(data) - stream_bits // 8,
+        "residual_bytes": len(file.chunk(RESIDUAL) or b""),
+        "header_bytes": len(data) - stream_bits // 8 - len(file.chunk(RESIDUAL) or b""),
         "encode_s": encode_s,
         "decode_s": decode_s,
     }
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model name or .safetensors path (default: the shipped default)")
     parser.add_argument("--qualities", default="1,4,10", help="comma-separated qualities")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--hyperprior", action="store_true", help="also time CompressAI's bmshj2018_hyperprior")
     args = parser.parse_args(argv)
     codec = Codec(args.model)
     print(f"threads={torch.get_num_threads()} model={codec.model.name}")
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         "ideal_bits",
         "stream_bits",
         "overhead_%",
+        "residual_bytes",
         "header_bytes",
         "encode_s",
         "decode_s",
@@ -61,7 +67,25 @@ def main(argv: list[str] | None = None) -> int:
     for quality in (int(q) for q in args.qualities.split(",")):
         row = measure(codec, args.image, quality, args.repeats)
         print(" ".join(f"{row[c]:>12.4f}" if isinstance(row[c], float) else f"{row[c]:>12}" for c in columns))
+    if args.hyperprior:
+        row = hyperprior_seconds(args.image, args.repeats)
+        print(f"bmshj2018_hyperprior (quality 3 architecture): encode_s {row[0]:.4f} decode_s {row[1]:.4f}")
     return 0
+
+
+@torch.no_grad()
+def hyperprior_seconds(image: str, repeats: int) -> tuple[float, float]:
+    """Median compress and decompress seconds of CompressAI's bmshj2018_hyperprior on ``image`` (padded to 64)."""
+    from compressai.zoo import bmshj2018_hyperprior
+
+    net = bmshj2018_hyperprior(quality=3, pretrained=False).eval()
+    net.update(force=True)
+    pixels, _ = load_pixels(image, 1 << 27)
+    x = torch.from_numpy(pixels[:, :, :3].copy()).permute(2, 0, 1)[None].float() / 255
+    x = torch.nn.functional.pad(x, (0, -x.shape[-1] % 64, 0, -x.shape[-2] % 64))
+    coded, encode_s = timed(lambda: net.compress(x), repeats)
+    _, decode_s = timed(lambda: net.decompress(coded["strings"], coded["shape"]), repeats)
+    return encode_s, decode_s
 
 
 if __name__ == "__main__":

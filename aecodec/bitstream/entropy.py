@@ -6,6 +6,8 @@ every machine; constriction quantizes each row to its 24-bit precision determini
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import constriction
 import numpy as np
 
@@ -36,18 +38,22 @@ def _checked_probabilities(freqs: np.ndarray) -> np.ndarray:
     return probabilities
 
 
+def _checked_symbols(symbols: np.ndarray, count: int | None, alphabet: int) -> np.ndarray:
+    """Validate integer symbols (n,) in 0..alphabet-1 (and n == ``count`` unless None); return them as int32."""
+    symbols = np.asarray(symbols)
+    if not np.issubdtype(symbols.dtype, np.integer) or symbols.ndim != 1 or count not in (None, symbols.size):
+        raise ValueError(
+            f"symbols must be an integer array of shape ({count or 'n'},), got {symbols.dtype} {symbols.shape}"
+        )
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= alphabet):
+        raise ValueError(f"symbols must lie in 0..{alphabet - 1}")
+    return symbols.astype(np.int32)
+
+
 def _checked_group(symbols: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validate symbols (n,) against their table (n, K); return int32 symbols, float64 table."""
     probabilities = _checked_probabilities(freqs)
-    symbols = np.asarray(symbols)
-    if not np.issubdtype(symbols.dtype, np.integer) or symbols.shape != probabilities.shape[:1]:
-        raise ValueError(
-            f"symbols must be an integer array of shape {probabilities.shape[:1]}, "
-            f"got {symbols.dtype} of shape {symbols.shape}"
-        )
-    if symbols.size and (symbols.min() < 0 or symbols.max() >= probabilities.shape[1]):
-        raise ValueError(f"symbols must lie in 0..{probabilities.shape[1] - 1}")
-    return symbols.astype(np.int32), probabilities
+    return _checked_symbols(symbols, len(probabilities), probabilities.shape[1]), probabilities
 
 
 class SymbolEncoder:
@@ -61,6 +67,13 @@ class SymbolEncoder:
         symbols, probabilities = _checked_group(symbols, freqs)
         if symbols.size:
             self._encoder.encode(symbols, _CATEGORICAL, probabilities)
+
+    def encode_iid(self, symbols: np.ndarray, row: np.ndarray) -> None:
+        """Append symbols (n,) all coded with the one frequency row ``row`` (K,)."""
+        probabilities = _checked_probabilities(np.asarray(row)[None])
+        symbols = _checked_symbols(symbols, None, probabilities.shape[1])
+        if symbols.size:
+            self._encoder.encode(symbols, constriction.stream.model.Categorical(probabilities[0], perfect=False))
 
     def finish(self) -> bytes:
         """The stream so far as little-endian 32-bit words (empty if nothing was encoded)."""
@@ -80,8 +93,13 @@ class SymbolDecoder:
         probabilities = _checked_probabilities(freqs)
         if not len(probabilities):
             return np.zeros(0, dtype=np.int64)
+        return self._decoded(lambda: self._decoder.decode(_CATEGORICAL, probabilities))
+
+    @staticmethod
+    def _decoded(decode: Callable[[], np.ndarray]) -> np.ndarray:
+        """Run one constriction decode call; its failures become FormatError."""
         try:
-            symbols = self._decoder.decode(_CATEGORICAL, probabilities)
+            symbols = decode()
         except (KeyboardInterrupt, SystemExit):
             raise
         # constriction reports invalid data as AssertionError; a Rust panic would surface as
@@ -89,6 +107,14 @@ class SymbolDecoder:
         except BaseException as exc:
             raise FormatError("tile stream is corrupted (range decoding failed)") from exc
         return symbols.astype(np.int64)
+
+    def decode_iid(self, row: np.ndarray, count: int) -> np.ndarray:
+        """Decode ``count`` symbols all coded with the frequency row ``row`` (K,)."""
+        probabilities = _checked_probabilities(np.asarray(row)[None])
+        if not count:
+            return np.zeros(0, dtype=np.int64)
+        model = constriction.stream.model.Categorical(probabilities[0], perfect=False)
+        return self._decoded(lambda: self._decoder.decode(model, count))
 
     def check_exhausted(self) -> None:
         """Raise FormatError if the stream surely holds data beyond the symbols decoded so far.

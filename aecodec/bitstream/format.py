@@ -42,7 +42,9 @@ MAX_CHUNKS = 16
 MAX_METADATA_BYTES = 1 << 20
 MAX_RAW_PIXELS = 64
 ICC_PROFILE, EXIF, XMP = b"iccp", b"exif", b"xmp "
-ALPHA, RAW_PIXELS = b"ALPH", b"PIXL"
+ALPHA, RAW_PIXELS, RESIDUAL = b"ALPH", b"PIXL", b"RESD"
+RESIDUAL_BYTES_PER_BLOCK = 192 * 5  # 192 symbols of at most 24 bits plus 12 escape bits each
+RESIDUAL_PREFIX_SIZE = 5
 
 _HEADER_STRUCT = struct.Struct("<4sBBBB16s8sIIHHI")
 _U32 = struct.Struct("<I")
@@ -162,6 +164,7 @@ def chunk_limit(tag: bytes, header: Header) -> int:
         # A method byte and a deflate stream of the plane (deflate adds 5 bytes per 16 KiB at most).
         ALPHA: pixels + pixels // 1024 + 64,
         RAW_PIXELS: header.channels * pixels if pixels <= MAX_RAW_PIXELS else 0,
+        RESIDUAL: RESIDUAL_PREFIX_SIZE + RESIDUAL_BYTES_PER_BLOCK * -(-header.width // 8) * -(-header.height // 8),
     }
     if tag in limits:
         return limits[tag]
@@ -193,6 +196,10 @@ def check_chunk(tag: bytes, payload: bytes, header: Header) -> None:
         check_metadata(tag, payload)
     if tag == ALPHA and not payload:
         raise FormatError("invalid alpha chunk (empty)")
+    if tag == RESIDUAL and (
+        len(payload) < RESIDUAL_PREFIX_SIZE or (len(payload) - RESIDUAL_PREFIX_SIZE) % STREAM_WORD_SIZE
+    ):
+        raise FormatError("invalid residual chunk: not a version byte, a CRC and whole 32-bit words")
     if tag == RAW_PIXELS and len(payload) != header.channels * header.width * header.height:
         raise FormatError(
             f"invalid raw pixel chunk: {len(payload)} bytes for a "

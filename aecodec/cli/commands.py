@@ -1,4 +1,4 @@
-"""The ``aecodec`` command: compress, decompress, info, train, finetune, export, bench, evaluate.
+"""The ``aecodec`` command: compress, decompress, info, train, finetune, fit-residual, export, bench, evaluate.
 
 Each subcommand imports its machinery when it runs, so ``aecodec info`` reads a header without
 loading torch, and compressing never loads the training or benchmark code. ``train``,
@@ -189,6 +189,12 @@ def _finetune(args: argparse.Namespace) -> int:
     return finetune_main(args.extra)
 
 
+def _fit_residual(args: argparse.Namespace) -> int:
+    from aecodec.training.residual import main as fit_residual_main
+
+    return fit_residual_main(args.extra)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from aecodec.bench.cli import main as bench_main
 
@@ -205,6 +211,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 DELEGATED = {
     "train": (_train, "train a model on a folder of images (aecodec train --help)"),
     "finetune": (_finetune, "retrain a model's decoder, its bits unchanged"),
+    "fit-residual": (_fit_residual, "give a model a residual layer for qualities above its base"),
     "bench": (_bench, "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
     "evaluate": (_evaluate, "measure a model's bpp, PSNR and MS-SSIM on a folder"),
 }
@@ -238,7 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="image file, or - for stdin")
     p.add_argument("output", help=".aec file, or - for stdout")
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("-q", "--quality", type=int, help=f"1 (smallest) .. N (best); default {DEFAULT_QUALITY}")
+    rate.add_argument(
+        "-q",
+        "--quality",
+        type=int,
+        help=f"1 (smallest) .. N (best); default: the model's own (default model: 14 of 29; models without "
+        f"a residual layer: {DEFAULT_QUALITY})",
+    )
     rate.add_argument("--size", type=int, metavar="BYTES", help="the best quality whose file fits in BYTES")
     rate.add_argument("--bpp", type=float, metavar="X", help="the best quality within X bits per pixel")
     p.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP (kept by default)")

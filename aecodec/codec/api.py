@@ -5,13 +5,15 @@ alpha plane and metadata, which travel as container chunks), the tile
 grid cuts them (:mod:`~aecodec.codec.tiling`), the model's float analysis maps each tile to VQ
 indices (at the encoder effort asked, :mod:`~aecodec.codec.effort`),
 :mod:`~aecodec.codec.index_coding` range-codes them under the exact integer prior, and
-:mod:`aecodec.bitstream.format` packs header, tile table and streams. Decoding runs the same steps
-backwards; each tile's index CRC is checked before its pixels are synthesized.
+:mod:`aecodec.bitstream.format` packs header, tile table and streams. At the qualities above the
+base's own, the image minus its decoded base is coded too, as a residual chunk
+(:mod:`~aecodec.codec.residual_coding`). Decoding runs the same steps backwards; each tile's index
+CRC is checked before its pixels are synthesized.
 """
 
 import copy
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from aecodec.bitstream.format import (
     DEFAULT_MAX_PIXELS,
     MAX_RAW_PIXELS,
     RAW_PIXELS,
+    RESIDUAL,
     AecFile,
     Header,
     pack,
@@ -37,9 +40,11 @@ from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile
 from aecodec.codec.images import ImageLike, SourceImage, load_source, read_binary, to_image, with_metadata
 from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
 from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_OVERLAP, DEFAULT_QUALITY, DEFAULT_TILE_SIZE, DEFAULT_TUNE
+from aecodec.codec.residual_coding import decode_residual, encode_residual
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
 from aecodec.errors import FormatError, InputError
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
+from aecodec.models.residual import blocks_shape
 
 AecSource = bytes | bytearray | memoryview | str | Path | BinaryIO
 Progress = Callable[[int, int], None]
@@ -99,6 +104,11 @@ class Codec:
         return list(range(1, self.model.num_qualities + 1))
 
     @property
+    def default_quality(self) -> int:
+        """The quality :meth:`compress` uses when given none: the model's, else :data:`DEFAULT_QUALITY`."""
+        return self.model.default_quality or DEFAULT_QUALITY
+
+    @property
     def efforts(self) -> tuple[int, ...]:
         """The encoder efforts, fastest first (:mod:`aecodec.codec.effort`); every one decodes with the same decoder."""
         return tuple(range(1, len(EFFORTS) + 1))
@@ -109,7 +119,7 @@ class Codec:
             quality = int(quality)
         if isinstance(quality, bool) or not isinstance(quality, int):
             raise InputError(f"quality must be an integer in 1..{self.model.num_qualities}, got {quality!r}")
-        self.model.network.stages_for_quality(quality)  # InputError for a quality the model lacks
+        self.model.quality_plan(quality)  # InputError for a quality the model lacks
         return quality
 
     def analyze(
@@ -120,9 +130,10 @@ class Codec:
         progress: Progress | None = None,
         effort: int = DEFAULT_EFFORT,
     ) -> list[TileIndices]:
-        """Indices of every tile of an (H, W, 3) uint8 image, in tile order, encoded for ``tune`` at ``effort``;
-        ``progress(done, total)`` is called after each tile."""
+        """Base indices of every tile of an (H, W, 3) uint8 image at ``quality``, in tile order, encoded for
+        ``tune`` at ``effort``; ``progress(done, total)`` is called after each tile."""
         quality, plan = self._check_quality(quality), effort_plan(effort)
+        quality = self.model.quality_plan(quality)[0]
         height, width = pixels.shape[:2]
         tiles = list(tile_grid(width, height, self.tile_size, self.overlap))
         out = []
@@ -160,7 +171,7 @@ class Codec:
         if target_bytes is not None and quality is not None:
             raise ValueError("give a quality or a target size, not both")
         if target_bytes is None:  # the quality is checked before any work
-            quality = self._check_quality(DEFAULT_QUALITY if quality is None else quality)
+            quality = self._check_quality(self.default_quality if quality is None else quality)
         source = load_source(image, self.max_pixels, strip)
         return (
             self._fit(source, target_bytes, tune, progress, effort)
@@ -190,6 +201,10 @@ class Codec:
             chunks[ALPHA] = encode_alpha(source.alpha)
         if width * height <= MAX_RAW_PIXELS:  # tiny images are all border: store them exactly
             chunks[RAW_PIXELS] = source.pixels[:, :, : source.channels].tobytes()
+        elif (level := self.model.quality_plan(quality)[1]) is not None:
+            base = self._synthesize(header, zip(tile_grid(width, height, self.tile_size, self.overlap), tiles))
+            values = self.model.residual.analyze(source.pixels[:, :, :3], base, level)
+            chunks[RESIDUAL] = encode_residual(self.model.residual, level, values)
         return pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
 
     def _fit(self, source: SourceImage, target_bytes: int, tune: str, progress: Progress | None, effort: int) -> bytes:
@@ -215,7 +230,7 @@ class Codec:
         """
         header = file.header
         self._check_file(header)
-        stages = self.model.network.stages_for_quality(header.quality)
+        stages = self.model.network.stages_for_quality(self.model.quality_plan(header.quality)[0])
         tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
         for n, (tile, stream, crc) in enumerate(zip(tiles, file.streams, file.tile_crcs)):
             top, bottom = decode_indices(self.model.prior, stream, self.bottom_shape(tile), stages)
@@ -232,20 +247,34 @@ class Codec:
         """
         file = unpack(read_binary(data, "an .aec file"), self.max_pixels)
         header = file.header
+        pixels = self._synthesize(header, self.tile_indices(file))
+        raw, alpha, residual = file.chunk(RAW_PIXELS), file.chunk(ALPHA), file.chunk(RESIDUAL)
+        level = self.model.quality_plan(header.quality)[1]
+        if (residual is None) != (level is None or raw is not None):
+            wrong = (
+                "needs a residual chunk" if residual is None else "codes no residual, yet the file has a residual chunk"
+            )
+            raise FormatError(f"invalid file: quality {header.quality} {wrong}")
+        if residual is not None:
+            values = decode_residual(self.model.residual, level, residual, blocks_shape(header.width, header.height))
+            self.model.residual.add_to(pixels, values, level)
+        if raw is not None:
+            plane = np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width, header.channels)
+            pixels = np.ascontiguousarray(np.broadcast_to(plane, pixels.shape))
+        alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
+        return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
+
+    def _synthesize(self, header: Header, tiles: Iterable[tuple[Tile, TileIndices]]) -> np.ndarray:
+        """The base's (H, W, 3) uint8 pixels from each tile's indices."""
         pixels = None
-        for tile, indices in self.tile_indices(file):
+        for tile, indices in tiles:
             if pixels is None:
                 pixels = _allocate_image(header)
             with thread_independent():
                 rgb = self.network.decode(indices.top, indices.bottom)[0].cpu()
             rgb = rgb[:, : tile.region.height, : tile.region.width][:, *core_within_region(tile)]
             pixels[tile.core.slices()] = (rgb * 255).round().byte().permute(1, 2, 0).numpy()
-        raw, alpha = file.chunk(RAW_PIXELS), file.chunk(ALPHA)
-        if raw is not None:
-            plane = np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width, header.channels)
-            pixels = np.ascontiguousarray(np.broadcast_to(plane, pixels.shape))
-        alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
-        return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
+        return pixels
 
     def bottom_shape(self, tile: Tile) -> tuple[int, int]:
         """Bottom-level index map size of a tile: its padded region at half the network's stride."""

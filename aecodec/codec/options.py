@@ -7,6 +7,7 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     VERSION = "0+unknown"
 
+# The default quality of a model without a residual layer; a model with one names its own (Codec.default_quality).
 DEFAULT_QUALITY = 3
 # Encoder effort (cjxl's habit): 1 is the network's own analysis; aecodec.codec.effort lists them all.
 DEFAULT_EFFORT = 1

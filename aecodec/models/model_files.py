@@ -1,7 +1,8 @@
 """Model files: safetensors only (no pickle), identified by name and the SHA-256 of the file.
 
-A model file holds the synthesis/analysis network in fp16, the exact integer prior, and JSON
-metadata (name, network config). Shipped models are listed in ``weights/manifest.json``, which
+A model file holds the synthesis/analysis network in fp16, the exact integer prior, optionally a
+residual layer (:mod:`aecodec.models.residual`, tensors ``res.*``), and JSON metadata (name, network
+config). Shipped models are listed in ``weights/manifest.json``, which
 :func:`aecodec.training.export.record_in_manifest` writes.
 """
 
@@ -11,13 +12,16 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
+from aecodec.bitstream.entropy import MAX_ROW_TOTAL, PRECISION_BITS
 from aecodec.bitstream.format import MODEL_NAME_RE
-from aecodec.errors import ModelError
+from aecodec.errors import InputError, ModelError
 from aecodec.models.integer_prior import IntegerPrior
+from aecodec.models.residual import ALPHABET, COEFFICIENTS, CONTEXTS, ResidualLayer, ResidualLevel
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -34,6 +38,7 @@ CONFIG_LIMITS = {
     "bottom_stages": 32,
     "res_blocks": 8,
 }
+RESIDUAL_LIMITS = {"bases": 16, "bank_rows": 256, "levels": 64}
 # Training-only state that a codec does not need.
 _TRAINING_BUFFERS = ("ema_count", "ema_sum", "initialized")
 
@@ -46,14 +51,109 @@ class CodecModel:
     digest: bytes  # first 8 bytes of the file's SHA-256, written into every .aec header
     network: VQVAE2
     prior: IntegerPrior
+    residual: ResidualLayer | None = None
 
     @property
     def num_qualities(self) -> int:
-        return self.network.num_qualities
+        """Qualities offered: the base's own, or with a residual layer its base-only ones and then its levels."""
+        if self.residual is None:
+            return self.network.num_qualities
+        return self.residual.base_only + len(self.residual.levels)
+
+    def quality_plan(self, quality: int) -> tuple[int, ResidualLevel | None]:
+        """(base quality, residual level or None) that ``quality`` codes; InputError outside 1..num_qualities."""
+        if quality not in range(1, self.num_qualities + 1):
+            raise InputError(f"quality must be in 1..{self.num_qualities}, got {quality}")
+        if self.residual is None or quality <= self.residual.base_only:
+            return quality, None
+        level = self.residual.levels[quality - self.residual.base_only - 1]
+        return level.base_quality, level
+
+    @property
+    def default_quality(self) -> int | None:
+        """The quality a model with a residual layer codes at by default (None: the codec's default)."""
+        return None if self.residual is None else self.residual.default_quality
 
 
-def model_bytes(name: str, network: VQVAE2, prior: IntegerPrior, metadata: dict[str, str] | None = None) -> bytes:
-    """Serialize a model to safetensors bytes (fp16 network, integer prior)."""
+def residual_tensors(layer: ResidualLayer) -> dict[str, torch.Tensor]:
+    """The ``res.*`` tensors a model file stores for a residual layer."""
+    levels = [[v.base_quality, v.basis, v.step16] for v in layer.levels]
+    return {
+        "res.means": torch.from_numpy(np.ascontiguousarray(layer.means, dtype=np.float32)),
+        "res.bases": torch.from_numpy(np.ascontiguousarray(layer.bases, dtype=np.float32)),
+        "res.bank": torch.from_numpy(np.ascontiguousarray(layer.bank, dtype=np.int32)),
+        "res.levels": torch.tensor(levels, dtype=torch.int32),
+        "res.rows": torch.from_numpy(np.stack([v.rows for v in layer.levels]).astype(np.uint8)),
+        "res.qualities": torch.tensor([layer.base_only, layer.default_quality], dtype=torch.int32),
+        "res.offset": torch.tensor([layer.reconstruction_offset], dtype=torch.float32),
+    }
+
+
+def _residual_layer(tensors: dict[str, torch.Tensor], base_qualities: int) -> ResidualLayer | None:
+    """The residual layer of a model file's tensors (None without ``res.*``), every value range checked."""
+    stored = {k[4:]: v for k, v in tensors.items() if k.startswith("res.")}
+    if not stored:
+        return None
+    expected = {"means", "bases", "bank", "levels", "rows", "qualities", "offset"}
+    if set(stored) != expected:
+        raise ModelError(f"residual layer tensors must be res.{{{','.join(sorted(expected))}}}")
+    means, bases, bank = stored["means"], stored["bases"], stored["bank"]
+    levels, rows, qualities, offset = stored["levels"], stored["rows"], stored["qualities"], stored["offset"]
+    count, rows_count, level_count = len(means), len(bank), len(levels)
+    shapes_ok = (
+        1 <= count <= RESIDUAL_LIMITS["bases"]
+        and tuple(means.shape) == (count, COEFFICIENTS)
+        and tuple(bases.shape) == (count, COEFFICIENTS, COEFFICIENTS)
+        and 1 <= rows_count <= RESIDUAL_LIMITS["bank_rows"]
+        and tuple(bank.shape) == (rows_count, ALPHABET)
+        and 1 <= level_count <= RESIDUAL_LIMITS["levels"]
+        and tuple(levels.shape) == (level_count, 3)
+        and tuple(rows.shape) == (level_count, CONTEXTS)
+        and tuple(qualities.shape) == (2,)
+        and tuple(offset.shape) == (1,)
+    )
+    if not shapes_ok:
+        raise ModelError("residual layer tensors have the wrong shapes")
+    if means.dtype != torch.float32 or bases.dtype != torch.float32 or offset.dtype != torch.float32:
+        raise ModelError("residual layer transforms must be float32")
+    if any(t.dtype != torch.int32 for t in (bank, levels, qualities)) or rows.dtype != torch.uint8:
+        raise ModelError("residual layer tables have the wrong integer types")
+    bank_np, levels_np = bank.numpy().astype(np.int64), levels.numpy().astype(np.int64)
+    if not (torch.isfinite(means).all() and torch.isfinite(bases).all() and 0 <= float(offset[0]) <= 0.5):
+        raise ModelError("residual layer transforms must be finite, the offset in 0..0.5")
+    if bank_np.min() < 1 or bank_np.sum(1).max() > MAX_ROW_TOTAL:
+        raise ModelError(f"residual bank rows must be >= 1 and sum to at most 2**{PRECISION_BITS}")
+    base_only, default_quality = (int(v) for v in qualities)
+    if int(rows.max()) >= rows_count or not 0 <= base_only <= base_qualities:
+        raise ModelError("residual layer rows or base-only count out of range")
+    if not 1 <= default_quality <= base_only + level_count:
+        raise ModelError("residual layer default quality out of range")
+    base_ok = (levels_np[:, 0] >= 1) & (levels_np[:, 0] <= base_qualities)
+    if not (base_ok.all() and (levels_np[:, 1] < count).all() and (levels_np[:, 1] >= 0).all()):
+        raise ModelError("residual levels name a base quality or a transform the model lacks")
+    if not ((levels_np[:, 2] >= 1) & (levels_np[:, 2] <= 0xFFFF)).all():
+        raise ModelError("residual level steps must be in 1..65535 sixteenths")
+    return ResidualLayer(
+        means.numpy(),
+        bases.numpy(),
+        bank_np,
+        tuple(
+            ResidualLevel(int(q), int(b), int(s), r.astype(np.int64)) for (q, b, s), r in zip(levels_np, rows.numpy())
+        ),
+        float(offset[0]),
+        base_only,
+        default_quality,
+    )
+
+
+def model_bytes(
+    name: str,
+    network: VQVAE2,
+    prior: IntegerPrior,
+    residual: ResidualLayer | None = None,
+    metadata: dict[str, str] | None = None,
+) -> bytes:
+    """Serialize a model to safetensors bytes (fp16 network, integer prior, float32/integer residual layer)."""
     _check_name(name, ValueError)
     tensors = {
         f"net.{k}": v.detach().to(torch.float16).contiguous()
@@ -61,6 +161,8 @@ def model_bytes(name: str, network: VQVAE2, prior: IntegerPrior, metadata: dict[
         if not k.endswith(_TRAINING_BUFFERS)
     }
     tensors.update({k: v.contiguous() for k, v in prior.tensors().items()})
+    if residual is not None:
+        tensors.update(residual_tensors(residual))
     meta = {"format": MODEL_FORMAT, "name": name, "config": json.dumps(network.config.to_dict()), **(metadata or {})}
     return save(tensors, metadata=meta)
 
@@ -122,6 +224,7 @@ def model_from_bytes(data: bytes, source: str = "model") -> CodecModel:
         tensors = load(data)
         _check_weights(config, tensors)
         prior = IntegerPrior.from_tensors(tensors, config.top_stages, config.bottom_stages, config.num_codes)
+        residual = _residual_layer(tensors, config.bottom_stages)
         network = VQVAE2(config)
         network.load_state_dict({k[4:]: v.float() for k, v in tensors.items() if k.startswith("net.")}, strict=False)
     except ModelError as exc:
@@ -139,7 +242,7 @@ def model_from_bytes(data: bytes, source: str = "model") -> CodecModel:
             f"{source}: invalid model file ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})"
         ) from None
     network.eval()
-    return CodecModel(meta["name"], hashlib.sha256(data).digest()[:8], network, prior)
+    return CodecModel(meta["name"], hashlib.sha256(data).digest()[:8], network, prior, residual)
 
 
 def _metadata(data: bytes) -> dict[str, str]:

@@ -56,7 +56,7 @@ def export_model(
         "float_bits_per_index": float_bits_per_index(prior, top, bottom),
         "integer_bits_per_index": integer_bits_per_index(integer, top, bottom),
     }
-    return model_bytes(name, network, integer, metadata), report
+    return model_bytes(name, network, integer, metadata=metadata), report
 
 
 def export_checkpoint(checkpoint: Path, name: str, calibration_dir: Path, out: Path, crops: int = 16) -> dict:

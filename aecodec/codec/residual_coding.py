@@ -1,0 +1,88 @@
+"""Entropy coding of the residual layer into the payload of a file's residual chunk (docs/FORMAT.md).
+
+Encoder and decoder run the same traversal (:func:`~aecodec.models.residual.traverse`); each pass
+codes its symbols row by row of the integer bank, then the escapes of large values as base-64
+digits under a uniform row. The payload ends with a CRC32 of the decoded coefficients.
+"""
+
+import struct
+import zlib
+
+import numpy as np
+
+from aecodec.bitstream.entropy import SymbolDecoder, SymbolEncoder
+from aecodec.errors import FormatError
+from aecodec.models.residual import (
+    BAND,
+    ESCAPE,
+    ESCAPE_BASE,
+    ESCAPE_DIGITS,
+    ResidualLayer,
+    ResidualLevel,
+    parity_mask,
+    traverse,
+)
+
+PAYLOAD_VERSION = 1
+_PREFIX = struct.Struct("<BI")  # version, CRC32 of the coefficients
+_UNIFORM = np.ones(ESCAPE_BASE, dtype=np.int64)
+
+
+def coefficients_crc(values: np.ndarray) -> int:
+    """CRC32 of the quantized coefficients as little-endian int16 in (block row, block, coefficient) order."""
+    return zlib.crc32(np.ascontiguousarray(values, dtype="<i2").tobytes())
+
+
+def _pass_values(values: np.ndarray, parity: int, band: int) -> np.ndarray:
+    """The flat (blocks of ``parity``, coefficients of ``band``) values a pass codes, raster order."""
+    h, w, _ = values.shape
+    return values[parity_mask(h, w) == parity][:, band == BAND].ravel().astype(np.int64)
+
+
+def encode_residual(layer: ResidualLayer, level: ResidualLevel, values: np.ndarray) -> bytes:
+    """The chunk payload coding the quantized coefficients ``values`` (h, w, 192) at ``level``."""
+    encoder = SymbolEncoder()
+    current: dict[tuple[int, int], np.ndarray] = {}  # the pass being coded (only one: large images)
+
+    def write(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
+        if (parity, band) not in current:
+            current.clear()
+            current[(parity, band)] = _pass_values(values, parity, band)
+        chosen = current[(parity, band)][where]
+        encoder.encode_iid(np.clip(chosen, -ESCAPE, ESCAPE) + ESCAPE, layer.bank[row])
+        excess = np.abs(chosen[np.abs(chosen) >= ESCAPE]) - ESCAPE
+        digits = np.stack([excess // ESCAPE_BASE**k % ESCAPE_BASE for k in reversed(range(ESCAPE_DIGITS))], 1)
+        encoder.encode_iid(digits.ravel(), _UNIFORM)
+        return chosen
+
+    coded = traverse(level, values.shape[:2], write)
+    return _PREFIX.pack(PAYLOAD_VERSION, coefficients_crc(coded)) + encoder.finish()
+
+
+def decode_residual(
+    layer: ResidualLayer, level: ResidualLevel, payload: bytes, blocks_shape: tuple[int, int]
+) -> np.ndarray:
+    """Inverse of :func:`encode_residual`: the (h, w, 192) int16 coefficients, checked against the CRC.
+
+    The work is that of ``blocks_shape`` (from the header's image size), whatever the payload holds.
+    """
+    if len(payload) < _PREFIX.size:
+        raise FormatError("residual chunk is truncated")
+    version, crc = _PREFIX.unpack_from(payload)
+    if version != PAYLOAD_VERSION:
+        raise FormatError(f"residual chunk version {version} is not supported (written by a newer aecodec?)")
+    decoder = SymbolDecoder(payload[_PREFIX.size :])
+
+    def read(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
+        values = decoder.decode_iid(layer.bank[row], len(where)) - ESCAPE
+        escaped = np.flatnonzero(np.abs(values) == ESCAPE)
+        digits = decoder.decode_iid(_UNIFORM, ESCAPE_DIGITS * len(escaped)).reshape(-1, ESCAPE_DIGITS)
+        excess = digits @ (ESCAPE_BASE ** np.arange(ESCAPE_DIGITS - 1, -1, -1))
+        values[escaped] += np.sign(values[escaped]) * excess
+        return values
+
+    values = traverse(level, blocks_shape, read)
+    decoder.check_exhausted()
+    if coefficients_crc(values) != crc:
+        raise FormatError("residual layer: coefficient checksum mismatch (corrupted file, or a decoder that differs)")
+    return values

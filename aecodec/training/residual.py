@@ -1,0 +1,185 @@
+"""Fit a model's residual layer on training photos: KLTs, the integer bank, each level's context rows.
+
+Usage: ``aecodec fit-residual --model NAME --data DIR --out FILE.safetensors --name NEW``. Nothing is
+trained by gradient: for each base quality the ladder uses, the images are coded and decoded by the
+base model, the residual blocks give a KLT (their covariance's eigenvectors), and for each level
+every context gets the bank row that codes its training symbols in the fewest bits.
+"""
+
+import argparse
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from aecodec.codec.api import Codec
+from aecodec.codec.files import write_atomic
+from aecodec.codec.images import list_images
+from aecodec.models.model_files import CodecModel, model_bytes, resolve_model
+from aecodec.models.residual import (
+    ALPHABET,
+    BAND,
+    BANDS,
+    COEFFICIENTS,
+    CONTEXTS,
+    DEADZONE,
+    ESCAPE,
+    ResidualLayer,
+    ResidualLevel,
+    band_sums,
+    contexts,
+    parity_mask,
+    to_blocks,
+)
+from aecodec.training.data import split_files
+from aecodec.training.loop import text_table, trainer_parser
+
+BANK_ROWS = 64
+BANK_TOTAL = 1 << 16
+RECONSTRUCTION_OFFSET = 0.05  # with DEADZONE 0.1: larger offsets cost bits at equal PSNR (held-out photos)
+VALIDATION_FRACTION = 0.1  # the codec trainer's split: its validation images stay unseen here too
+MIN_CONTEXT_SAMPLES = 64  # rarer contexts take their band's row
+
+
+@dataclass(frozen=True)
+class Rung:
+    """A level to fit: base quality and quantizer step in pixel units."""
+
+    base_quality: int
+    step: float
+
+
+def laplace_bank(rows: int = BANK_ROWS, total: int = BANK_TOTAL) -> np.ndarray:
+    """Integer rows (rows, ALPHABET) summing to ``total``: a zero-mean Laplace quantized by the deadzone quantizer.
+
+    Row r has scale 2 ** ((r - 40) / 5) quantizer steps (0.004 to 24); the two outer symbols hold the
+    tails (escapes). Computed once here in float64; models store the integers, decoders never recompute them.
+    """
+    magnitudes = np.abs(np.arange(ALPHABET) - ESCAPE)
+    bank = np.empty((rows, ALPHABET), dtype=np.int64)
+    for r in range(rows):
+        scale = 2.0 ** ((r - 40) / 5)
+        beyond = np.exp(-np.maximum(magnitudes - 0.5 + DEADZONE, 0) / scale)  # P(|c| / step >= cell start)
+        upper = np.exp(-(magnitudes + 0.5 + DEADZONE) / scale)
+        p = np.where(magnitudes == 0, 1 - upper, 0.5 * (beyond - upper))
+        p = np.where(magnitudes == ESCAPE, 0.5 * beyond, p)
+        freqs = np.maximum(1, np.floor(p / p.sum() * (total - ALPHABET))).astype(np.int64)
+        freqs[np.argmax(freqs)] += total - freqs.sum()
+        bank[r] = freqs
+    return bank
+
+
+def center_crop(image: Image.Image, width: int, height: int) -> np.ndarray:
+    """The centre ``width`` x ``height`` of an RGB image (the whole image if smaller)."""
+    w, h = image.size
+    left, top = max(0, (w - width) // 2), max(0, (h - height) // 2)
+    return np.asarray(image.convert("RGB").crop((left, top, left + min(w, width), top + min(h, height))))
+
+
+Pair = tuple[np.ndarray, np.ndarray]  # an image and its base decode, both (H, W, 3) uint8
+
+
+def decoded_bases(codec: Codec, images: list[np.ndarray], quality: int) -> list[Pair]:
+    """Each image with its base decode at base ``quality``."""
+    return [(pixels, np.asarray(codec.decompress(codec.compress(pixels, quality)).convert("RGB"))) for pixels in images]
+
+
+def fit_klt(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean block (192,) and KLT basis (192, 192), rows by decreasing variance, of the residual blocks."""
+    blocks = np.concatenate([to_blocks(x.astype(np.int16) - b).reshape(-1, COEFFICIENTS) for x, b in pairs])
+    blocks = blocks.astype(np.float64)
+    mean = blocks.mean(0)
+    _, _, vt = np.linalg.svd(blocks - mean, full_matrices=False)
+    return mean.astype(np.float32), vt.astype(np.float32)
+
+
+def context_histograms(layer: ResidualLayer, level: ResidualLevel, pairs: list[Pair]) -> np.ndarray:
+    """(CONTEXTS, ALPHABET) counts of the symbols each context codes over the images, as the coder sees them."""
+    counts = np.zeros(CONTEXTS * ALPHABET, dtype=np.int64)
+    for pixels, base in pairs:
+        values = layer.analyze(pixels, base, level).astype(np.int64)
+        sums = band_sums(np.abs(values))
+        h, w = values.shape[:2]
+        for parity in (0, 1):
+            select = parity_mask(h, w) == parity
+            for band in range(BANDS):
+                ctx = contexts(sums, parity, band)  # full sums: a context reads only what is decoded before it
+                symbols = np.clip(values[select][:, band == BAND], -ESCAPE, ESCAPE) + ESCAPE
+                cells = np.repeat(ctx, symbols.shape[1]) * ALPHABET + symbols.ravel()
+                counts += np.bincount(cells, minlength=CONTEXTS * ALPHABET)
+    return counts.reshape(CONTEXTS, ALPHABET)
+
+
+def best_rows(counts: np.ndarray, bank: np.ndarray) -> np.ndarray:
+    """For each context, the bank row with the fewest bits for its counts; rare contexts take their band's."""
+    cost = -counts @ np.log2(bank / bank.sum(1, keepdims=True)).T  # (CONTEXTS, rows)
+    rows = cost.argmin(1)
+    per_band = counts.reshape(BANDS, -1, ALPHABET).sum(1)
+    band_rows = (-per_band @ np.log2(bank / bank.sum(1, keepdims=True)).T).argmin(1)
+    rare = counts.sum(1) < MIN_CONTEXT_SAMPLES
+    band_of_context = np.arange(CONTEXTS) // (CONTEXTS // BANDS)
+    return np.where(rare, band_rows[band_of_context], rows)
+
+
+def fit_residual_layer(
+    model: CodecModel, images: list[np.ndarray], rungs: list[Rung], base_only: int, default_quality: int
+) -> tuple[ResidualLayer, list]:
+    """The residual layer for ``rungs`` fitted on ``images``, and per rung its training bits per pixel."""
+    codec = Codec(model)
+    bank = laplace_bank()
+    base_qualities = sorted({r.base_quality for r in rungs})
+    fitted = {q: decoded_bases(codec, images, q) for q in base_qualities}
+    klts = [fit_klt(fitted[q]) for q in base_qualities]
+    means, bases = np.stack([m for m, _ in klts]), np.stack([b for _, b in klts])
+    levels, report = [], []
+    for rung in rungs:
+        basis = base_qualities.index(rung.base_quality)
+        step16 = round(rung.step * 16)
+        draft = ResidualLevel(rung.base_quality, basis, step16, np.zeros(CONTEXTS, dtype=np.int64))
+        layer = ResidualLayer(means, bases, bank, (draft,), RECONSTRUCTION_OFFSET, 0, 1)
+        counts = context_histograms(layer, draft, fitted[rung.base_quality])
+        rows = best_rows(counts, bank)
+        bits = float(-(counts * np.log2(bank[rows] / BANK_TOTAL)).sum())
+        pixels = sum(i.shape[0] * i.shape[1] for i in images)
+        levels.append(ResidualLevel(rung.base_quality, basis, step16, rows))
+        report.append([rung.base_quality, rung.step, round(bits / pixels, 4)])
+    layer = ResidualLayer(means, bases, bank, tuple(levels), RECONSTRUCTION_OFFSET, base_only, default_quality)
+    return layer, report
+
+
+def parse_rungs(text: str) -> list[Rung]:
+    """``"2:26,2:18,4:13"`` -> rungs (base quality : step)."""
+    return [Rung(int(q), float(s)) for q, s in (item.split(":") for item in text.split(","))]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=None, help="base model: a shipped name or a .safetensors path (default: the default model)"
+    )
+    parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
+    parser.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    parser.add_argument("--name", required=True, help="name of the new model")
+    parser.add_argument("--rungs", required=True, help="levels above the base, BASE_QUALITY:STEP,... in rate order")
+    parser.add_argument("--base-only", type=int, default=0, help="base qualities offered below the residual levels")
+    parser.add_argument(
+        "--default-quality", type=int, default=0, help="quality coded when none is given (0: the first level)"
+    )
+    parser.add_argument("--every", type=int, default=4, help="use every N-th image of DATA")
+    parser.add_argument("--crop", default="768x512", help="centre crop WIDTHxHEIGHT of each image")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = trainer_parser("aecodec fit-residual", __doc__, add_arguments).parse_args(argv)
+    model = resolve_model(args.model)
+    width, height = (int(v) for v in args.crop.split("x"))
+    files = split_files(list_images(args.data), VALIDATION_FRACTION)[0][:: args.every]
+    images = [center_crop(Image.open(f), width, height) for f in files]
+    rungs = parse_rungs(args.rungs)
+    layer, report = fit_residual_layer(model, images, rungs, args.base_only, args.default_quality or args.base_only + 1)
+    data = model_bytes(args.name, model.network, model.prior, layer, {"residual_data": str(args.data)})
+    write_atomic(args.out, data, force=args.force)
+    print(text_table(["base quality", "step", "training bpp"], report))
+    print(f"saved {args.out} (sha256 {hashlib.sha256(data).hexdigest()[:16]})")
+    return 0

@@ -1,0 +1,152 @@
+"""The residual layer: exact integer contexts, lossless coding of coefficients, model-file and container checks."""
+
+import numpy as np
+import pytest
+from safetensors.torch import load, save
+
+from aecodec.bitstream.format import RESIDUAL, AecFile, pack, unpack
+from aecodec.codec.api import Codec
+from aecodec.codec.residual_coding import decode_residual, encode_residual
+from aecodec.errors import FormatError, ModelError
+from aecodec.models.model_files import model_from_bytes
+from aecodec.models.residual import (
+    BAND,
+    BANDS,
+    COEFFICIENTS,
+    CONTEXTS,
+    ESCAPE,
+    MAX_MAGNITUDE,
+    bit_length,
+    blocks_shape,
+    log_bin,
+)
+from aecodec.testing import random_residual_layer, with_residual_layer
+from aecodec.training.residual import best_rows, laplace_bank
+
+LEVELS = [(2, 12.0), (3, 3.0)]
+
+
+@pytest.fixture(scope="module")
+def layer():
+    return random_residual_layer(LEVELS, base_only=2)
+
+
+@pytest.fixture(scope="module")
+def res_model_bytes(model_bytes: bytes, layer) -> bytes:
+    return with_residual_layer(model_bytes, layer)
+
+
+@pytest.fixture(scope="module")
+def res_codec(res_model_bytes: bytes) -> Codec:
+    return Codec(model_from_bytes(res_model_bytes), tile_size=64, overlap=8)
+
+
+def test_integer_bins_match_python_integers():
+    values = np.concatenate([np.arange(1, 5000), np.random.default_rng(0).integers(1, 1 << 16, 5000)])
+    assert bit_length(values).tolist() == [int(v).bit_length() for v in values]
+    expected = [min(11, ((int(v) ** 3).bit_length() - 1) // 2) for v in values]
+    assert log_bin(values, 11).tolist() == expected
+
+
+def test_bands_cover_every_coefficient_in_order():
+    assert BAND.shape == (COEFFICIENTS,) and BAND[0] == 0 and BAND[-1] == BANDS - 1
+    assert (np.diff(BAND) >= 0).all() and set(BAND.tolist()) == set(range(BANDS))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (6, 4)])
+def test_coefficients_round_trip_exactly(layer, shape):
+    rng = np.random.default_rng(sum(shape))
+    values = (rng.laplace(0, 3, (*shape, COEFFICIENTS)) * (rng.random((*shape, COEFFICIENTS)) < 0.3)).astype(np.int16)
+    values[0, 0, :4] = [MAX_MAGNITUDE, -MAX_MAGNITUDE, 16, -17]  # escapes, the largest included
+    for level in layer.levels:
+        payload = encode_residual(layer, level, values)
+        assert np.array_equal(decode_residual(layer, level, payload, shape), values)
+
+
+def test_damaged_payloads_raise_format_error(layer):
+    values = np.random.default_rng(1).integers(-20, 20, (4, 4, COEFFICIENTS)).astype(np.int16)
+    level = layer.levels[0]
+    payload = encode_residual(layer, level, values)
+    flipped = bytearray(payload)
+    flipped[len(payload) // 2] ^= 0x40
+    for bad in (payload[:3], b"\x09" + payload[1:], bytes(flipped), payload[:-8], payload + bytes(8)):
+        with pytest.raises(FormatError):
+            decode_residual(layer, level, bad, (4, 4))
+
+
+def test_bank_rows_are_valid_frequency_rows():
+    bank = laplace_bank()
+    assert bank.min() >= 1 and (bank.sum(1) == 1 << 16).all()
+    assert (np.diff(bank[:, ESCAPE]) <= 0).all()  # wider rows give zero less probability
+
+
+def test_best_rows_pick_the_cheapest_row_and_rare_contexts_their_band_row():
+    bank = laplace_bank()
+    counts = np.zeros((CONTEXTS, bank.shape[1]), dtype=np.int64)
+    counts[0, ESCAPE], counts[0, ESCAPE + 1] = 1000, 10  # band 0, mostly zeros
+    counts[1, ESCAPE - 3 : ESCAPE + 4] = 100  # band 0, wide
+    counts[2, ESCAPE] = 5  # too rare to have its own row
+    rows = best_rows(counts, bank)
+
+    def cost(c: np.ndarray) -> np.ndarray:
+        return (-c * np.log2(bank / bank.sum(1, keepdims=True))).sum(1)
+
+    assert rows[0] == cost(counts[0]).argmin() and rows[1] == cost(counts[1]).argmin() and rows[0] < rows[1]
+    assert rows[2] == cost(counts[: CONTEXTS // BANDS].sum(0)).argmin()
+
+
+def test_residual_qualities_raise_psnr_and_carry_a_chunk(res_codec, model):
+    image = np.random.default_rng(2).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    assert res_codec.qualities == [1, 2, 3, 4]
+    errors = []
+    for quality in res_codec.qualities:
+        data = res_codec.compress(image, quality)
+        assert (unpack(data).chunk(RESIDUAL) is not None) == (quality > 2)
+        decoded = np.asarray(res_codec.decompress(data)).astype(float)
+        errors.append(((decoded - image) ** 2).mean())
+    assert errors[3] < errors[2] < errors[1]
+    assert errors[3] < 3  # step 3: about step**2 / 12 per coefficient
+
+
+def test_a_missing_or_stray_residual_chunk_is_refused(res_codec):
+    image = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    with_chunk, without = unpack(res_codec.compress(image, 3)), unpack(res_codec.compress(image, 2))
+    dropped = AecFile(with_chunk.header, with_chunk.tile_crcs, with_chunk.streams, ())
+    with pytest.raises(FormatError, match="needs a residual chunk"):
+        res_codec.decompress(pack(dropped))
+    stray = AecFile(without.header, without.tile_crcs, without.streams, with_chunk.chunks)
+    with pytest.raises(FormatError, match="codes no residual"):
+        res_codec.decompress(pack(stray))
+
+
+def test_a_residual_chunk_is_bounded_by_the_image_size():
+    from aecodec.bitstream.format import Header, chunk_limit
+
+    header = Header(3, 3, "m", bytes(8), 100, 60, 64, 8, 4)
+    assert chunk_limit(RESIDUAL, header) == 5 + 192 * 5 * blocks_shape(100, 60)[0] * blocks_shape(100, 60)[1]
+
+
+@pytest.mark.parametrize(
+    "key, change",
+    [
+        ("res.bank", lambda t: t * 0),  # zero frequencies
+        ("res.rows", lambda t: t + 200),  # rows beyond the bank
+        ("res.levels", lambda t: t * 50),  # a base quality the model lacks
+        ("res.means", lambda t: t[:, :5]),  # wrong shape
+        ("res.offset", lambda t: t + 3),  # offset out of range
+        ("res.bases", lambda t: t.double()),  # wrong dtype
+    ],
+)
+def test_malformed_residual_tensors_raise_model_error(res_model_bytes, key, change):
+    tensors = load(res_model_bytes)
+    tensors[key] = change(tensors[key]).contiguous()
+    meta = {"format": "aecodec-vqvae2-1", "name": "bad", "config": _config(res_model_bytes)}
+    with pytest.raises(ModelError):
+        model_from_bytes(save(tensors, metadata=meta))
+
+
+def _config(data: bytes) -> str:
+    import json
+
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + size])["__metadata__"]["config"]
