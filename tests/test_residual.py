@@ -150,3 +150,28 @@ def _config(data: bytes) -> str:
 
     size = int.from_bytes(data[:8], "little")
     return json.loads(data[8 : 8 + size])["__metadata__"]["config"]
+
+
+def test_fit_residual_writes_a_model_whose_levels_beat_its_base(tmp_path, model_file):
+    from PIL import Image
+
+    from aecodec.cli import main
+
+    rng = np.random.default_rng(4)
+    data = tmp_path / "photos"
+    data.mkdir()
+    ramp = np.add.outer(np.arange(48), np.arange(64))[:, :, None] * np.array([1, 2, 3])
+    for n in range(3):
+        pixels = ((ramp + rng.integers(0, 30, (48, 64, 3))) % 256).astype(np.uint8)
+        Image.fromarray(pixels).save(data / f"{n}.png")
+    out = tmp_path / "fitted.safetensors"
+    args = ["--model", str(model_file), "--data", str(data), "--out", str(out), "--name", "fitted"]
+    assert main(["fit-residual", *args, "--rungs", "2:16,3:4", "--base-only", "2", "--every", "1"]) == 0
+    fitted = model_from_bytes(out.read_bytes())
+    assert fitted.num_qualities == 4 and fitted.default_quality == 3
+    codec = Codec(fitted, tile_size=64, overlap=8)
+    image = np.asarray(Image.open(data / "0.png"))
+    errors = [
+        ((np.asarray(codec.decompress(codec.compress(image, q))) - image.astype(float)) ** 2).mean() for q in (2, 3, 4)
+    ]
+    assert errors[2] < errors[1] < errors[0]

@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-q",
         "--quality",
         type=int,
-        help=f"1 (smallest) .. N (best); default: the model's own (default model: 14 of 29; models without "
+        help=f"1 (smallest) .. N (best); default: the model's own (default model: 14 of 32; models without "
         f"a residual layer: {DEFAULT_QUALITY})",
     )
     rate.add_argument("--size", type=int, metavar="BYTES", help="the best quality whose file fits in BYTES")

@@ -247,7 +247,7 @@ class Codec:
         """
         file = unpack(read_binary(data, "an .aec file"), self.max_pixels)
         header = file.header
-        pixels = self._synthesize(header, self.tile_indices(file))
+        self._check_file(header)
         raw, alpha, residual = file.chunk(RAW_PIXELS), file.chunk(ALPHA), file.chunk(RESIDUAL)
         level = self.model.quality_plan(header.quality)[1]
         if (residual is None) != (level is None or raw is not None):
@@ -255,6 +255,7 @@ class Codec:
                 "needs a residual chunk" if residual is None else "codes no residual, yet the file has a residual chunk"
             )
             raise FormatError(f"invalid file: quality {header.quality} {wrong}")
+        pixels = self._synthesize(header, self.tile_indices(file))
         if residual is not None:
             values = decode_residual(self.model.residual, level, residual, blocks_shape(header.width, header.height))
             self.model.residual.add_to(pixels, values, level)

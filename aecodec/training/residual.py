@@ -90,8 +90,8 @@ def fit_klt(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
     blocks = np.concatenate([to_blocks(x.astype(np.int16) - b).reshape(-1, COEFFICIENTS) for x, b in pairs])
     blocks = blocks.astype(np.float64)
     mean = blocks.mean(0)
-    _, _, vt = np.linalg.svd(blocks - mean, full_matrices=False)
-    return mean.astype(np.float32), vt.astype(np.float32)
+    variances, vectors = np.linalg.eigh(np.cov(blocks - mean, rowvar=False))
+    return mean.astype(np.float32), vectors[:, np.argsort(variances)[::-1]].T.astype(np.float32)
 
 
 def context_histograms(layer: ResidualLayer, level: ResidualLevel, pairs: list[Pair]) -> np.ndarray:
