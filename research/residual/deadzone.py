@@ -1,0 +1,67 @@
+"""Per-band deadzones (encoder-only) on the held-out photos, with the shipped residual layer, real coded bytes.
+
+Run from the repository root: ``python research/residual/deadzone.py`` (~8 min on 2 cores). Each image's
+base is decoded once per quality; only the residual analysis changes between settings.
+"""
+
+import numpy as np
+from PIL import Image
+
+import aecodec.models.residual as residual
+from aecodec.bench.bdrate import bd_rate, shared_range
+from aecodec.bitstream.format import AecFile, pack, unpack
+from aecodec.codec.api import Codec
+from aecodec.codec.residual_coding import encode_residual
+
+QUALITIES = [6, 10, 14, 18, 22]
+PHOTOS = "../shared/data/photos"
+SETTINGS = {  # deadzone per band 0..14
+    "uniform 0.10": np.full(residual.BANDS, 0.10),
+    "uniform 0.15": np.full(residual.BANDS, 0.15),
+    "ramp 0.05-0.20": np.linspace(0.05, 0.20, residual.BANDS),
+    "ramp 0.10-0.30": np.linspace(0.10, 0.30, residual.BANDS),
+    "0.10 / 0.20 from band 8": np.where(np.arange(residual.BANDS) >= 8, 0.2, 0.1),
+}
+
+
+def base_and_bytes(codec: Codec, pixels: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
+    """The decoded base of a file at ``quality`` and the size of that file without its residual chunk."""
+    file = unpack(codec.compress(pixels, quality))
+    base = codec._synthesize(file.header, codec.tile_indices(file))
+    return base, len(pack(AecFile(file.header, file.tile_crcs, file.streams, ())))
+
+
+def curve(codec: Codec, images: list[np.ndarray], bases: dict) -> list[tuple[float, float]]:
+    """Mean (bpp, PSNR) per quality with the module's current deadzone."""
+    layer, points = codec.model.residual, []
+    for quality in QUALITIES:
+        level, bpp, psnr = codec.model.quality_plan(quality)[1], [], []
+        for i, pixels in enumerate(images):
+            base, base_bytes = bases[i, quality]
+            values = layer.analyze(pixels, base, level)
+            payload = encode_residual(layer, level, values)
+            decoded = base.copy()
+            layer.add_to(decoded, values, level)
+            bpp.append(8 * (base_bytes + 12 + len(payload)) / pixels.shape[0] / pixels.shape[1])
+            psnr.append(10 * np.log10(255**2 / ((decoded.astype(float) - pixels) ** 2).mean()))
+        points.append((float(np.mean(bpp)), float(np.mean(psnr))))
+    return points
+
+
+def main() -> None:
+    codec = Codec()
+    images = [np.asarray(Image.open(f"{PHOTOS}/{n}.png").convert("RGB")) for n in ("010", "020", "030", "040")]
+    bases = {(i, q): base_and_bytes(codec, x, q) for i, x in enumerate(images) for q in QUALITIES}
+    reference = None
+    for name, deadzone in SETTINGS.items():
+        residual.DEADZONE = deadzone[residual.BAND]
+        points = curve(codec, images, bases)
+        reference = reference or points
+        (r0, p0), (r, p) = zip(*reference), zip(*points)
+        low, high = shared_range(p0, p)
+        gain = bd_rate(r0, p0, r, p)
+        print(name, " ".join(f"{a:.3f}/{b:.2f}" for a, b in points), f"BD {gain:+.2f}% over {low:.1f}-{high:.1f} dB")
+
+
+if __name__ == "__main__":
+    main()
