@@ -133,6 +133,7 @@ def fit_residual_layer(
     klts = [fit_klt(fitted[q]) for q in base_qualities]
     means, bases = np.stack([m for m, _ in klts]), np.stack([b for _, b in klts])
     levels, report = [], []
+    pixels = sum(i.shape[0] * i.shape[1] for i in images)
     for rung in rungs:
         basis = base_qualities.index(rung.base_quality)
         step16 = round(rung.step * 16)
@@ -141,7 +142,6 @@ def fit_residual_layer(
         counts = context_histograms(layer, draft, fitted[rung.base_quality])
         rows = best_rows(counts, bank)
         bits = float(-(counts * np.log2(bank[rows] / BANK_TOTAL)).sum())
-        pixels = sum(i.shape[0] * i.shape[1] for i in images)
         levels.append(ResidualLevel(rung.base_quality, basis, step16, rows))
         report.append([rung.base_quality, rung.step, round(bits / pixels, 4)])
     layer = ResidualLayer(means, bases, bank, tuple(levels), RECONSTRUCTION_OFFSET, base_only, default_quality)
