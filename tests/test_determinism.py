@@ -56,6 +56,18 @@ def test_encode_with_one_thread_count_decode_with_another(model_file: Path, tmp_
     assert len(decoded) == 1 and len(decoded.pop()) == 64
 
 
+def test_exact_matmul_equals_integer_matmul_on_both_sides_of_the_float64_bound() -> None:
+    from aecodec.models.integer_prior import FLOAT64_EXACT, exact_matmul
+
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randint(-128, 128, (48, 576), generator=generator)
+    for limit in (128, 1 << 40):  # int8-sized activations take the float64 path; huge ones the int64 one
+        rows = torch.randint(-limit, limit, (300, 576), generator=generator)
+        assert (limit * int(weight.abs().sum(1).max()) < FLOAT64_EXACT) == (limit == 128)
+        assert torch.equal(exact_matmul(rows, weight), rows @ weight.t())
+    assert exact_matmul(rows[:0], weight).shape == (0, 48)
+
+
 def test_integer_prior_is_thread_independent(model) -> None:
     import torch
 

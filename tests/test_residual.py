@@ -6,7 +6,7 @@ from safetensors.torch import load, save
 
 from aecodec.bitstream.format import RESIDUAL, AecFile, pack, unpack
 from aecodec.codec.api import Codec
-from aecodec.codec.residual_coding import decode_residual, encode_residual
+from aecodec.codec.residual_coding import decode_residual, encode_residual, given
 from aecodec.errors import FormatError, ModelError
 from aecodec.models.model_files import model_from_bytes
 from aecodec.models.residual import (
@@ -59,14 +59,14 @@ def test_coefficients_round_trip_exactly(layer, shape):
     values = (rng.laplace(0, 3, (*shape, COEFFICIENTS)) * (rng.random((*shape, COEFFICIENTS)) < 0.3)).astype(np.int16)
     values[0, 0, :4] = [MAX_MAGNITUDE, -MAX_MAGNITUDE, 16, -17]  # escapes, the largest included
     for level in layer.levels:
-        payload = encode_residual(layer, level, values)
+        payload = encode_residual(layer, level, given(values), values.shape[:2])
         assert np.array_equal(decode_residual(layer, level, payload, shape), values)
 
 
 def test_damaged_payloads_raise_format_error(layer):
     values = np.random.default_rng(1).integers(-20, 20, (4, 4, COEFFICIENTS)).astype(np.int16)
     level = layer.levels[0]
-    payload = encode_residual(layer, level, values)
+    payload = encode_residual(layer, level, given(values), values.shape[:2])
     flipped = bytearray(payload)
     flipped[len(payload) // 2] ^= 0x40
     for bad in (payload[:3], b"\x09" + payload[1:], bytes(flipped), payload[:-8], payload + bytes(8)):

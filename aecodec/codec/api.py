@@ -40,7 +40,8 @@ from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile
 from aecodec.codec.images import ImageLike, SourceImage, load_source, read_binary, to_image, with_metadata
 from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
 from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_OVERLAP, DEFAULT_QUALITY, DEFAULT_TILE_SIZE, DEFAULT_TUNE
-from aecodec.codec.residual_coding import decode_residual, encode_residual
+from aecodec.codec.residual_coding import decode_residual, encode_residual, given
+from aecodec.codec.residual_rdo import rdo_chooser
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
 from aecodec.errors import FormatError, InputError
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
@@ -203,8 +204,11 @@ class Codec:
             chunks[RAW_PIXELS] = source.pixels[:, :, : source.channels].tobytes()
         elif (level := self.model.quality_plan(quality)[1]) is not None:
             base = self._synthesize(header, zip(tile_grid(width, height, self.tile_size, self.overlap), tiles))
-            values = self.model.residual.analyze(source.pixels[:, :, :3], base, level)
-            chunks[RESIDUAL] = encode_residual(self.model.residual, level, values)
+            layer, pixels = self.model.residual, source.pixels[:, :, :3]
+            choose = (
+                given(layer.analyze(pixels, base, level)) if effort == 1 else rdo_chooser(layer, level, pixels, base)
+            )
+            chunks[RESIDUAL] = encode_residual(layer, level, choose, blocks_shape(width, height))
         return pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
 
     def _fit(self, source: SourceImage, target_bytes: int, tune: str, progress: Progress | None, effort: int) -> bytes:

@@ -19,6 +19,7 @@ from aecodec.models.residual import (
     ESCAPE_DIGITS,
     ResidualLayer,
     ResidualLevel,
+    Visit,
     parity_mask,
     traverse,
 )
@@ -39,23 +40,36 @@ def _pass_values(values: np.ndarray, parity: int, band: int) -> np.ndarray:
     return values[parity_mask(h, w) == parity][:, band == BAND].ravel().astype(np.int64)
 
 
-def encode_residual(layer: ResidualLayer, level: ResidualLevel, values: np.ndarray) -> bytes:
-    """The chunk payload coding the quantized coefficients ``values`` (h, w, 192) at ``level``."""
-    encoder = SymbolEncoder()
+def given(values: np.ndarray) -> Visit:
+    """The chooser that codes fixed coefficients ``values`` (h, w, 192), e.g. the deadzone quantizer's."""
     current: dict[tuple[int, int], np.ndarray] = {}  # the pass being coded (only one: large images)
 
-    def write(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
+    def choose(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
         if (parity, band) not in current:
             current.clear()
             current[(parity, band)] = _pass_values(values, parity, band)
-        chosen = current[(parity, band)][where]
+        return current[(parity, band)][where]
+
+    return choose
+
+
+def encode_residual(layer: ResidualLayer, level: ResidualLevel, choose: Visit, blocks_shape: tuple[int, int]) -> bytes:
+    """The chunk payload coding, at ``level``, the coefficients that ``choose`` picks as the traversal reaches them.
+
+    ``choose`` sees each pass's bank rows before it decides, so an encoder may weigh their costs
+    (:mod:`aecodec.codec.residual_rdo`); :func:`given` codes fixed values.
+    """
+    encoder = SymbolEncoder()
+
+    def write(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
+        chosen = choose(parity, band, row, where)
         encoder.encode_iid(np.clip(chosen, -ESCAPE, ESCAPE) + ESCAPE, layer.bank[row])
         excess = np.abs(chosen[np.abs(chosen) >= ESCAPE]) - ESCAPE
         digits = np.stack([excess // ESCAPE_BASE**k % ESCAPE_BASE for k in reversed(range(ESCAPE_DIGITS))], 1)
         encoder.encode_iid(digits.ravel(), _UNIFORM)
         return chosen
 
-    coded = traverse(level, values.shape[:2], write)
+    coded = traverse(level, blocks_shape, write)
     return _PREFIX.pack(PAYLOAD_VERSION, coefficients_crc(coded)) + encoder.finish()
 
 
