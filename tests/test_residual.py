@@ -7,6 +7,7 @@ from safetensors.torch import load, save
 from aecodec.bitstream.format import RESIDUAL, AecFile, pack, unpack
 from aecodec.codec.api import Codec
 from aecodec.codec.residual_coding import decode_residual, encode_residual, given
+from aecodec.codec.residual_rdo import LAGRANGIAN
 from aecodec.errors import FormatError, ModelError
 from aecodec.models.model_files import model_from_bytes
 from aecodec.models.residual import (
@@ -106,6 +107,22 @@ def test_residual_qualities_raise_psnr_and_carry_a_chunk(res_codec, model):
         errors.append(((decoded - image) ** 2).mean())
     assert errors[3] < errors[2] < errors[1]
     assert errors[3] < 3  # step 3: about step**2 / 12 per coefficient
+
+
+def test_rdoq_lowers_the_rd_cost_and_keeps_the_base(res_codec):
+    rng = np.random.default_rng(4)
+    ramp = np.linspace(0, 200, 96)[None, :, None] + np.linspace(0, 50, 72)[:, None, None]
+    image = (ramp + rng.normal(0, 12, (72, 96, 3))).clip(0, 255).astype(np.uint8)
+    for quality in (3, 4):
+        step = res_codec.model.quality_plan(quality)[1].step
+        files = {effort: res_codec.compress(image, quality, effort=effort) for effort in (1, 2)}
+        assert unpack(files[1]).streams == unpack(files[2]).streams  # below a residual, the base is effort 1's
+
+        def cost(data: bytes) -> float:
+            error = ((np.asarray(res_codec.decompress(data)).astype(float) - image) ** 2).sum()
+            return error + LAGRANGIAN * step**2 * 8 * len(data)
+
+        assert cost(files[2]) < cost(files[1])
 
 
 def test_a_missing_or_stray_residual_chunk_is_refused(res_codec):

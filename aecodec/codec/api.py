@@ -15,7 +15,7 @@ import copy
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -134,7 +134,9 @@ class Codec:
         """Base indices of every tile of an (H, W, 3) uint8 image at ``quality``, in tile order, encoded for
         ``tune`` at ``effort``; ``progress(done, total)`` is called after each tile."""
         quality, plan = self._check_quality(quality), effort_plan(effort)
-        quality = self.model.quality_plan(quality)[0]
+        quality, level = self.model.quality_plan(quality)
+        if level is not None:  # the residual layer absorbs a refined base (aecodec.codec.effort)
+            plan = replace(plan, refine_steps=0)
         height, width = pixels.shape[:2]
         tiles = list(tile_grid(width, height, self.tile_size, self.overlap))
         out = []
@@ -205,9 +207,8 @@ class Codec:
         elif (level := self.model.quality_plan(quality)[1]) is not None:
             base = self._synthesize(header, zip(tile_grid(width, height, self.tile_size, self.overlap), tiles))
             layer, pixels = self.model.residual, source.pixels[:, :, :3]
-            choose = (
-                given(layer.analyze(pixels, base, level)) if effort == 1 else rdo_chooser(layer, level, pixels, base)
-            )
+            rdoq = effort_plan(effort).rdoq
+            choose = rdo_chooser(layer, level, pixels, base) if rdoq else given(layer.analyze(pixels, base, level))
             chunks[RESIDUAL] = encode_residual(layer, level, choose, blocks_shape(width, height))
         return pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
 

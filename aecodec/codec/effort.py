@@ -1,11 +1,14 @@
 """Encoder effort, cjxl's habit: a higher effort is a slower encoder that finds better indices for the same decoder.
 
-Each effort is one row of :data:`EFFORTS` saying what the encoder does to a tile; a per-image
-enhancement layer (issue 19) will enter as further rows. Effort 1 is the network's own analysis
-and nearest codewords. Higher efforts refine the bottom latent through the frozen decoder for the
-tune's objective (:mod:`aecodec.codec.refine`); for squared error, the tile then keeps whichever
-candidate, the analysis's own indices or the refined ones, has the least pixel squared error plus
-lambda times its exact bits under the integer prior, so a higher effort is never worse in D + lambda R.
+Each effort is one row of :data:`EFFORTS` saying what the encoder does; a per-image enhancement
+layer (issue 19) will enter as further rows. Effort 1 is the network's own analysis, nearest
+codewords and the residual layer's deadzone quantizer. Higher efforts quantize the residual by RDOQ
+(:mod:`aecodec.codec.residual_rdo`) and, at the qualities the base codes alone, refine the bottom
+latent through the frozen decoder for the tune's objective (:mod:`aecodec.codec.refine`); for squared
+error, the tile then keeps whichever candidate, the analysis's own indices or the refined ones, has
+the least pixel squared error plus lambda times its exact bits under the integer prior, so a higher
+effort is never worse in D + lambda R. Below a residual layer a refined base gained nothing (0.0%
+BD-rate for 12x the encode time: the residual absorbs it), so there the base is always effort 1's.
 """
 
 from dataclasses import dataclass
@@ -26,10 +29,11 @@ class Effort:
     """What the encoder does to each tile at one effort level."""
 
     refine_steps: int  # Adam steps on the tune's objective before quantization (a tune may take more)
+    rdoq: bool = False  # residual coefficients by RDOQ, else by the deadzone quantizer
     lr: float = 0.01  # refinement step size
 
 
-EFFORTS: tuple[Effort, ...] = (Effort(0), Effort(8), Effort(32))
+EFFORTS: tuple[Effort, ...] = (Effort(0), Effort(8, rdoq=True), Effort(32, rdoq=True))
 
 
 def effort_plan(effort: int) -> Effort:

@@ -72,7 +72,10 @@ def main() -> None:
         low, high = shared_range(p0, p)
         name = "deadzone" if lagrangian is None else f"rdoq {lagrangian}"
         curve_text = " ".join(f"{a:.3f}/{b:.2f}" for a, b in points)
-        print(f"{name:12} {curve_text}  BD {bd_rate(r0, p0, r, p):+.2f}% over {low:.1f}-{high:.1f} dB  {seconds:.0f} s", flush=True)
+        print(
+            f"{name:12} {curve_text}  BD {bd_rate(r0, p0, r, p):+.2f}% over {low:.1f}-{high:.1f} dB  {seconds:.0f} s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
