@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from aecodec.models.model_files import CodecModel, model_bytes, model_from_bytes
+from aecodec.models.postfilter import PostFilter
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
 from aecodec.models.residual import COEFFICIENTS, CONTEXTS, ResidualLayer, ResidualLevel
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
@@ -38,6 +39,22 @@ def with_residual_layer(data: bytes, layer: ResidualLayer, name: str = "random-r
     """Model-file bytes of the model in ``data`` with ``layer`` added."""
     model = model_from_bytes(data)
     return model_bytes(name, model.network, model.prior, layer)
+
+
+def random_postfilter(qualities: int, channels: int = 8, seed: int = 0) -> PostFilter:
+    """A post-filter with small random weights (so its correction is not zero) and unit gains."""
+    generator = torch.Generator().manual_seed(seed)
+    postfilter = PostFilter(qualities, channels)
+    with torch.no_grad():
+        for parameter in postfilter.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)
+    return postfilter.eval()
+
+
+def with_postfilter(data: bytes, postfilter: PostFilter, name: str = "random-pf") -> bytes:
+    """Model-file bytes of the model in ``data`` (its residual layer kept) with ``postfilter`` added."""
+    model = model_from_bytes(data)
+    return model_bytes(name, model.network, model.prior, model.residual, postfilter=postfilter)
 
 
 def random_model_bytes(

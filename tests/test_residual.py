@@ -118,11 +118,12 @@ def test_rdoq_lowers_the_rd_cost_and_keeps_the_base(res_codec):
         files = {effort: res_codec.compress(image, quality, effort=effort) for effort in (1, 2)}
         assert unpack(files[1]).streams == unpack(files[2]).streams  # below a residual, the base is effort 1's
 
-        def cost(data: bytes) -> float:
-            error = ((np.asarray(res_codec.decompress(data)).astype(float) - image) ** 2).sum()
-            return error + LAGRANGIAN * step**2 * 8 * len(data)
-
-        assert cost(files[2]) < cost(files[1])
+        cost = {
+            effort: ((np.asarray(res_codec.decompress(data)).astype(float) - image) ** 2).sum()
+            + LAGRANGIAN * step**2 * 8 * len(data)
+            for effort, data in files.items()
+        }
+        assert cost[2] < cost[1]
 
 
 def test_a_missing_or_stray_residual_chunk_is_refused(res_codec):

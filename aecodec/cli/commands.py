@@ -1,4 +1,5 @@
-"""The ``aecodec`` command: compress, decompress, info, train, finetune, fit-residual, export, bench, evaluate.
+"""The ``aecodec`` command: compress, decompress, info, train, finetune, fit-residual, fit-postfilter,
+export, bench, evaluate.
 
 Each subcommand imports its machinery when it runs, so ``aecodec info`` reads a header without
 loading torch, and compressing never loads the training or benchmark code. ``train``,
@@ -195,6 +196,12 @@ def _fit_residual(args: argparse.Namespace) -> int:
     return fit_residual_main(args.extra)
 
 
+def _fit_postfilter(args: argparse.Namespace) -> int:
+    from aecodec.training.postfilter import main as fit_postfilter_main
+
+    return fit_postfilter_main(args.extra)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from aecodec.bench.cli import main as bench_main
 
@@ -212,6 +219,7 @@ DELEGATED = {
     "train": (_train, "train a model on a folder of images (aecodec train --help)"),
     "finetune": (_finetune, "retrain a model's decoder, its bits unchanged"),
     "fit-residual": (_fit_residual, "give a model a residual layer for qualities above its base"),
+    "fit-postfilter": (_fit_postfilter, "give a model a post-filter trained on its own decodes"),
     "bench": (_bench, "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
     "evaluate": (_evaluate, "measure a model's bpp, PSNR and MS-SSIM on a folder"),
 }

@@ -8,7 +8,8 @@ indices (at the encoder effort asked, :mod:`~aecodec.codec.effort`),
 :mod:`aecodec.bitstream.format` packs header, tile table and streams. At the qualities above the
 base's own, the image minus its decoded base is coded too, as a residual chunk
 (:mod:`~aecodec.codec.residual_coding`). Decoding runs the same steps backwards; each tile's index
-CRC is checked before its pixels are synthesized.
+CRC is checked before its pixels are synthesized, and a model's post-filter
+(:mod:`~aecodec.models.postfilter`) runs last.
 """
 
 import copy
@@ -264,6 +265,9 @@ class Codec:
         if residual is not None:
             values = decode_residual(self.model.residual, level, residual, blocks_shape(header.width, header.height))
             self.model.residual.add_to(pixels, values, level)
+        if self.model.postfilter is not None and raw is None:
+            with thread_independent():
+                pixels = self.model.postfilter.apply(pixels, header.quality)
         if raw is not None:
             plane = np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width, header.channels)
             pixels = np.ascontiguousarray(np.broadcast_to(plane, pixels.shape))

@@ -1,8 +1,9 @@
 """Model files: safetensors only (no pickle), identified by name and the SHA-256 of the file.
 
 A model file holds the synthesis/analysis network in fp16, the exact integer prior, optionally a
-residual layer (:mod:`aecodec.models.residual`, tensors ``res.*``), and JSON metadata (name, network
-config). Shipped models are listed in ``weights/manifest.json``, which
+residual layer (:mod:`aecodec.models.residual`, tensors ``res.*``) and a post-filter
+(:mod:`aecodec.models.postfilter`, tensors ``post.*``), and JSON metadata (name, network config).
+Shipped models are listed in ``weights/manifest.json``, which
 :func:`aecodec.training.export.record_in_manifest` writes.
 """
 
@@ -21,6 +22,7 @@ from aecodec.bitstream.entropy import MAX_ROW_TOTAL, PRECISION_BITS
 from aecodec.bitstream.format import MODEL_NAME_RE
 from aecodec.errors import InputError, ModelError
 from aecodec.models.integer_prior import IntegerPrior
+from aecodec.models.postfilter import PostFilter
 from aecodec.models.residual import ALPHABET, COEFFICIENTS, CONTEXTS, ResidualLayer, ResidualLevel
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
@@ -39,6 +41,8 @@ CONFIG_LIMITS = {
     "res_blocks": 8,
 }
 RESIDUAL_LIMITS = {"bases": 16, "bank_rows": 256, "levels": 64}
+POSTFILTER_MAX_CHANNELS = 64  # bounds the filter's work per pixel (the shipped one: 32)
+POSTFILTER_MAX_GAIN = 4.0
 # Training-only state that a codec does not need.
 _TRAINING_BUFFERS = ("ema_count", "ema_sum", "initialized")
 
@@ -52,6 +56,7 @@ class CodecModel:
     network: VQVAE2
     prior: IntegerPrior
     residual: ResidualLayer | None = None
+    postfilter: PostFilter | None = None
 
     @property
     def num_qualities(self) -> int:
@@ -146,14 +151,38 @@ def _residual_layer(tensors: dict[str, torch.Tensor], base_qualities: int) -> Re
     )
 
 
+def _postfilter(tensors: dict[str, torch.Tensor], qualities: int) -> PostFilter | None:
+    """The post-filter of a model file's tensors (None without ``post.*``): shapes, dtypes and values checked."""
+    stored = {k[5:]: v for k, v in tensors.items() if k.startswith("post.")}
+    if not stored:
+        return None
+    first = stored.get("first.weight")
+    channels = first.shape[0] if first is not None and first.dim() == 4 else 0
+    if not 1 <= channels <= POSTFILTER_MAX_CHANNELS:
+        raise ModelError(f"post-filter must have 1..{POSTFILTER_MAX_CHANNELS} channels")
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in PostFilter(qualities, channels).state_dict().items()}
+    if {k: tuple(v.shape) for k, v in stored.items()} != expected:
+        raise ModelError(f"post-filter tensors do not match {qualities} qualities and {channels} channels")
+    if any(v.dtype != torch.float32 or not torch.isfinite(v).all() for v in stored.values()):
+        raise ModelError("post-filter tensors must be finite float32")
+    if not ((stored["gain"] >= 0) & (stored["gain"] <= POSTFILTER_MAX_GAIN)).all():
+        raise ModelError(f"post-filter gains must be in 0..{POSTFILTER_MAX_GAIN}")
+    postfilter = PostFilter(qualities, channels)
+    postfilter.load_state_dict(stored)
+    return postfilter.eval()
+
+
 def model_bytes(
     name: str,
     network: VQVAE2,
     prior: IntegerPrior,
     residual: ResidualLayer | None = None,
     metadata: dict[str, str] | None = None,
+    postfilter: PostFilter | None = None,
 ) -> bytes:
-    """Serialize a model to safetensors bytes (fp16 network, integer prior, float32/integer residual layer)."""
+    """Serialize a model to safetensors bytes (fp16 network, integer prior, float32/integer residual layer,
+    float32 post-filter)."""
     _check_name(name, ValueError)
     tensors = {
         f"net.{k}": v.detach().to(torch.float16).contiguous()
@@ -163,6 +192,8 @@ def model_bytes(
     tensors.update({k: v.contiguous() for k, v in prior.tensors().items()})
     if residual is not None:
         tensors.update(residual_tensors(residual))
+    if postfilter is not None:
+        tensors.update({f"post.{k}": v.detach().float().contiguous() for k, v in postfilter.state_dict().items()})
     meta = {"format": MODEL_FORMAT, "name": name, "config": json.dumps(network.config.to_dict()), **(metadata or {})}
     return save(tensors, metadata=meta)
 
@@ -225,6 +256,8 @@ def model_from_bytes(data: bytes, source: str = "model") -> CodecModel:
         _check_weights(config, tensors)
         prior = IntegerPrior.from_tensors(tensors, config.top_stages, config.bottom_stages, config.num_codes)
         residual = _residual_layer(tensors, config.bottom_stages)
+        qualities = config.bottom_stages if residual is None else residual.base_only + len(residual.levels)
+        postfilter = _postfilter(tensors, qualities)
         network = VQVAE2(config)
         network.load_state_dict({k[4:]: v.float() for k, v in tensors.items() if k.startswith("net.")}, strict=False)
     except ModelError as exc:
@@ -242,7 +275,7 @@ def model_from_bytes(data: bytes, source: str = "model") -> CodecModel:
             f"{source}: invalid model file ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})"
         ) from None
     network.eval()
-    return CodecModel(meta["name"], hashlib.sha256(data).digest()[:8], network, prior, residual)
+    return CodecModel(meta["name"], hashlib.sha256(data).digest()[:8], network, prior, residual, postfilter)
 
 
 def _metadata(data: bytes) -> dict[str, str]:

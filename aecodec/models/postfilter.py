@@ -1,0 +1,58 @@
+"""The post-filter: a small CNN the decoder runs on its own output, to remove the codec's typical artifacts.
+
+The residual layer's block edges and ringing and the base's blur look alike in every image, so three
+3x3 convolutions trained on decoded training photos (:mod:`aecodec.training.postfilter`) take part
+of them away. The filter reads only decoded pixels and the quality, so it has no part in exact
+decoding; like the synthesis, its float output may differ by rounding between machines. Its
+correction is scaled per quality by a gain fitted on the training photos; a gain of 0 (where the
+filter did not help) skips it.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+HALO = 3  # rows a strip needs beyond its own on each side: three 3x3 convolutions
+STRIP_ROWS = 64  # rows filtered at a time, so that the hidden maps of a 24 MP image stay small
+
+
+class PostFilter(nn.Module):
+    """x -> x + gain[q] * correction(x, q) on (N, 3, H, W) images in [0, 1], for qualities q in 1..qualities."""
+
+    def __init__(self, qualities: int, channels: int = 32) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(3, channels, 3, padding=1)
+        self.quality_bias = nn.Parameter(
+            torch.zeros(qualities, channels)
+        )  # tells the filter how strong the artifacts are
+        self.middle = nn.Conv2d(channels, channels, 3, padding=1)
+        self.last = nn.Conv2d(channels, 3, 3, padding=1)
+        nn.init.zeros_(self.last.weight)  # training starts from the identity
+        nn.init.zeros_(self.last.bias)
+        self.register_buffer("gain", torch.ones(qualities))
+
+    def correction(self, x: Tensor, quality: Tensor) -> Tensor:
+        """What the filter adds to ``x`` (N, 3, H, W) at 1-based ``quality`` (N,), before the gain."""
+        hidden = F.relu(self.first(x) + self.quality_bias[quality - 1][:, :, None, None])
+        return self.last(F.relu(self.middle(hidden)))
+
+    def forward(self, x: Tensor, quality: Tensor) -> Tensor:
+        return x + self.gain[quality - 1][:, None, None, None] * self.correction(x, quality)
+
+    @torch.no_grad()
+    def apply(self, pixels: np.ndarray, quality: int) -> np.ndarray:
+        """The filtered (H, W, 3) uint8 image, a strip of rows at a time (same result as the whole image at once)."""
+        if float(self.gain[quality - 1]) == 0:
+            return pixels
+        out, height, q = np.empty_like(pixels), pixels.shape[0], torch.tensor([quality])
+        for start in range(0, height, STRIP_ROWS):
+            stop, low, high = (
+                min(start + STRIP_ROWS, height),
+                max(start - HALO, 0),
+                min(start + STRIP_ROWS + HALO, height),
+            )
+            x = torch.from_numpy(pixels[low:high].copy()).permute(2, 0, 1)[None].float() / 255
+            y = self(x, q)[0, :, start - low : stop - low]
+            out[start:stop] = (y * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        return out
