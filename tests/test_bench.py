@@ -27,6 +27,7 @@ from aecodec.bench.datasets import DatasetImage, load_dataset
 from aecodec.bench.report import ReportInputs, bd_table, window_table, write_report
 from aecodec.bench.runner import ImageResult, measure, run_benchmark
 from aecodec.codec.images import list_images
+from aecodec.codec.options import DEFAULT_EFFORT
 from aecodec.errors import InputError
 from aecodec.models.model_files import default_model_name
 
@@ -37,8 +38,8 @@ class FakeAecCodec:
     qualities = (1, 2, 3)
     jpeg_quality: ClassVar[dict[int, int]] = {1: 15, 2: 45, 3: 85}
 
-    def compress(self, img: Image.Image, quality: int = 2, tune: str = "psnr", effort: int = 1) -> bytes:
-        assert tune in ("psnr", "ms-ssim") and effort == 1
+    def compress(self, img: Image.Image, quality: int = 2, tune: str = "psnr", effort: int = DEFAULT_EFFORT) -> bytes:
+        assert tune in ("psnr", "ms-ssim") and effort == DEFAULT_EFFORT
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=self.jpeg_quality[quality], subsampling=0)
         return buf.getvalue()

@@ -14,6 +14,7 @@ from aecodec.bench.baselines import get_codec
 from aecodec.cli import main
 from aecodec.codec.api import Codec
 from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile, rd_cost
+from aecodec.codec.options import DEFAULT_EFFORT
 from aecodec.codec.tiling import to_tensor
 from aecodec.errors import InputError
 from aecodec.models.model_files import CodecModel
@@ -36,7 +37,7 @@ def test_efforts_are_validated_with_their_range(codec: Codec) -> None:
 def test_every_effort_decodes_with_the_same_decoder(codec: Codec, one_thread) -> None:
     pixels = image()
     plain = codec.compress(pixels, 3)
-    assert codec.compress(pixels, 3, effort=1) == plain  # effort 1 is the default encoder
+    assert codec.compress(pixels, 3, effort=DEFAULT_EFFORT) == plain
     for effort in codec.efforts:
         data = codec.compress(pixels, 3, effort=effort)
         assert np.asarray(codec.decompress(data)).shape == pixels.shape
@@ -69,7 +70,7 @@ def test_cli_compress_takes_an_effort(model_file, tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "tune", "effort"),
-    [("aec@effort=2", "psnr", 2), ("aec@ms-ssim", "ms-ssim", 1), ("aec:vqvae2-base@ms-ssim@effort=3", "ms-ssim", 3)],
+    [("aec@effort=1", "psnr", 1), ("aec@ms-ssim", "ms-ssim", 2), ("aec:vqvae2-base@ms-ssim@effort=3", "ms-ssim", 3)],
 )
 def test_bench_names_carry_the_effort(name: str, tune: str, effort: int) -> None:
     codec = get_codec(name)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import PIL
 from PIL import Image, features
 
+from aecodec.codec.options import DEFAULT_EFFORT
 from aecodec.errors import AecError
 
 CLASSIC_QUALITIES = list(range(5, 100, 5))
@@ -75,7 +76,7 @@ class AecAdapter:
     name: str = "aec"
     description: str = "aecodec"
     tune: str = "psnr"
-    effort: int = 1
+    effort: int = DEFAULT_EFFORT
     selected: list[int] | None = None  # a subset of the model's qualities (a model may offer dozens)
 
     @property
@@ -129,10 +130,10 @@ def jxl() -> PillowCodec:
     return PillowCodec("jxl", "JXL", description, threads_option="num_threads")
 
 
-def aec(model: str | None = None, tune: str = "psnr", effort: int = 1) -> AecAdapter:
+def aec(model: str | None = None, tune: str = "psnr", effort: int = DEFAULT_EFFORT) -> AecAdapter:
     """Our codec from `aecodec.codec.api.Codec`, imported only when asked for (default model if None)."""
     name = ("aec" if model is None else f"aec:{model}") + ("" if tune == "psnr" else f"@{tune}")
-    name += "" if effort == 1 else f"@effort={effort}"
+    name += "" if effort == DEFAULT_EFFORT else f"@effort={effort}"
     try:
         from aecodec.codec.api import Codec
         from aecodec.codec.options import TUNES

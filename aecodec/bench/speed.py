@@ -1,14 +1,16 @@
 """Encode/decode seconds and entropy-coding overhead of our codec on one image.
 
-``python -m aecodec.bench.speed IMAGE [--model M] [--qualities 1,4,10] [--repeats 3] [--hyperprior]``
-prints, per quality: file bytes, bpp, the ideal size of the tile streams under the same integer
-frequency tables, the coder's overhead over that ideal, residual-chunk and other header bytes, and
-median seconds. ``--hyperprior`` also times CompressAI's ``bmshj2018_hyperprior`` (quality-3
-architecture, untrained weights, ``update()``d: its speed does not depend on training) on the
-same image in the same process, as the reference of issue 18's speed target.
+``python -m aecodec.bench.speed IMAGE [--model M] [--qualities 1,4,10] [--efforts 2] [--repeats 3]
+[--hyperprior]`` prints, per effort and quality: file bytes, bpp, the ideal size of the tile
+streams under the same integer frequency tables, the coder's overhead over that ideal,
+residual-chunk and other header bytes, and median seconds. ``--hyperprior`` also times
+CompressAI's ``bmshj2018_hyperprior`` (quality-3 architecture, untrained weights, ``update()``d:
+its speed does not depend on training) on the same image in the same process, as the reference of
+issue 18's speed target.
 """
 
 import argparse
+import itertools
 
 import torch
 
@@ -16,18 +18,20 @@ from aecodec.bench.runner import timed
 from aecodec.bitstream.format import RESIDUAL, unpack
 from aecodec.codec.api import Codec
 from aecodec.codec.images import load_pixels
+from aecodec.codec.options import DEFAULT_EFFORT
 from aecodec.models.integer_prior import code_length
 
 
-def measure(codec: Codec, image: str, quality: int, repeats: int) -> dict:
-    """One row of the speed table for ``image`` at ``quality``."""
+def measure(codec: Codec, image: str, quality: int, repeats: int, effort: int = DEFAULT_EFFORT) -> dict:
+    """One row of the speed table for ``image`` at ``quality`` and encoder ``effort``."""
     pixels, _ = load_pixels(image, codec.max_pixels)
-    data, encode_s = timed(lambda: codec.compress(pixels, quality), repeats)
+    data, encode_s = timed(lambda: codec.compress(pixels, quality, effort=effort), repeats)
     _, decode_s = timed(lambda: codec.decompress(data), repeats)
     file = unpack(data)
     ideal = sum(code_length(codec.model.prior, t.top, t.bottom)[0] for t in codec.analyze(pixels, quality))
     stream_bits = 8 * sum(len(s) for s in file.streams)
     return {
+        "effort": effort,
         "quality": quality,
         "bytes": len(data),
         "bpp": 8 * len(data) / (pixels.shape[0] * pixels.shape[1]),
@@ -46,12 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("image")
     parser.add_argument("--model", help="model name or .safetensors path (default: the shipped default)")
     parser.add_argument("--qualities", default="1,4,10", help="comma-separated qualities")
+    parser.add_argument("--efforts", default=str(DEFAULT_EFFORT), help="comma-separated encoder efforts")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--hyperprior", action="store_true", help="also time CompressAI's bmshj2018_hyperprior")
     args = parser.parse_args(argv)
     codec = Codec(args.model)
     print(f"threads={torch.get_num_threads()} model={codec.model.name}")
     columns = [
+        "effort",
         "quality",
         "bytes",
         "bpp",
@@ -64,13 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         "decode_s",
     ]
     print(" ".join(f"{c:>12}" for c in columns))
-    for quality in (int(q) for q in args.qualities.split(",")):
-        row = measure(codec, args.image, quality, args.repeats)
+    for effort, quality in itertools.product(_integers(args.efforts), _integers(args.qualities)):
+        row = measure(codec, args.image, quality, args.repeats, effort)
         print(" ".join(f"{row[c]:>12.4f}" if isinstance(row[c], float) else f"{row[c]:>12}" for c in columns))
     if args.hyperprior:
         row = hyperprior_seconds(args.image, args.repeats)
         print(f"bmshj2018_hyperprior (quality 3 architecture): encode_s {row[0]:.4f} decode_s {row[1]:.4f}")
     return 0
+
+
+def _integers(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
 
 
 @torch.no_grad()

@@ -2,13 +2,14 @@
 
 Each effort is one row of :data:`EFFORTS` saying what the encoder does; a per-image enhancement
 layer (issue 19) will enter as further rows. Effort 1 is the network's own analysis, nearest
-codewords and the residual layer's deadzone quantizer. Higher efforts quantize the residual by RDOQ
-(:mod:`aecodec.codec.residual_rdo`) and, at the qualities the base codes alone, refine the bottom
-latent through the frozen decoder for the tune's objective (:mod:`aecodec.codec.refine`); for squared
-error, the tile then keeps whichever candidate, the analysis's own indices or the refined ones, has
-the least pixel squared error plus lambda times its exact bits under the integer prior, so a higher
-effort is never worse in D + lambda R. Below a residual layer a refined base gained nothing (0.0%
-BD-rate for 12x the encode time: the residual absorbs it), so there the base is always effort 1's.
+codewords and the residual layer's deadzone quantizer. Effort 2 (the default) quantizes the residual
+by RDOQ (:mod:`aecodec.codec.residual_rdo`). Efforts 3 and 4 also refine the bottom latent, at the
+qualities the base codes alone, through the frozen decoder for the tune's objective
+(:mod:`aecodec.codec.refine`); for squared error, the tile then keeps whichever candidate, the
+analysis's own indices or the refined ones, has the least pixel squared error plus lambda times its
+exact bits under the integer prior, so a higher effort is never worse in D + lambda R. Below a
+residual layer a refined base gained nothing (0.0% BD-rate for 12x the encode time: the residual
+absorbs it), so there the base is always the analysis's and efforts 3 and 4 code as effort 2.
 """
 
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class Effort:
     lr: float = 0.01  # refinement step size
 
 
-EFFORTS: tuple[Effort, ...] = (Effort(0), Effort(8, rdoq=True), Effort(32, rdoq=True))
+EFFORTS: tuple[Effort, ...] = (Effort(0), Effort(0, rdoq=True), Effort(8, rdoq=True), Effort(32, rdoq=True))
 
 
 def effort_plan(effort: int) -> Effort:

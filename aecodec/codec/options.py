@@ -9,8 +9,8 @@ except PackageNotFoundError:  # a source tree that was never installed
 
 # The default quality of a model without a residual layer; a model with one names its own (Codec.default_quality).
 DEFAULT_QUALITY = 3
-# Encoder effort (cjxl's habit): 1 is the network's own analysis; aecodec.codec.effort lists them all.
-DEFAULT_EFFORT = 1
+# Encoder effort (cjxl's habit): 1 is the fastest; aecodec.codec.effort lists them all.
+DEFAULT_EFFORT = 2
 DEFAULT_TILE_SIZE = 1024
 DEFAULT_OVERLAP = 16
 # What the encoder aims at (:mod:`aecodec.codec.refine`): the network's own analysis, or a latent tuned for MS-SSIM.
