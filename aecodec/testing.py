@@ -81,8 +81,7 @@ def random_model(name: str = "random", config: VQVAE2Config | None = None, seed:
 
 
 def random_residual_model(name: str = "random-res", seed: int = 0) -> CodecModel:
-    """:func:`random_model` with a random residual layer: qualities 1..3 base only, 4 and 5 with residual levels."""
-    data = with_residual_layer(
-        random_model_bytes(seed=seed), random_residual_layer([(2, 12.0), (3, 4.0)], 3, seed), name
-    )
-    return model_from_bytes(data, name)
+    """:func:`random_model` with a random residual layer (qualities 1..3 base only, 4 and 5 with residual
+    levels) and a random post-filter: every stage a decoder can run."""
+    data = with_residual_layer(random_model_bytes(seed=seed), random_residual_layer([(2, 12.0), (3, 4.0)], 3, seed))
+    return model_from_bytes(with_postfilter(data, random_postfilter(5, seed=seed), name), name)
