@@ -266,8 +266,7 @@ class Codec:
             values = decode_residual(self.model.residual, level, residual, blocks_shape(header.width, header.height))
             self.model.residual.add_to(pixels, values, level)
         if self.model.postfilter is not None and raw is None:
-            with thread_independent():
-                pixels = self.model.postfilter.apply(pixels, header.quality)
+            pixels = self.model.postfilter.apply(pixels, header.quality)
         if raw is not None:
             plane = np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width, header.channels)
             pixels = np.ascontiguousarray(np.broadcast_to(plane, pixels.shape))
