@@ -25,6 +25,11 @@ from aecodec.models.residual import (
 # uniform quantizer is 2 ln 2 / 12 = 0.116; 0.09 is best of 0.06-0.22 on training photos (research/residual/rdoq.py).
 LAGRANGIAN = 0.09
 _ESCAPE_BITS = 6 * ESCAPE_DIGITS  # two base-64 digits under a uniform row
+_CHUNK = 1 << 18  # coefficients decided at a time: the candidate arrays of a 24 MP pass would take ~1 GB
+
+
+def _chunks(count: int) -> list[slice]:
+    return [slice(start, start + _CHUNK) for start in range(0, max(count, 1), _CHUNK)]
 
 
 def rdo_chooser(
@@ -47,12 +52,15 @@ def rdo_chooser(
             blocks = residual[mask == parity].astype(np.float32) - mean
             current[(parity, band)] = (blocks @ basis[band == BAND].T).ravel() / level.step
         scaled = current[(parity, band)][where]
+        return np.concatenate([decide(scaled[part], bits[row]) for part in _chunks(len(scaled))])
+
+    def decide(scaled: np.ndarray, row_bits: np.ndarray) -> np.ndarray:
         size, sign = np.abs(scaled), np.where(scaled < 0, -1, 1)
         rounded = np.minimum(np.floor(size + 0.5), MAX_MAGNITUDE).astype(np.int64)
         candidates = np.stack([rounded, np.maximum(rounded - 1, 0), np.zeros_like(rounded)])
         value = np.where(candidates > 0, candidates - layer.reconstruction_offset, 0)
         symbols = ESCAPE + sign * np.minimum(candidates, ESCAPE)
-        rate = bits[row][symbols] + np.where(candidates >= ESCAPE, _ESCAPE_BITS, 0)
+        rate = row_bits[symbols] + np.where(candidates >= ESCAPE, _ESCAPE_BITS, 0)
         cost = (size - value) ** 2 + lagrangian * rate
         return sign * np.take_along_axis(candidates, cost.argmin(0)[None], 0)[0]
 
