@@ -28,8 +28,8 @@ _ESCAPE_BITS = 6 * ESCAPE_DIGITS  # two base-64 digits under a uniform row
 _CHUNK = 1 << 18  # coefficients decided at a time: the candidate arrays of a 24 MP pass would take ~1 GB
 
 
-def _chunks(count: int) -> list[slice]:
-    return [slice(start, start + _CHUNK) for start in range(0, max(count, 1), _CHUNK)]
+def _chunks(count: int, size: int = _CHUNK) -> list[slice]:
+    return [slice(start, start + size) for start in range(0, max(count, 1), size)]
 
 
 def rdo_chooser(
@@ -49,8 +49,11 @@ def rdo_chooser(
     def choose(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
         if (parity, band) not in current:
             current.clear()
-            blocks = residual[mask == parity].astype(np.float32) - mean
-            current[(parity, band)] = (blocks @ basis[band == BAND].T).ravel() / level.step
+            blocks, transform = residual[mask == parity], basis[band == BAND].T / level.step
+            scaled = np.empty((len(blocks), transform.shape[1]), dtype=np.float32)
+            for part in _chunks(len(blocks), _CHUNK // 4):  # the float copy of every block would be 150 MB at 24 MP
+                scaled[part] = (blocks[part].astype(np.float32) - mean) @ transform
+            current[(parity, band)] = scaled.ravel()
         scaled = current[(parity, band)][where]
         return np.concatenate([decide(scaled[part], bits[row]) for part in _chunks(len(scaled))])
 

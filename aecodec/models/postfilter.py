@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 HALO = 3  # rows a strip needs beyond its own on each side: three 3x3 convolutions
-STRIP_ROWS = 64  # rows filtered at a time, so that the hidden maps of a 24 MP image stay small
+STRIP_ROWS = 32  # rows filtered at a time, so that oneDNN's hidden maps of a 24 MP image stay small
 
 
 @contextmanager
