@@ -6,12 +6,11 @@ base is decoded once per quality; only the residual analysis changes between set
 
 import numpy as np
 from PIL import Image
+from rdoq import base_and_bytes, curve, deadzone  # this folder's RDOQ script: run from the repository root
 
 import aecodec.models.residual as residual
 from aecodec.bench.bdrate import bd_rate, shared_range
-from aecodec.bitstream.format import AecFile, pack, unpack
 from aecodec.codec.api import Codec
-from aecodec.codec.residual_coding import encode_residual
 
 QUALITIES = [6, 10, 14, 18, 22]
 PHOTOS = "../shared/data/photos"
@@ -24,38 +23,14 @@ SETTINGS = {  # deadzone per band 0..14
 }
 
 
-def base_and_bytes(codec: Codec, pixels: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
-    """The decoded base of a file at ``quality`` and the size of that file without its residual chunk."""
-    file = unpack(codec.compress(pixels, quality))
-    base = codec._synthesize(file.header, codec.tile_indices(file))
-    return base, len(pack(AecFile(file.header, file.tile_crcs, file.streams, ())))
-
-
-def curve(codec: Codec, images: list[np.ndarray], bases: dict) -> list[tuple[float, float]]:
-    """Mean (bpp, PSNR) per quality with the module's current deadzone."""
-    layer, points = codec.model.residual, []
-    for quality in QUALITIES:
-        level, bpp, psnr = codec.model.quality_plan(quality)[1], [], []
-        for i, pixels in enumerate(images):
-            base, base_bytes = bases[i, quality]
-            values = layer.analyze(pixels, base, level)
-            payload = encode_residual(layer, level, values)
-            decoded = base.copy()
-            layer.add_to(decoded, values, level)
-            bpp.append(8 * (base_bytes + 12 + len(payload)) / pixels.shape[0] / pixels.shape[1])
-            psnr.append(10 * np.log10(255**2 / ((decoded.astype(float) - pixels) ** 2).mean()))
-        points.append((float(np.mean(bpp)), float(np.mean(psnr))))
-    return points
-
-
 def main() -> None:
     codec = Codec()
     images = [np.asarray(Image.open(f"{PHOTOS}/{n}.png").convert("RGB")) for n in ("010", "020", "030", "040")]
     bases = {(i, q): base_and_bytes(codec, x, q) for i, x in enumerate(images) for q in QUALITIES}
     reference = None
-    for name, deadzone in SETTINGS.items():
-        residual.DEADZONE = deadzone[residual.BAND]
-        points = curve(codec, images, bases)
+    for name, per_band in SETTINGS.items():
+        residual.DEADZONE = per_band[residual.BAND]
+        points = curve(codec, images, bases, deadzone, QUALITIES)
         reference = reference or points
         (r0, p0), (r, p) = zip(*reference), zip(*points)
         low, high = shared_range(p0, p)

@@ -8,6 +8,8 @@ quality; only the residual's quantization changes between settings.
 
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -17,7 +19,7 @@ from aecodec.bitstream.format import AecFile, pack, unpack
 from aecodec.codec.api import Codec
 from aecodec.codec.residual_coding import decode_residual, encode_residual, given
 from aecodec.codec.residual_rdo import rdo_chooser
-from aecodec.models.residual import blocks_shape
+from aecodec.models.residual import ResidualLayer, ResidualLevel, Visit, blocks_shape
 
 QUALITIES = [4, 8, 12, 16, 20, 24]
 SETS = {
@@ -34,17 +36,21 @@ def base_and_bytes(codec: Codec, pixels: np.ndarray, quality: int) -> tuple[np.n
     return base, len(pack(AecFile(file.header, file.tile_crcs, file.streams, ())))
 
 
-def curve(codec: Codec, images: list[np.ndarray], bases: dict, lagrangian: float | None) -> list[tuple[float, float]]:
-    """Mean (bpp, PSNR) per quality: deadzone quantizer for ``lagrangian`` None, RDOQ otherwise."""
+def deadzone(layer: ResidualLayer, level: ResidualLevel, pixels: np.ndarray, base: np.ndarray) -> Visit:
+    """The deadzone quantizer's coefficients (effort 1), as a chooser."""
+    return given(layer.analyze(pixels, base, level))
+
+
+def curve(
+    codec: Codec, images: list[np.ndarray], bases: dict, chooser: Callable, qualities: list[int] = QUALITIES
+) -> list[tuple[float, float]]:
+    """Mean (bpp, PSNR) per quality with the residual quantized by ``chooser(layer, level, pixels, base)``."""
     layer, points = codec.model.residual, []
-    for quality in QUALITIES:
+    for quality in qualities:
         level, bpp, psnr = codec.model.quality_plan(quality)[1], [], []
         for i, pixels in enumerate(images):
             base, base_bytes = bases[i, quality]
-            if lagrangian is None:
-                choose = given(layer.analyze(pixels, base, level))
-            else:
-                choose = rdo_chooser(layer, level, pixels, base, lagrangian)
+            choose = chooser(layer, level, pixels, base)
             shape = blocks_shape(pixels.shape[1], pixels.shape[0])
             payload = encode_residual(layer, level, choose, shape)
             values = decode_residual(layer, level, payload, shape)
@@ -65,7 +71,8 @@ def main() -> None:
     reference = None
     for lagrangian in [None, *lagrangians]:
         start = time.perf_counter()
-        points = curve(codec, images, bases, lagrangian)
+        chooser = deadzone if lagrangian is None else partial(rdo_chooser, lagrangian=lagrangian)
+        points = curve(codec, images, bases, chooser)
         seconds = time.perf_counter() - start
         reference = reference or points
         (r0, p0), (r, p) = zip(*reference), zip(*points)
