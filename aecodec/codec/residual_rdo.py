@@ -44,7 +44,7 @@ def rdo_chooser(
     mask = parity_mask(*residual.shape[:2])
     bits = np.log2(layer.bank.sum(1, keepdims=True)) - np.log2(layer.bank)  # (rows, ALPHABET)
     mean, basis = layer.means[level.basis], layer.bases[level.basis]
-    current: dict[tuple[int, int], np.ndarray] = {}  # |c| / step and sign of the pass being coded
+    current: dict[tuple[int, int], np.ndarray] = {}  # c / step of the pass being coded
 
     def choose(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
         if (parity, band) not in current:
