@@ -60,10 +60,8 @@ class CodecModel:
 
     @property
     def num_qualities(self) -> int:
-        """Qualities offered: the base's own, or with a residual layer its base-only ones and then its levels."""
-        if self.residual is None:
-            return self.network.num_qualities
-        return self.residual.base_only + len(self.residual.levels)
+        """Qualities offered (:func:`qualities_offered`)."""
+        return qualities_offered(self.network.num_qualities, self.residual)
 
     def quality_plan(self, quality: int) -> tuple[int, ResidualLevel | None]:
         """(base quality, residual level or None) that ``quality`` codes; InputError outside 1..num_qualities."""
@@ -78,6 +76,11 @@ class CodecModel:
     def default_quality(self) -> int | None:
         """The quality a model with a residual layer codes at by default (None: the codec's default)."""
         return None if self.residual is None else self.residual.default_quality
+
+
+def qualities_offered(base_qualities: int, residual: ResidualLayer | None) -> int:
+    """A model's quality count: its base's, or with a residual layer its base-only ones and then its levels."""
+    return base_qualities if residual is None else residual.base_only + len(residual.levels)
 
 
 def residual_tensors(layer: ResidualLayer) -> dict[str, torch.Tensor]:
@@ -256,8 +259,7 @@ def model_from_bytes(data: bytes, source: str = "model") -> CodecModel:
         _check_weights(config, tensors)
         prior = IntegerPrior.from_tensors(tensors, config.top_stages, config.bottom_stages, config.num_codes)
         residual = _residual_layer(tensors, config.bottom_stages)
-        qualities = config.bottom_stages if residual is None else residual.base_only + len(residual.levels)
-        postfilter = _postfilter(tensors, qualities)
+        postfilter = _postfilter(tensors, qualities_offered(config.bottom_stages, residual))
         network = VQVAE2(config)
         network.load_state_dict({k[4:]: v.float() for k, v in tensors.items() if k.startswith("net.")}, strict=False)
     except ModelError as exc:

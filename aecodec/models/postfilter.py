@@ -43,9 +43,8 @@ class PostFilter(nn.Module):
     def __init__(self, qualities: int, channels: int = 32) -> None:
         super().__init__()
         self.first = nn.Conv2d(3, channels, 3, padding=1)
-        self.quality_bias = nn.Parameter(
-            torch.zeros(qualities, channels)
-        )  # tells the filter how strong the artifacts are
+        # Added to the first layer's output: tells the filter how strong a quality's artifacts are.
+        self.quality_bias = nn.Parameter(torch.zeros(qualities, channels))
         self.middle = nn.Conv2d(channels, channels, 3, padding=1)
         self.last = nn.Conv2d(channels, 3, 3, padding=1)
         nn.init.zeros_(self.last.weight)  # training starts from the identity
