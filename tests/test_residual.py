@@ -5,6 +5,7 @@ import pytest
 from safetensors.torch import load, save
 
 from aecodec.bitstream.format import RESIDUAL, AecFile, pack, unpack
+from aecodec.codec import residual_coding
 from aecodec.codec.api import Codec
 from aecodec.codec.residual_coding import decode_residual, encode_residual, given
 from aecodec.codec.residual_rdo import LAGRANGIAN
@@ -62,6 +63,18 @@ def test_coefficients_round_trip_exactly(layer, shape):
     for level in layer.levels:
         payload = encode_residual(layer, level, given(values), values.shape[:2])
         assert np.array_equal(decode_residual(layer, level, payload, shape), values)
+
+
+def test_coding_a_row_in_chunks_writes_the_same_payload(layer, monkeypatch):
+    """Large passes are coded a chunk at a time; the payload must be that of one call per row."""
+    rng = np.random.default_rng(7)
+    values = (rng.laplace(0, 3, (6, 6, COEFFICIENTS)) * (rng.random((6, 6, COEFFICIENTS)) < 0.5)).astype(np.int16)
+    values[2, 3, 5] = -MAX_MAGNITUDE
+    level = layer.levels[1]
+    whole = encode_residual(layer, level, given(values), values.shape[:2])
+    monkeypatch.setattr(residual_coding, "_CODED_AT_ONCE", 7)
+    assert encode_residual(layer, level, given(values), values.shape[:2]) == whole
+    assert np.array_equal(decode_residual(layer, level, whole, values.shape[:2]), values)
 
 
 def test_damaged_payloads_raise_format_error(layer):

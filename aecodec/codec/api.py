@@ -36,6 +36,7 @@ from aecodec.bitstream.format import (
     pack,
     unpack,
 )
+from aecodec.codec import memory
 from aecodec.codec.alpha import decode_alpha, encode_alpha
 from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile
 from aecodec.codec.images import ImageLike, SourceImage, load_source, read_binary, to_image, with_metadata
@@ -209,8 +210,9 @@ class Codec:
             base = self._synthesize(header, zip(tile_grid(width, height, self.tile_size, self.overlap), tiles))
             layer, pixels = self.model.residual, source.pixels[:, :, :3]
             rdoq = effort_plan(effort).rdoq
-            choose = rdo_chooser(layer, level, pixels, base) if rdoq else given(layer.analyze(pixels, base, level))
-            chunks[RESIDUAL] = encode_residual(layer, level, choose, blocks_shape(width, height))
+            with memory.unfragmented(width, height):
+                choose = rdo_chooser(layer, level, pixels, base) if rdoq else given(layer.analyze(pixels, base, level))
+                chunks[RESIDUAL] = encode_residual(layer, level, choose, blocks_shape(width, height))
         return pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
 
     def _fit(self, source: SourceImage, target_bytes: int, tune: str, progress: Progress | None, effort: int) -> bytes:
@@ -263,8 +265,9 @@ class Codec:
             raise FormatError(f"invalid file: quality {header.quality} {wrong}")
         pixels = self._synthesize(header, self.tile_indices(file))
         if residual is not None:
-            values = decode_residual(self.model.residual, level, residual, blocks_shape(header.width, header.height))
-            self.model.residual.add_to(pixels, values, level)
+            with memory.unfragmented(header.width, header.height):
+                shape = blocks_shape(header.width, header.height)
+                self.model.residual.add_to(pixels, decode_residual(self.model.residual, level, residual, shape), level)
         if self.model.postfilter is not None and raw is None:
             pixels = self.model.postfilter.apply(pixels, header.quality)
         if raw is not None:

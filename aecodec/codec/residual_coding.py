@@ -14,6 +14,7 @@ from aecodec.bitstream.entropy import SymbolDecoder, SymbolEncoder
 from aecodec.errors import FormatError
 from aecodec.models.residual import (
     BAND,
+    COEFFICIENTS,
     ESCAPE,
     ESCAPE_BASE,
     ESCAPE_DIGITS,
@@ -21,12 +22,16 @@ from aecodec.models.residual import (
     ResidualLevel,
     Visit,
     parity_mask,
+    spans,
     traverse,
 )
 
 PAYLOAD_VERSION = 1
 _PREFIX = struct.Struct("<BI")  # version, CRC32 of the coefficients
 _UNIFORM = np.ones(ESCAPE_BASE, dtype=np.int64)
+# Symbols of a row coded per call: a queue coder codes consecutive calls as one, and the work
+# arrays of a 24 MP image's large passes stay small.
+_CODED_AT_ONCE = 1 << 20
 
 
 def coefficients_crc(values: np.ndarray) -> int:
@@ -37,7 +42,8 @@ def coefficients_crc(values: np.ndarray) -> int:
 def _pass_values(values: np.ndarray, parity: int, band: int) -> np.ndarray:
     """The flat (blocks of ``parity``, coefficients of ``band``) values a pass codes, raster order."""
     h, w, _ = values.shape
-    return values[parity_mask(h, w) == parity][:, band == BAND].ravel().astype(np.int64)
+    blocks = np.flatnonzero(parity_mask(h, w).ravel() == parity)
+    return values.reshape(-1, COEFFICIENTS)[blocks[:, None], np.flatnonzero(band == BAND)].ravel()
 
 
 def given(values: np.ndarray) -> Visit:
@@ -62,9 +68,11 @@ def encode_residual(layer: ResidualLayer, level: ResidualLevel, choose: Visit, b
     encoder = SymbolEncoder()
 
     def write(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
-        chosen = choose(parity, band, row, where)
-        encoder.encode_iid(np.clip(chosen, -ESCAPE, ESCAPE) + ESCAPE, layer.bank[row])
-        excess = np.abs(chosen[np.abs(chosen) >= ESCAPE]) - ESCAPE
+        chosen = np.empty(len(where), dtype=np.int16)
+        for part in spans(len(where), _CODED_AT_ONCE):
+            chosen[part] = choose(parity, band, row, where[part])
+            encoder.encode_iid(np.clip(chosen[part], -ESCAPE, ESCAPE) + ESCAPE, layer.bank[row])
+        excess = np.abs(chosen[np.abs(chosen) >= ESCAPE].astype(np.int64)) - ESCAPE
         digits = np.stack([excess // ESCAPE_BASE**k % ESCAPE_BASE for k in reversed(range(ESCAPE_DIGITS))], 1)
         encoder.encode_iid(digits.ravel(), _UNIFORM)
         return chosen
@@ -88,11 +96,13 @@ def decode_residual(
     decoder = SymbolDecoder(payload[_PREFIX.size :])
 
     def read(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
-        values = decoder.decode_iid(layer.bank[row], len(where)) - ESCAPE
+        values = np.empty(len(where), dtype=np.int16)
+        for part in spans(len(where), _CODED_AT_ONCE):
+            values[part] = decoder.decode_iid(layer.bank[row], part.stop - part.start) - ESCAPE
         escaped = np.flatnonzero(np.abs(values) == ESCAPE)
         digits = decoder.decode_iid(_UNIFORM, ESCAPE_DIGITS * len(escaped)).reshape(-1, ESCAPE_DIGITS)
         excess = digits @ (ESCAPE_BASE ** np.arange(ESCAPE_DIGITS - 1, -1, -1))
-        values[escaped] += np.sign(values[escaped]) * excess
+        values[escaped] += (np.sign(values[escaped]) * excess).astype(np.int16)
         return values
 
     values = traverse(level, blocks_shape, read)

@@ -11,14 +11,17 @@ import numpy as np
 
 from aecodec.models.residual import (
     BAND,
+    COEFFICIENTS,
     ESCAPE,
     ESCAPE_DIGITS,
     MAX_MAGNITUDE,
     ResidualLayer,
     ResidualLevel,
     Visit,
+    blocks_shape,
     parity_mask,
-    to_blocks,
+    residual_blocks,
+    spans,
 )
 
 # Lagrange multiplier in squared quantizer steps per bit; the high-rate slope of an entropy-coded
@@ -26,10 +29,6 @@ from aecodec.models.residual import (
 LAGRANGIAN = 0.09
 _ESCAPE_BITS = 6 * ESCAPE_DIGITS  # two base-64 digits under a uniform row
 _CHUNK = 1 << 18  # coefficients decided at a time: the candidate arrays of a 24 MP pass would take ~1 GB
-
-
-def _chunks(count: int, size: int = _CHUNK) -> list[slice]:
-    return [slice(start, start + size) for start in range(0, max(count, 1), size)]
 
 
 def rdo_chooser(
@@ -40,8 +39,8 @@ def rdo_chooser(
     ``pixels`` and ``base`` are (H, W, 3) uint8. Distortion is measured on the KLT coefficients, which
     the orthonormal basis makes the pixel squared error before rounding.
     """
-    residual = to_blocks(pixels.astype(np.int16) - base)
-    mask = parity_mask(*residual.shape[:2])
+    residual = residual_blocks(pixels, base).reshape(-1, COEFFICIENTS)
+    mask = parity_mask(*blocks_shape(pixels.shape[1], pixels.shape[0])).ravel()
     bits = np.log2(layer.bank.sum(1, keepdims=True)) - np.log2(layer.bank)  # (rows, ALPHABET)
     mean, basis = layer.means[level.basis], layer.bases[level.basis]
     current: dict[tuple[int, int], np.ndarray] = {}  # c / step of the pass being coded
@@ -49,13 +48,13 @@ def rdo_chooser(
     def choose(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
         if (parity, band) not in current:
             current.clear()
-            blocks, transform = residual[mask == parity], basis[band == BAND].T / level.step
+            blocks, transform = np.flatnonzero(mask == parity), basis[band == BAND].T / level.step
             scaled = np.empty((len(blocks), transform.shape[1]), dtype=np.float32)
-            for part in _chunks(len(blocks), _CHUNK // 4):  # the float copy of every block would be 150 MB at 24 MP
-                scaled[part] = (blocks[part].astype(np.float32) - mean) @ transform
+            for part in spans(len(blocks), _CHUNK // 4):  # the float copy of every block would be 150 MB at 24 MP
+                scaled[part] = (residual[blocks[part]].astype(np.float32) - mean) @ transform
             current[(parity, band)] = scaled.ravel()
         scaled = current[(parity, band)][where]
-        return np.concatenate([decide(scaled[part], bits[row]) for part in _chunks(len(scaled))])
+        return np.concatenate([decide(scaled[part], bits[row]) for part in spans(len(scaled), _CHUNK)])
 
     def decide(scaled: np.ndarray, row_bits: np.ndarray) -> np.ndarray:
         size, sign = np.abs(scaled), np.where(scaled < 0, -1, 1)

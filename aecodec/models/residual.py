@@ -30,6 +30,7 @@ _RAW_BANDS = np.minimum([((k + 1) ** 2).bit_length() - 1 for k in range(COEFFICI
 BAND = np.unique(_RAW_BANDS, return_inverse=True)[1].astype(np.int64)
 BANDS = int(BAND.max()) + 1
 BAND_SIZE = np.bincount(BAND, minlength=BANDS)
+STRIP_BLOCK_ROWS = 32  # block rows transformed at a time
 INTRA_BINS, NEIGHBOUR_BINS, TOTAL_BINS = 12, 9, 9
 CONTEXTS = BANDS * INTRA_BINS * NEIGHBOUR_BINS * TOTAL_BINS
 
@@ -73,11 +74,16 @@ def contexts(sums: np.ndarray, parity: int, band: int) -> np.ndarray:
     if parity == 0:
         neighbour = total = np.zeros_like(intra)
     else:
-        padded = np.pad(sums, ((1, 1), (1, 1), (0, 0)))
-        around = (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:])[select]
-        neighbour = 1 + log_bin(1 + (2 * around[:, band]) // int(BAND_SIZE[band]), NEIGHBOUR_BINS - 2)
-        total = 1 + np.minimum(bit_length(1 + around.sum(-1)) - 1, TOTAL_BINS - 2)
+        around = _around(sums[..., band])[select]
+        neighbour = 1 + log_bin(1 + (2 * around) // int(BAND_SIZE[band]), NEIGHBOUR_BINS - 2)
+        total = 1 + np.minimum(bit_length(1 + _around(sums.sum(-1))[select]) - 1, TOTAL_BINS - 2)
     return ((band * INTRA_BINS + intra) * NEIGHBOUR_BINS + neighbour) * TOTAL_BINS + total
+
+
+def _around(plane: np.ndarray) -> np.ndarray:
+    """Sum of the four neighbours of each entry of an (h, w) integer plane, zero beyond its edges."""
+    padded = np.pad(plane, 1)
+    return padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]
 
 
 @dataclass(frozen=True)
@@ -108,10 +114,10 @@ class ResidualLayer:
 
     def analyze(self, pixels: np.ndarray, base: np.ndarray, level: ResidualLevel) -> np.ndarray:
         """Quantized KLT coefficients (h, w, 192) int16 of ``pixels - base``, both (H, W, 3) uint8."""
-        residual = to_blocks(pixels.astype(np.int16) - base)
+        residual = residual_blocks(pixels, base)
         out = np.empty(residual.shape, dtype=np.int16)
         mean, basis = self.means[level.basis], self.bases[level.basis]
-        for rows in _strips(len(residual)):
+        for rows in spans(len(residual), STRIP_BLOCK_ROWS):
             coefficients = (residual[rows].astype(np.float32) - mean) @ basis.T
             magnitude = np.floor(np.abs(coefficients) / level.step + (0.5 - DEADZONE)).clip(0, MAX_MAGNITUDE)
             out[rows] = np.sign(coefficients) * magnitude
@@ -120,7 +126,7 @@ class ResidualLayer:
     def add_to(self, pixels: np.ndarray, values: np.ndarray, level: ResidualLevel) -> None:
         """Add the residual that coefficients (h, w, 192) decode to onto ``pixels`` (H, W, 3) uint8, in place."""
         mean, basis = self.means[level.basis], self.bases[level.basis]
-        for rows in _strips(len(values)):
+        for rows in spans(len(values), STRIP_BLOCK_ROWS):
             q = values[rows].astype(np.float32)
             coefficients = np.sign(q) * np.maximum(np.abs(q) - self.reconstruction_offset, 0) * level.step
             residual = from_blocks(coefficients @ basis + mean)
@@ -133,9 +139,20 @@ def blocks_shape(width: int, height: int) -> tuple[int, int]:
     return -(-height // BLOCK), -(-width // BLOCK)
 
 
-def _strips(block_rows: int, size: int = 32) -> list[slice]:
-    """Slices of block rows a few at a time, so float work arrays stay small on large images."""
-    return [slice(start, min(start + size, block_rows)) for start in range(0, block_rows, size)]
+def residual_blocks(pixels: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """:func:`to_blocks` of ``pixels - base`` (both (H, W, 3) uint8) as int16, a strip of block rows at a time."""
+    height, width = pixels.shape[:2]
+    out = np.empty((*blocks_shape(width, height), COEFFICIENTS), dtype=np.int16)
+    for rows in spans(len(out), STRIP_BLOCK_ROWS):
+        lines = slice(rows.start * BLOCK, rows.stop * BLOCK)
+        out[rows] = to_blocks(pixels[lines].astype(np.int16) - base[lines])
+    return out
+
+
+def spans(count: int, size: int) -> list[slice]:
+    """Consecutive slices of ``range(count)`` of at most ``size`` items: work done a part at a time
+    keeps the temporary arrays of a large image small."""
+    return [slice(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 def to_blocks(image: np.ndarray) -> np.ndarray:
@@ -161,23 +178,22 @@ def traverse(level: ResidualLevel, blocks_shape: tuple[int, int], visit: Visit) 
 
     Each pass calls ``visit`` once per bank row in use, in increasing row order; the encoder's visit
     writes known values, the decoder's reads them. Returns the (h, w, 192) int16 coefficients.
+    Working memory beyond the result stays near one band of one parity (large images).
     """
     h, w = blocks_shape
-    values = np.zeros((h, w, COEFFICIENTS), dtype=np.int16)
+    values = np.zeros((h * w, COEFFICIENTS), dtype=np.int16)
     sums = np.zeros((h, w, BANDS), dtype=np.int64)
     for parity in (0, 1):
-        select = parity_mask(h, w) == parity
+        blocks = np.flatnonzero(parity_mask(h, w).ravel() == parity)
         for band in range(BANDS):
-            width = int(BAND_SIZE[band])
-            rows = np.repeat(level.rows[contexts(sums, parity, band)], width)
-            decoded = np.zeros(rows.shape, dtype=np.int64)
-            order = np.argsort(rows, kind="stable")  # each row's positions, in array order
-            used, starts = np.unique(rows[order], return_index=True)
-            for row, where in zip(used, np.split(order, starts[1:])):
-                decoded[where] = visit(parity, band, int(row), where)
-            decoded = decoded.reshape(-1, width)
-            part = values[select]
-            part[:, band == BAND] = decoded
-            values[select] = part
-            sums[select, band] = np.abs(decoded).sum(-1)
-    return values
+            columns = np.flatnonzero(band == BAND)
+            block_rows = level.rows[contexts(sums, parity, band)]
+            decoded = np.zeros((len(blocks), len(columns)), dtype=np.int16)
+            by_row = np.argsort(block_rows, kind="stable")  # blocks of each row, in raster order
+            used, starts = np.unique(block_rows[by_row], return_index=True)
+            for row, group in zip(used, np.split(by_row, starts[1:])):
+                where = (group[:, None] * len(columns) + np.arange(len(columns))).ravel()
+                decoded.ravel()[where] = visit(parity, band, int(row), where)
+            values[blocks[:, None], columns] = decoded
+            sums.reshape(-1, BANDS)[blocks, band] = np.abs(decoded).sum(-1, dtype=np.int64)
+    return values.reshape(h, w, COEFFICIENTS)

@@ -30,7 +30,7 @@ from aecodec.models.residual import (
     band_sums,
     contexts,
     parity_mask,
-    to_blocks,
+    residual_blocks,
 )
 from aecodec.training.data import split_files
 from aecodec.training.loop import text_table, trainer_parser
@@ -87,7 +87,7 @@ def decoded_bases(codec: Codec, images: list[np.ndarray], quality: int) -> list[
 
 def fit_klt(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
     """Mean block (192,) and KLT basis (192, 192), rows by decreasing variance, of the residual blocks."""
-    blocks = np.concatenate([to_blocks(x.astype(np.int16) - b).reshape(-1, COEFFICIENTS) for x, b in pairs])
+    blocks = np.concatenate([residual_blocks(x, b).reshape(-1, COEFFICIENTS) for x, b in pairs])
     blocks = blocks.astype(np.float64)
     mean = blocks.mean(0)
     variances, vectors = np.linalg.eigh(np.cov(blocks - mean, rowvar=False))
