@@ -15,6 +15,7 @@ from aecodec.bench.fuzz import (
     mutate,
     summary,
 )
+from aecodec.bitstream.format import ALPHA, FILTER_TUNING, RESIDUAL, unpack
 from aecodec.codec.api import Codec
 from aecodec.testing import random_residual_model
 
@@ -31,8 +32,10 @@ def samples(fuzz_codec: Codec) -> list[Sample]:
     return make_samples(fuzz_codec)
 
 
-def test_samples_have_several_tiles(samples: list[Sample]) -> None:
+def test_samples_have_several_tiles_and_every_critical_chunk(samples: list[Sample]) -> None:
     assert max(len(s.data) for s in samples) > 300 and any(s.pixels.ndim == 2 for s in samples)
+    tags = {tag for s in samples for tag, _ in unpack(s.data).chunks}
+    assert {ALPHA, FILTER_TUNING, RESIDUAL} <= tags
 
 
 def test_fuzz_cases_fail_cleanly(fuzz_codec: Codec, samples: list[Sample]) -> None:

@@ -9,9 +9,13 @@ from PIL import Image
 from safetensors.torch import load, save
 
 import aecodec.models.postfilter as postfilter_module
+from aecodec.bitstream.format import FILTER_TUNING, AecFile, pack, unpack
+from aecodec.codec import filter_tuning
 from aecodec.codec.api import Codec
-from aecodec.errors import ModelError
+from aecodec.codec.filter_tuning import pack_tuning, tune_filter, unpack_tuning
+from aecodec.errors import FormatError, ModelError
 from aecodec.models.model_files import model_from_bytes
+from aecodec.models.postfilter import FilterTuning
 from aecodec.testing import random_postfilter, random_residual_layer, with_postfilter, with_residual_layer
 
 
@@ -92,3 +96,70 @@ def test_fit_postfilter_writes_a_model_that_decodes_no_worse(tmp_path, model_fil
     fitted.postfilter.gain[1] = 0.0
     plain = np.asarray(codec.decompress(data)).astype(float)
     assert ((filtered - image) ** 2).mean() <= ((plain - image) ** 2).mean()
+
+
+def _with_chunks(data: bytes, chunks: dict[bytes, bytes]) -> bytes:
+    file = unpack(data)
+    merged = {**dict(file.chunks), **chunks}
+    return pack(AecFile(file.header, file.tile_crcs, file.streams, tuple(sorted(merged.items()))))
+
+
+def _squared_error(decoded, image: np.ndarray) -> float:
+    return float(((np.asarray(decoded).astype(float) - image) ** 2).sum())
+
+
+def test_tuning_round_trips_through_its_chunk() -> None:
+    tuning = FilterTuning(torch.tensor([-1.0, 0.0, 127 / 128, 3 / 128]), 70 / 64)
+    back = unpack_tuning(pack_tuning(tuning), 4)
+    assert torch.equal(back.bias, tuning.bias) and back.gain == tuning.gain
+
+
+def test_effort_5_tunes_the_filter_to_the_image(filtered_bytes: bytes) -> None:
+    codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
+    image = photo(seed=2)
+    for quality in (2, 4):
+        shared, tuned = codec.compress(image, quality, effort=4), codec.compress(image, quality, effort=5)
+        chunk = unpack(tuned).chunk(FILTER_TUNING)
+        assert chunk is not None and len(chunk) == 2 + 8  # version, gain, an offset per channel
+        assert _with_chunks(shared, {FILTER_TUNING: chunk}) == tuned  # the same file, plus the chunk
+        assert _squared_error(codec.decompress(tuned), image) < _squared_error(codec.decompress(shared), image)
+
+
+def test_tuning_is_kept_only_where_it_pays_for_its_bits(filtered_bytes: bytes) -> None:
+    codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
+    postfilter, image = codec.model.postfilter, photo(seed=3)
+    decoded = np.asarray(codec.decompress(codec.compress(image, 2)))
+    assert tune_filter(postfilter, decoded, image, 2, steps=5, lagrangian=1e12) is None
+
+
+def test_large_images_are_tuned_on_a_bounded_grid_of_crops(monkeypatch) -> None:
+    monkeypatch.setattr(filter_tuning, "MAX_TUNED_PIXELS", 4 * 16 * 16)
+    monkeypatch.setattr(filter_tuning, "CROP", 16)
+    views = filter_tuning.training_views(photo(100, 300), photo(100, 300, seed=1))
+    assert 1 <= len(views) <= 4 and all(x.shape == (1, 3, 16, 16) for x, _ in views)
+    assert len(filter_tuning.training_views(photo(30, 30), photo(30, 30))) == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (bytes([1, 64, 0, 0, 0]), "needs 10"),
+        (bytes([2, 64, *[0] * 8]), "version 2"),
+        (bytes([1, 64]), "invalid filter chunk"),
+    ],
+)
+def test_malformed_filter_chunks_raise_format_error(filtered_bytes: bytes, payload: bytes, message: str) -> None:
+    codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
+    data = codec.compress(photo(), 2)
+    with pytest.raises(FormatError, match=message):
+        codec.decompress(_with_chunks(data, {FILTER_TUNING: payload}))
+
+
+def test_a_filter_chunk_needs_a_post_filter_and_coded_pixels(model_bytes: bytes, filtered_bytes: bytes) -> None:
+    plain = Codec(model_from_bytes(model_bytes), tile_size=64, overlap=8)
+    chunk = {FILTER_TUNING: bytes([1, 64, *[0] * 8])}
+    with pytest.raises(FormatError, match="no post-filter"):
+        plain.decompress(_with_chunks(plain.compress(photo(), 1), chunk))
+    filtered = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
+    with pytest.raises(FormatError, match="raw pixels"):
+        filtered.decompress(_with_chunks(filtered.compress(photo(4, 4), 2), chunk))

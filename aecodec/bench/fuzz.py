@@ -516,8 +516,9 @@ class Report:
 
 
 def make_samples(codec: Codec) -> list[Sample]:
-    """The valid files to mutate: smooth noisy images, RGB and grayscale, 1 to 6 tiles, one with chunks and,
-    for a model with a residual layer, one with a residual chunk."""
+    """The valid files to mutate: smooth noisy images, RGB and grayscale, 1 to 6 tiles, one with chunks,
+    for a model with a residual layer one with a residual chunk, and with a post-filter one with a filter chunk
+    (effort 5)."""
     rng = np.random.default_rng(0)
     samples = []
     for height, width, gray, quality, overlap in SAMPLE_SPECS:
@@ -534,6 +535,9 @@ def make_samples(codec: Codec) -> list[Sample]:
     samples.append(Sample(data, np.asarray(codec.decompress(data))))
     if codec.model.residual is not None:  # a residual chunk, at the model's highest quality
         data = Codec(codec.model, TILE_SIZE, 8).compress(pixels, codec.model.num_qualities)
+        samples.append(Sample(data, np.asarray(codec.decompress(data))))
+    if codec.model.postfilter is not None:
+        data = Codec(codec.model, TILE_SIZE, 8).compress(pixels, 1, effort=max(codec.efforts))
         samples.append(Sample(data, np.asarray(codec.decompress(data))))
     return samples
 

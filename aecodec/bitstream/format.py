@@ -42,7 +42,9 @@ MAX_CHUNKS = 16
 MAX_METADATA_BYTES = 1 << 20
 MAX_RAW_PIXELS = 64
 ICC_PROFILE, EXIF, XMP = b"iccp", b"exif", b"xmp "
-ALPHA, RAW_PIXELS, RESIDUAL = b"ALPH", b"PIXL", b"RESD"
+ALPHA, FILTER_TUNING, RAW_PIXELS, RESIDUAL = b"ALPH", b"FILT", b"PIXL", b"RESD"
+MAX_FILTER_CHANNELS = 64  # a model's post-filter: bounds its work per pixel (the shipped one has 32)
+FILTER_TUNING_PREFIX_SIZE = 2  # version and gain bytes, then an offset byte per filter channel
 RESIDUAL_BYTES_PER_BLOCK = 192 * 5  # 192 symbols of at most 24 bits plus 12 escape bits each
 RESIDUAL_PREFIX_SIZE = 5
 
@@ -164,6 +166,7 @@ def chunk_limit(tag: bytes, header: Header) -> int:
         # A method byte and a deflate stream of the plane (deflate adds 5 bytes per 16 KiB at most).
         ALPHA: pixels + pixels // 1024 + 64,
         RAW_PIXELS: header.channels * pixels if pixels <= MAX_RAW_PIXELS else 0,
+        FILTER_TUNING: FILTER_TUNING_PREFIX_SIZE + MAX_FILTER_CHANNELS,
         RESIDUAL: RESIDUAL_PREFIX_SIZE + RESIDUAL_BYTES_PER_BLOCK * -(-header.width // 8) * -(-header.height // 8),
     }
     if tag in limits:
@@ -200,6 +203,8 @@ def check_chunk(tag: bytes, payload: bytes, header: Header) -> None:
         len(payload) < RESIDUAL_PREFIX_SIZE or (len(payload) - RESIDUAL_PREFIX_SIZE) % STREAM_WORD_SIZE
     ):
         raise FormatError("invalid residual chunk: not a version byte, a CRC and whole 32-bit words")
+    if tag == FILTER_TUNING and len(payload) <= FILTER_TUNING_PREFIX_SIZE:
+        raise FormatError("invalid filter chunk: not a version byte, a gain byte and an offset per channel")
     if tag == RAW_PIXELS and len(payload) != header.channels * header.width * header.height:
         raise FormatError(
             f"invalid raw pixel chunk: {len(payload)} bytes for a "

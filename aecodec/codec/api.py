@@ -28,6 +28,7 @@ from aecodec.bitstream import format as container
 from aecodec.bitstream.format import (
     ALPHA,
     DEFAULT_MAX_PIXELS,
+    FILTER_TUNING,
     MAX_RAW_PIXELS,
     RAW_PIXELS,
     RESIDUAL,
@@ -38,12 +39,13 @@ from aecodec.bitstream.format import (
 )
 from aecodec.codec import memory
 from aecodec.codec.alpha import decode_alpha, encode_alpha
-from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile
+from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile, rd_lambda
+from aecodec.codec.filter_tuning import pack_tuning, tune_filter, unpack_tuning
 from aecodec.codec.images import ImageLike, SourceImage, load_source, read_binary, to_image, with_metadata
 from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
 from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_OVERLAP, DEFAULT_QUALITY, DEFAULT_TILE_SIZE, DEFAULT_TUNE
 from aecodec.codec.residual_coding import decode_residual, encode_residual, given
-from aecodec.codec.residual_rdo import rdo_chooser
+from aecodec.codec.residual_rdo import LAGRANGIAN, rdo_chooser
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
 from aecodec.errors import FormatError, InputError
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
@@ -204,16 +206,30 @@ class Codec:
         chunks = dict(source.metadata)
         if source.alpha is not None:
             chunks[ALPHA] = encode_alpha(source.alpha)
+        plan = effort_plan(effort)
         if width * height <= MAX_RAW_PIXELS:  # tiny images are all border: store them exactly
             chunks[RAW_PIXELS] = source.pixels[:, :, : source.channels].tobytes()
         elif (level := self.model.quality_plan(quality)[1]) is not None:
             base = self._synthesize(header, zip(tile_grid(width, height, self.tile_size, self.overlap), tiles))
             layer, pixels = self.model.residual, source.pixels[:, :, :3]
-            rdoq = effort_plan(effort).rdoq
             with memory.unfragmented(width, height):
-                choose = rdo_chooser(layer, level, pixels, base) if rdoq else given(layer.analyze(pixels, base, level))
+                quantized = None if plan.rdoq else layer.analyze(pixels, base, level)
+                choose = rdo_chooser(layer, level, pixels, base) if quantized is None else given(quantized)
                 chunks[RESIDUAL] = encode_residual(layer, level, choose, blocks_shape(width, height))
-        return pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
+        data = pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
+        if plan.filter_steps and self.model.postfilter is not None and RAW_PIXELS not in chunks:
+            unfiltered = self._unfiltered(unpack(data, self.max_pixels))
+            original, steps = source.pixels[:, :, :3], plan.filter_steps
+            tuning = tune_filter(self.model.postfilter, unfiltered, original, quality, steps, self._lagrangian(quality))
+            if tuning is not None:
+                chunks[FILTER_TUNING] = pack_tuning(tuning)
+                data = pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
+        return data
+
+    def _lagrangian(self, quality: int) -> float:
+        """Squared error (8-bit units) one bit is worth at ``quality``: RDOQ's at residual levels, else the base's."""
+        base_quality, level = self.model.quality_plan(quality)
+        return LAGRANGIAN * level.step**2 if level is not None else 255**2 * rd_lambda(base_quality)
 
     def _fit(self, source: SourceImage, target_bytes: int, tune: str, progress: Progress | None, effort: int) -> bytes:
         """The highest-quality file within ``target_bytes``: a binary search, since size grows with quality."""
@@ -256,7 +272,25 @@ class Codec:
         file = unpack(read_binary(data, "an .aec file"), self.max_pixels)
         header = file.header
         self._check_file(header)
-        raw, alpha, residual = file.chunk(RAW_PIXELS), file.chunk(ALPHA), file.chunk(RESIDUAL)
+        raw, alpha, tuning = file.chunk(RAW_PIXELS), file.chunk(ALPHA), file.chunk(FILTER_TUNING)
+        postfilter = self.model.postfilter
+        if tuning is not None and (postfilter is None or raw is not None):
+            raise FormatError("invalid file: a filter chunk, but " + ("raw pixels" if postfilter else "no post-filter"))
+        pixels = self._unfiltered(file)
+        if postfilter is not None and raw is None:
+            own = None if tuning is None else unpack_tuning(tuning, postfilter.quality_bias.shape[1])
+            pixels = postfilter.apply(pixels, header.quality, own)
+        if raw is not None:
+            plane = np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width, header.channels)
+            pixels = np.ascontiguousarray(np.broadcast_to(plane, pixels.shape))
+        alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
+        return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
+
+    def _unfiltered(self, file: AecFile) -> np.ndarray:
+        """The (H, W, 3) uint8 base plus residual of a parsed file, before any post-filter."""
+        header = file.header
+        self._check_file(header)
+        raw, residual = file.chunk(RAW_PIXELS), file.chunk(RESIDUAL)
         level = self.model.quality_plan(header.quality)[1]
         if (residual is None) != (level is None or raw is not None):
             wrong = (
@@ -268,13 +302,7 @@ class Codec:
             with memory.unfragmented(header.width, header.height):
                 shape = blocks_shape(header.width, header.height)
                 self.model.residual.add_to(pixels, decode_residual(self.model.residual, level, residual, shape), level)
-        if self.model.postfilter is not None and raw is None:
-            pixels = self.model.postfilter.apply(pixels, header.quality)
-        if raw is not None:
-            plane = np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width, header.channels)
-            pixels = np.ascontiguousarray(np.broadcast_to(plane, pixels.shape))
-        alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
-        return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
+        return pixels
 
     def _synthesize(self, header: Header, tiles: Iterable[tuple[Tile, TileIndices]]) -> np.ndarray:
         """The base's (H, W, 3) uint8 pixels from each tile's indices."""

@@ -1,7 +1,7 @@
 """Encoder effort, cjxl's habit: a higher effort is a slower encoder that finds better indices for the same decoder.
 
 Each effort is one row of :data:`EFFORTS` saying what the encoder does; a per-image enhancement
-layer (issue 19) will enter as further rows. Effort 1 is the network's own analysis, nearest
+layer (issue 19) enters as further rows. Effort 1 is the network's own analysis, nearest
 codewords and the residual layer's deadzone quantizer. Effort 2 (the default) quantizes the residual
 by RDOQ (:mod:`aecodec.codec.residual_rdo`). Efforts 3 and 4 also refine the bottom latent, at the
 qualities the base codes alone, through the frozen decoder for the tune's objective
@@ -10,6 +10,8 @@ analysis's own indices or the refined ones, has the least pixel squared error pl
 exact bits under the integer prior, so a higher effort is never worse in D + lambda R. Below a
 residual layer a refined base gained nothing (0.0% BD-rate for 12x the encode time: the residual
 absorbs it), so there the base is always the analysis's and efforts 3 and 4 code as effort 2.
+Effort 5 adds the first per-image layer: the post-filter tuned to the image
+(:mod:`aecodec.codec.filter_tuning`), about a minute per megapixel on one core.
 """
 
 from dataclasses import dataclass
@@ -32,9 +34,16 @@ class Effort:
     refine_steps: int  # Adam steps on the tune's objective before quantization (a tune may take more)
     rdoq: bool = False  # residual coefficients by RDOQ, else by the deadzone quantizer
     lr: float = 0.01  # refinement step size
+    filter_steps: int = 0  # Adam steps tuning the post-filter to the image (0: the shared filter)
 
 
-EFFORTS: tuple[Effort, ...] = (Effort(0), Effort(0, rdoq=True), Effort(8, rdoq=True), Effort(32, rdoq=True))
+EFFORTS: tuple[Effort, ...] = (
+    Effort(0),
+    Effort(0, rdoq=True),
+    Effort(8, rdoq=True),
+    Effort(32, rdoq=True),
+    Effort(32, rdoq=True, filter_steps=20),
+)
 
 
 def effort_plan(effort: int) -> Effort:

@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save
 
 from aecodec.bitstream.entropy import MAX_ROW_TOTAL, PRECISION_BITS
-from aecodec.bitstream.format import MODEL_NAME_RE
+from aecodec.bitstream.format import MAX_FILTER_CHANNELS, MODEL_NAME_RE
 from aecodec.errors import InputError, ModelError
 from aecodec.models.integer_prior import IntegerPrior
 from aecodec.models.postfilter import PostFilter
@@ -41,7 +41,6 @@ CONFIG_LIMITS = {
     "res_blocks": 8,
 }
 RESIDUAL_LIMITS = {"bases": 16, "bank_rows": 256, "levels": 64}
-POSTFILTER_MAX_CHANNELS = 64  # bounds the filter's work per pixel (the shipped one: 32)
 POSTFILTER_MAX_GAIN = 4.0
 # Training-only state that a codec does not need.
 _TRAINING_BUFFERS = ("ema_count", "ema_sum", "initialized")
@@ -161,8 +160,8 @@ def _postfilter(tensors: dict[str, torch.Tensor], qualities: int) -> PostFilter 
         return None
     first = stored.get("first.weight")
     channels = first.shape[0] if first is not None and first.dim() == 4 else 0
-    if not 1 <= channels <= POSTFILTER_MAX_CHANNELS:
-        raise ModelError(f"post-filter must have 1..{POSTFILTER_MAX_CHANNELS} channels")
+    if not 1 <= channels <= MAX_FILTER_CHANNELS:
+        raise ModelError(f"post-filter must have 1..{MAX_FILTER_CHANNELS} channels")
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in PostFilter(qualities, channels).state_dict().items()}
     if {k: tuple(v.shape) for k, v in stored.items()} != expected:
@@ -173,7 +172,7 @@ def _postfilter(tensors: dict[str, torch.Tensor], qualities: int) -> PostFilter 
         raise ModelError(f"post-filter gains must be in 0..{POSTFILTER_MAX_GAIN}")
     postfilter = PostFilter(qualities, channels)
     postfilter.load_state_dict(stored)
-    return postfilter.eval()
+    return postfilter.eval().requires_grad_(False)  # an encoder tuning it per image never trains the shared weights
 
 
 def model_bytes(

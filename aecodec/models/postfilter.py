@@ -10,6 +10,7 @@ filter did not help) skips it.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,6 +38,14 @@ def one_onednn_thread() -> Iterator[None]:
         torch.backends.mkldnn.enabled = mkldnn
 
 
+@dataclass(frozen=True)
+class FilterTuning:
+    """A file's own filter settings (encoder effort 5): a bias added to its quality's, and the gain."""
+
+    bias: Tensor  # (channels,) float32, added to the first layer's output after the quality's bias
+    gain: float  # replaces the quality's gain; 0 skips the filter
+
+
 class PostFilter(nn.Module):
     """x -> x + gain[q] * correction(x, q) on (N, 3, H, W) images in [0, 1], for qualities q in 1..qualities."""
 
@@ -51,25 +60,30 @@ class PostFilter(nn.Module):
         nn.init.zeros_(self.last.bias)
         self.register_buffer("gain", torch.ones(qualities))
 
-    def correction(self, x: Tensor, quality: Tensor) -> Tensor:
-        """What the filter adds to ``x`` (N, 3, H, W) at 1-based ``quality`` (N,), before the gain."""
-        hidden = F.relu(self.first(x) + self.quality_bias[quality - 1][:, :, None, None])
+    def correction(self, x: Tensor, quality: Tensor, bias: Tensor | None = None) -> Tensor:
+        """What the filter adds to ``x`` (N, 3, H, W) at 1-based ``quality`` (N,), before the gain;
+        ``bias`` (channels,), a file's own, is added to the quality's."""
+        shift = self.quality_bias[quality - 1] if bias is None else self.quality_bias[quality - 1] + bias
+        hidden = F.relu(self.first(x) + shift[:, :, None, None])
         return self.last(F.relu(self.middle(hidden)))
 
     def forward(self, x: Tensor, quality: Tensor) -> Tensor:
         return x + self.gain[quality - 1][:, None, None, None] * self.correction(x, quality)
 
     @torch.no_grad()
-    def apply(self, pixels: np.ndarray, quality: int) -> np.ndarray:
-        """The filtered (H, W, 3) uint8 image, a strip of rows at a time (same result as the whole image at once)."""
-        if float(self.gain[quality - 1]) == 0:
+    def apply(self, pixels: np.ndarray, quality: int, tuning: FilterTuning | None = None) -> np.ndarray:
+        """The filtered (H, W, 3) uint8 image, a strip of rows at a time (same result as the whole image at once),
+        with the file's own ``tuning`` if it has one."""
+        gain = float(self.gain[quality - 1]) if tuning is None else tuning.gain
+        if gain == 0:
             return pixels
+        bias = None if tuning is None else tuning.bias
         out, height, q = np.empty_like(pixels), pixels.shape[0], torch.tensor([quality])
         with one_onednn_thread():
             for start in range(0, height, STRIP_ROWS):
                 stop = min(start + STRIP_ROWS, height)
                 low, high = max(start - HALO, 0), min(stop + HALO, height)
                 x = torch.from_numpy(pixels[low:high].copy()).permute(2, 0, 1)[None].float() / 255
-                y = self(x, q)[0, :, start - low : stop - low]
+                y = (x + gain * self.correction(x, q, bias))[0, :, start - low : stop - low]
                 out[start:stop] = (y * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
         return out
