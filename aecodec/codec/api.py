@@ -149,6 +149,7 @@ class Codec:
             with thread_independent():
                 top, bottom = encode_tile(self.network, self.model.prior, x.to(self.device), quality, tune, plan)
             out.append(TileIndices(top, bottom))
+            memory.release(width, height)
             if progress:
                 progress(len(out), len(tiles))
         return out
@@ -314,6 +315,7 @@ class Codec:
                 rgb = self.network.decode(indices.top, indices.bottom)[0].cpu()
             rgb = rgb[:, : tile.region.height, : tile.region.width][:, *core_within_region(tile)]
             pixels[tile.core.slices()] = (rgb * 255).round().byte().permute(1, 2, 0).numpy()
+            memory.release(header.width, header.height)
         return pixels
 
     def bottom_shape(self, tile: Tile) -> tuple[int, int]:
