@@ -219,7 +219,7 @@ class Codec:
                 chunks[RESIDUAL] = encode_residual(layer, level, choose, blocks_shape(width, height))
         data = pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
         if plan.filter_steps and self.model.postfilter is not None and RAW_PIXELS not in chunks:
-            unfiltered = self._unfiltered(unpack(data, self.max_pixels))
+            unfiltered = self._unfiltered(unpack(data, self.max_pixels))  # exactly what a decoder will filter
             original, steps = source.pixels[:, :, :3], plan.filter_steps
             tuning = tune_filter(self.model.postfilter, unfiltered, original, quality, steps, self._lagrangian(quality))
             if tuning is not None:

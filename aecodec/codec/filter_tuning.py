@@ -62,16 +62,6 @@ def training_views(decoded: np.ndarray, original: np.ndarray) -> list[tuple[Tens
     return [(_as_tensor(decoded[c]), _as_tensor(original[c])) for c in crops]
 
 
-def _fitted_gain(postfilter: PostFilter, views: list[tuple[Tensor, Tensor]], quality: Tensor, bias: Tensor) -> float:
-    """Least-squares gain of the correction with ``bias``, on its byte grid."""
-    dot = norm = 0.0
-    for x, target in views:
-        correction = postfilter.correction(x, quality, bias)
-        dot += float((correction * (target - x)).sum())
-        norm += float((correction**2).sum())
-    return float(np.clip(round(dot / max(norm, 1e-12) / GAIN_STEP), 0, 255) * GAIN_STEP)
-
-
 def _squared_error(a: np.ndarray, b: np.ndarray) -> int:
     return int(((a.astype(np.int32) - b) ** 2).sum())
 
@@ -94,7 +84,8 @@ def tune_filter(
             optimizer.step()
     with torch.no_grad(), one_onednn_thread():
         bias = torch.round(offset.detach() / BIAS_STEP).clamp(-128, 127) * BIAS_STEP
-        tuning = FilterTuning(bias, _fitted_gain(postfilter, views, q, bias))
+        fitted = np.clip(round(postfilter.least_squares_gain(views, quality, bias) / GAIN_STEP), 0, 255)
+        tuning = FilterTuning(bias, float(fitted * GAIN_STEP))
     saved = _squared_error(postfilter.apply(decoded, quality), original) - _squared_error(
         postfilter.apply(decoded, quality, tuning), original
     )

@@ -8,7 +8,7 @@ correction is scaled per quality by a gain fitted on the training photos; a gain
 filter did not help) skips it.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -66,6 +66,18 @@ class PostFilter(nn.Module):
         shift = self.quality_bias[quality - 1] if bias is None else self.quality_bias[quality - 1] + bias
         hidden = F.relu(self.first(x) + shift[:, :, None, None])
         return self.last(F.relu(self.middle(hidden)))
+
+    @torch.no_grad()
+    def least_squares_gain(
+        self, pairs: Iterable[tuple[Tensor, Tensor]], quality: int, bias: Tensor | None = None
+    ) -> float:
+        """The gain bringing ``x + gain * correction`` closest to the targets over (x, target) pairs (N, 3, H, W)."""
+        dot = norm = 0.0
+        for x, target in pairs:
+            correction = self.correction(x, torch.tensor([quality]), bias)
+            dot += float((correction * (target - x)).sum())
+            norm += float((correction**2).sum())
+        return dot / max(norm, 1e-12)
 
     def forward(self, x: Tensor, quality: Tensor) -> Tensor:
         return x + self.gain[quality - 1][:, None, None, None] * self.correction(x, quality)

@@ -83,13 +83,8 @@ def fit_gains(postfilter: PostFilter, pairs: list[Decode]) -> list[list]:
         if not chosen:
             report.append([quality, 0, "0.000", "-"])
             continue
-        dot = norm = 0.0
-        for decoded, original in chosen:
-            x = decoded[None].float() / 255
-            correction = postfilter.correction(x, torch.tensor([quality]))
-            dot += float((correction * (original[None].float() / 255 - x)).sum())
-            norm += float((correction**2).sum())
-        postfilter.gain[quality - 1] = float(np.clip(dot / max(norm, 1e-12), 0, 4))
+        scaled = ((d[None].float() / 255, o[None].float() / 255) for d, o in chosen)
+        postfilter.gain[quality - 1] = float(np.clip(postfilter.least_squares_gain(scaled, quality), 0, 4))
         before = sum(squared_error(d.permute(1, 2, 0).numpy(), o) for d, o in chosen)
         after = sum(squared_error(postfilter.apply(d.permute(1, 2, 0).numpy().copy(), quality), o) for d, o in chosen)
         if after >= before:
