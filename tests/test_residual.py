@@ -77,13 +77,58 @@ def test_coding_a_row_in_chunks_writes_the_same_payload(layer, monkeypatch):
     assert np.array_equal(decode_residual(layer, level, whole, values.shape[:2]), values)
 
 
+def _laplace_values(seed: int, shape: tuple[int, int], scale: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.laplace(0, scale, (*shape, COEFFICIENTS)) * (rng.random((*shape, COEFFICIENTS)) < 0.5)).astype(np.int16)
+
+
+def test_row_offsets_fit_the_image_and_save_bits(layer, monkeypatch):
+    values, level = _laplace_values(5, (6, 7), 6.0), layer.levels[0]
+    fitted = encode_residual(layer, level, given(values), values.shape[:2])
+    offsets = np.frombuffer(fitted[5:20], dtype=np.int8)
+    assert fitted[0] == residual_coding.PAYLOAD_VERSION == 2 and offsets.any()
+    assert np.array_equal(offsets, residual_coding.fit_row_offsets(layer, level, given(values), values.shape[:2]))
+    assert np.array_equal(decode_residual(layer, level, fitted, values.shape[:2]), values)
+    monkeypatch.setattr(residual_coding, "fit_row_offsets", lambda *args: np.zeros(BANDS, dtype=np.int64))
+    assert len(fitted) < len(encode_residual(layer, level, given(values), values.shape[:2]))
+
+
+def test_version_1_payloads_without_offsets_still_decode(layer, monkeypatch):
+    """Version 1 (files of earlier releases) is version 2 without the offsets field, coded with the model's rows."""
+    values, level = _laplace_values(6, (4, 5), 3.0), layer.levels[1]
+    monkeypatch.setattr(residual_coding, "fit_row_offsets", lambda *args: np.zeros(BANDS, dtype=np.int64))
+    payload = encode_residual(layer, level, given(values), values.shape[:2])
+    version_1 = b"\x01" + payload[1:5] + payload[20:]
+    assert np.array_equal(decode_residual(layer, level, version_1, values.shape[:2]), values)
+
+
+def test_any_row_offset_stays_inside_the_bank(layer):
+    level = layer.levels[0]
+    for offset in (-128, -1, 1, 127):
+        rows = level.with_row_offsets(np.full(BANDS, offset), len(layer.bank)).rows
+        assert rows.min() >= 0 and rows.max() < len(layer.bank)
+    values = _laplace_values(7, (3, 3), 4.0)
+    payload = bytearray(encode_residual(layer, level, given(values), values.shape[:2]))
+    payload[5:20] = bytes([0x80, 0x7F] * 7 + [0x80])  # forged offsets: the CRC catches what they change
+    with pytest.raises(FormatError):
+        decode_residual(layer, level, bytes(payload), values.shape[:2])
+
+
 def test_damaged_payloads_raise_format_error(layer):
     values = np.random.default_rng(1).integers(-20, 20, (4, 4, COEFFICIENTS)).astype(np.int16)
     level = layer.levels[0]
     payload = encode_residual(layer, level, given(values), values.shape[:2])
     flipped = bytearray(payload)
     flipped[len(payload) // 2] ^= 0x40
-    for bad in (payload[:3], b"\x09" + payload[1:], bytes(flipped), payload[:-8], payload + bytes(8)):
+    for bad in (
+        payload[:3],
+        payload[:12],
+        b"\x09" + payload[1:],
+        bytes(flipped),
+        payload[:-8],
+        payload + bytes(8),
+        payload[:-1],
+    ):
         with pytest.raises(FormatError):
             decode_residual(layer, level, bad, (4, 4))
 
@@ -154,7 +199,7 @@ def test_a_residual_chunk_is_bounded_by_the_image_size():
     from aecodec.bitstream.format import Header, chunk_limit
 
     header = Header(3, 3, "m", bytes(8), 100, 60, 64, 8, 4)
-    assert chunk_limit(RESIDUAL, header) == 5 + 192 * 5 * blocks_shape(100, 60)[0] * blocks_shape(100, 60)[1]
+    assert chunk_limit(RESIDUAL, header) == 20 + 192 * 5 * blocks_shape(100, 60)[0] * blocks_shape(100, 60)[1]
 
 
 @pytest.mark.parametrize(

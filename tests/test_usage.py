@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageCms
 
 import aecodec
-from aecodec.bitstream.format import EXIF, ICC_PROFILE, RAW_PIXELS, XMP, unpack
+from aecodec.bitstream.format import EXIF, ICC_PROFILE, RAW_PIXELS, RESIDUAL, XMP, unpack
 from aecodec.codec.api import Codec
 from aecodec.codec.images import load_source
 from aecodec.errors import FormatError, InputError
@@ -117,6 +117,16 @@ def test_unusable_device_is_one_clear_error(model) -> None:
         with pytest.raises(InputError, match="not usable") as error:
             Codec(model, device=device)
         assert "\n" not in str(error.value)
+
+
+def test_residual_files_without_row_offsets_still_decode() -> None:
+    """A file with a version 1 residual chunk (no row offsets), written before they existed: default model,
+    quality 14, of tests/data/synthetic-48x32.png."""
+    data = (DATA / "synthetic-48x32-q14-resd1.aec").read_bytes()
+    assert unpack(data).chunk(RESIDUAL)[0] == 1
+    decoded = np.asarray(aecodec.decompress(data), dtype=float)
+    source = np.asarray(Image.open(DATA / "synthetic-48x32.png"), dtype=float)
+    assert 10 * np.log10(255**2 / np.mean((decoded - source) ** 2)) > 35
 
 
 def test_release_0_1_files_still_decode() -> None:

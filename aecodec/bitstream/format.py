@@ -46,7 +46,8 @@ ALPHA, FILTER_TUNING, RAW_PIXELS, RESIDUAL = b"ALPH", b"FILT", b"PIXL", b"RESD"
 MAX_FILTER_CHANNELS = 64  # a model's post-filter: bounds its work per pixel (the shipped one has 32)
 FILTER_TUNING_PREFIX_SIZE = 2  # version and gain bytes, then an offset byte per filter channel
 RESIDUAL_BYTES_PER_BLOCK = 192 * 5  # 192 symbols of at most 24 bits plus 12 escape bits each
-RESIDUAL_PREFIX_SIZE = 5
+RESIDUAL_PREFIX_SIZE = 5 + 15  # version, CRC32 and (version 2) a row offset per band; version 1 has no offsets
+RESIDUAL_MIN_SIZE = 5
 
 _HEADER_STRUCT = struct.Struct("<4sBBBB16s8sIIHHI")
 _U32 = struct.Struct("<I")
@@ -199,10 +200,8 @@ def check_chunk(tag: bytes, payload: bytes, header: Header) -> None:
         check_metadata(tag, payload)
     if tag == ALPHA and not payload:
         raise FormatError("invalid alpha chunk (empty)")
-    if tag == RESIDUAL and (
-        len(payload) < RESIDUAL_PREFIX_SIZE or (len(payload) - RESIDUAL_PREFIX_SIZE) % STREAM_WORD_SIZE
-    ):
-        raise FormatError("invalid residual chunk: not a version byte, a CRC and whole 32-bit words")
+    if tag == RESIDUAL and len(payload) < RESIDUAL_MIN_SIZE:
+        raise FormatError("invalid residual chunk: shorter than a version byte and a CRC")
     if tag == FILTER_TUNING and len(payload) <= FILTER_TUNING_PREFIX_SIZE:
         raise FormatError("invalid filter chunk: not a version byte, a gain byte and an offset per channel")
     if tag == RAW_PIXELS and len(payload) != header.channels * header.width * header.height:

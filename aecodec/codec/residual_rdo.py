@@ -57,6 +57,12 @@ def rdo_chooser(
         return np.concatenate([decide(scaled[part], bits[row]) for part in spans(len(scaled), _CHUNK)])
 
     def decide(scaled: np.ndarray, row_bits: np.ndarray) -> np.ndarray:
+        chosen = np.zeros(len(scaled), dtype=np.int64)
+        live = np.flatnonzero(np.abs(scaled) >= 0.5)  # the rest round to 0: every candidate is 0
+        chosen[live] = decide_live(scaled[live], row_bits)
+        return chosen
+
+    def decide_live(scaled: np.ndarray, row_bits: np.ndarray) -> np.ndarray:
         size, sign = np.abs(scaled), np.where(scaled < 0, -1, 1)
         rounded = np.minimum(np.floor(size + 0.5), MAX_MAGNITUDE).astype(np.int64)
         candidates = np.stack([rounded, np.maximum(rounded - 1, 0), np.zeros_like(rounded)])

@@ -11,7 +11,7 @@ blocks. Everything that picks a row is integer; only the inverse transform is fl
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,7 +32,8 @@ BANDS = int(BAND.max()) + 1
 BAND_SIZE = np.bincount(BAND, minlength=BANDS)
 STRIP_BLOCK_ROWS = 32  # block rows transformed at a time
 INTRA_BINS, NEIGHBOUR_BINS, TOTAL_BINS = 12, 9, 9
-CONTEXTS = BANDS * INTRA_BINS * NEIGHBOUR_BINS * TOTAL_BINS
+CONTEXTS_PER_BAND = INTRA_BINS * NEIGHBOUR_BINS * TOTAL_BINS
+CONTEXTS = BANDS * CONTEXTS_PER_BAND
 
 
 def bit_length(values: np.ndarray) -> np.ndarray:
@@ -98,6 +99,12 @@ class ResidualLevel:
     @property
     def step(self) -> float:
         return self.step16 / 16
+
+    def with_row_offsets(self, offsets: np.ndarray, bank_rows: int) -> "ResidualLevel":
+        """This level with every context's row moved by its band's entry of ``offsets`` (BANDS,), kept
+        inside a bank of ``bank_rows`` rows: a file's own fit of the bank to its image."""
+        shifted = self.rows + np.asarray(offsets, dtype=np.int64)[np.arange(CONTEXTS) // CONTEXTS_PER_BAND]
+        return replace(self, rows=np.clip(shifted, 0, bank_rows - 1))
 
 
 @dataclass(frozen=True)
