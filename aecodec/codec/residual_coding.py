@@ -9,6 +9,7 @@ band's rows toward wider or narrower ones fits them to the image (1-2% of a file
 
 import struct
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -75,10 +76,10 @@ def encode_residual(layer: ResidualLayer, level: ResidualLevel, choose: Visit, b
     encoder = SymbolEncoder()
 
     def write(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
-        chosen = np.empty(len(where), dtype=np.int16)
-        for part in spans(len(where), _CODED_AT_ONCE):
-            chosen[part] = choose(parity, band, row, where[part])
-            encoder.encode_iid(np.clip(chosen[part], -ESCAPE, ESCAPE) + ESCAPE, layer.bank[row])
+        def code(part: np.ndarray) -> None:
+            encoder.encode_iid(np.clip(part, -ESCAPE, ESCAPE) + ESCAPE, layer.bank[row])
+
+        chosen = _chosen_in_parts(choose, parity, band, row, where, code)
         excess = np.abs(chosen[np.abs(chosen) >= ESCAPE].astype(np.int64)) - ESCAPE
         digits = np.stack([excess // ESCAPE_BASE**k % ESCAPE_BASE for k in reversed(range(ESCAPE_DIGITS))], 1)
         encoder.encode_iid(digits.ravel(), _UNIFORM)
@@ -87,6 +88,18 @@ def encode_residual(layer: ResidualLayer, level: ResidualLevel, choose: Visit, b
     coded = traverse(level.with_row_offsets(offsets, len(layer.bank)), blocks_shape, write)
     prefix = _PREFIX.pack(PAYLOAD_VERSION, coefficients_crc(coded)) + _OFFSETS.pack(*offsets.tolist())
     return prefix + encoder.finish()
+
+
+def _chosen_in_parts(
+    choose: Visit, parity: int, band: int, row: int, where: np.ndarray, use: Callable[[np.ndarray], None]
+) -> np.ndarray:
+    """What ``choose`` picks at ``where``, as int16, a part at a time, each part handed to ``use`` (coded,
+    counted): a 24 MP image's largest pass would otherwise make int64 temporaries of hundreds of MB."""
+    chosen = np.empty(len(where), dtype=np.int16)
+    for part in spans(len(where), _CODED_AT_ONCE):
+        chosen[part] = choose(parity, band, row, where[part])
+        use(chosen[part])
+    return chosen
 
 
 def fit_row_offsets(
@@ -100,9 +113,10 @@ def fit_row_offsets(
     counts = np.zeros((BANDS, len(layer.bank), ALPHABET), dtype=np.int64)
 
     def count(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
-        values = choose(parity, band, row, where)
-        counts[band, row] += np.bincount(np.clip(values, -ESCAPE, ESCAPE) + ESCAPE, minlength=ALPHABET)
-        return values
+        def add(part: np.ndarray) -> None:
+            counts[band, row] += np.bincount(np.clip(part, -ESCAPE, ESCAPE) + ESCAPE, minlength=ALPHABET)
+
+        return _chosen_in_parts(choose, parity, band, row, where, add)
 
     traverse(level, blocks_shape, count)
     rows = np.arange(len(layer.bank))

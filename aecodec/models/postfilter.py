@@ -19,7 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 HALO = 3  # rows a strip needs beyond its own on each side: three 3x3 convolutions
-STRIP_ROWS = 32  # rows filtered at a time, so that oneDNN's hidden maps of a 24 MP image stay small
+STRIP_ROWS = 32  # rows filtered at a time at most, so that oneDNN's hidden maps stay small
+# Wide images take fewer rows per strip (down to 16): with a strip per thread in flight, 32 rows of a
+# 6000-pixel-wide image took 190 MB more at the decode's peak.
+STRIP_PIXELS = 1 << 17
 
 
 @contextmanager
@@ -92,10 +95,11 @@ class PostFilter(nn.Module):
         if gain == 0:
             return pixels
         bias = None if tuning is None else tuning.bias
-        out, height, q = np.empty_like(pixels), pixels.shape[0], torch.tensor([quality])
+        out, (height, width), q = np.empty_like(pixels), pixels.shape[:2], torch.tensor([quality])
+        rows = min(STRIP_ROWS, max(16, STRIP_PIXELS // width))
 
         def filter_strip(start: int) -> None:
-            stop = min(start + STRIP_ROWS, height)
+            stop = min(start + rows, height)
             low, high = max(start - HALO, 0), min(stop + HALO, height)
             x = torch.from_numpy(pixels[low:high].copy()).permute(2, 0, 1)[None].float() / 255
             y = (x + gain * self.correction(x, q, bias))[0, :, start - low : stop - low]
@@ -104,5 +108,5 @@ class PostFilter(nn.Module):
         # Strips are independent and each runs on one thread (the same pixels on any machine), so the
         # caller's threads filter several at once: torch releases the GIL inside a convolution.
         with one_onednn_thread() as threads, ThreadPoolExecutor(max(1, threads)) as pool:
-            list(pool.map(filter_strip, range(0, height, STRIP_ROWS)))
+            list(pool.map(filter_strip, range(0, height, rows)))
         return out
