@@ -53,6 +53,22 @@ def test_strips_filter_like_the_whole_image(monkeypatch) -> None:
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01  # float sums may round apart, nothing more
 
 
+def test_strips_filtered_in_parallel_give_the_same_pixels_on_any_thread_count(monkeypatch) -> None:
+    """Each strip runs on one oneDNN thread, whichever worker takes it: 1 and 3 threads agree exactly."""
+    postfilter, pixels = random_postfilter(2, seed=2), photo(75, 40, seed=8)
+    monkeypatch.setattr(postfilter_module, "STRIP_ROWS", 8)  # ten strips, so that workers share them
+    threads = torch.get_num_threads()
+    try:
+        outputs = []
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            outputs.append(postfilter.apply(pixels, 2))
+            assert torch.get_num_threads() == count  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(*outputs) and not np.array_equal(outputs[0], pixels)
+
+
 @pytest.mark.parametrize(
     ("key", "change"),
     [
