@@ -1,6 +1,6 @@
 """Per-image row offsets of the residual layer (residual chunk version 2) against none, with real coded bytes.
 
-Run from the repository root: ``python research/residual/row_offsets.py [train|held|kodak]``. Three
+Run from the repository root: ``PYTHONPATH=. python research/residual/row_offsets.py [train|held|kodak]``. Three
 curves, RDOQ quantizer, no post-filter, qualities 4-24: offsets fixed at 0 (the coding of version 1),
 offsets counted on the deadzone quantizer's values (a cheaper first pass), and the shipped fit,
 counted on the RDOQ's own choices. Prints each curve and its BD-rate against the first.
