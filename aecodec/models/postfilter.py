@@ -20,9 +20,10 @@ from torch import Tensor, nn
 
 HALO = 3  # rows a strip needs beyond its own on each side: three 3x3 convolutions
 STRIP_ROWS = 32  # rows filtered at a time at most, so that oneDNN's hidden maps stay small
-# Wide images take fewer rows per strip (down to 16): with a strip per thread in flight, 32 rows of a
-# 6000-pixel-wide image took 190 MB more at the decode's peak.
+# Wide images take fewer rows per strip (down to MIN_STRIP_ROWS): with a strip per thread in flight,
+# 32 rows of a 6000-pixel-wide image took 190 MB more at the decode's peak.
 STRIP_PIXELS = 1 << 17
+MIN_STRIP_ROWS = 16
 
 
 @contextmanager
@@ -96,7 +97,7 @@ class PostFilter(nn.Module):
             return pixels
         bias = None if tuning is None else tuning.bias
         out, (height, width), q = np.empty_like(pixels), pixels.shape[:2], torch.tensor([quality])
-        rows = min(STRIP_ROWS, max(16, STRIP_PIXELS // width))
+        rows = min(STRIP_ROWS, max(MIN_STRIP_ROWS, STRIP_PIXELS // width))
 
         def filter_strip(start: int) -> None:
             stop = min(start + rows, height)
