@@ -9,14 +9,17 @@ import torch
 from aecodec.models.model_files import CodecModel, model_bytes, model_from_bytes
 from aecodec.models.postfilter import PostFilter
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
-from aecodec.models.residual import COEFFICIENTS, CONTEXTS, ResidualLayer, ResidualLevel
+from aecodec.models.residual import COEFFICIENTS, CONTEXTS, PREDICTOR_INPUTS, ResidualLayer, ResidualLevel
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 from aecodec.training.export import export_model
 from aecodec.training.residual import laplace_bank
 
 
-def random_residual_layer(levels: list[tuple[int, float]], base_only: int, seed: int = 0) -> ResidualLayer:
-    """A residual layer with random orthonormal transforms and context rows, one level per (base quality, step)."""
+def random_residual_layer(
+    levels: list[tuple[int, float]], base_only: int, seed: int = 0, predict: bool = False
+) -> ResidualLayer:
+    """A residual layer with random orthonormal transforms and context rows, one level per (base quality, step);
+    with ``predict``, small random second-pass predictors."""
     rng = np.random.default_rng(seed)
     qualities = sorted({q for q, _ in levels})
     bases = np.stack([np.linalg.qr(rng.normal(size=(COEFFICIENTS, COEFFICIENTS)))[0] for _ in qualities])
@@ -32,6 +35,9 @@ def random_residual_layer(levels: list[tuple[int, float]], base_only: int, seed:
         0.1,
         base_only,
         base_only + 1,
+        (rng.normal(size=(len(qualities), PREDICTOR_INPUTS, COEFFICIENTS)) * 0.05).astype(np.float32)
+        if predict
+        else None,
     )
 
 
@@ -82,6 +88,7 @@ def random_model(name: str = "random", config: VQVAE2Config | None = None, seed:
 
 def random_residual_model(name: str = "random-res", seed: int = 0) -> CodecModel:
     """:func:`random_model` with a random residual layer (qualities 1..3 base only, 4 and 5 with residual
-    levels) and a random post-filter: every stage a decoder can run."""
-    data = with_residual_layer(random_model_bytes(seed=seed), random_residual_layer([(2, 12.0), (3, 4.0)], 3, seed))
+    levels, second-pass predictors) and a random post-filter: every stage a decoder can run."""
+    layer = random_residual_layer([(2, 12.0), (3, 4.0)], 3, seed, predict=True)
+    data = with_residual_layer(random_model_bytes(seed=seed), layer)
     return model_from_bytes(with_postfilter(data, random_postfilter(5, seed=seed), name), name)

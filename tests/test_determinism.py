@@ -182,7 +182,9 @@ def test_residual_layer_is_exact_across_thread_counts(tmp_path: Path) -> None:
     from aecodec.testing import random_model_bytes, random_residual_layer, with_residual_layer
 
     model_file = tmp_path / "res.safetensors"
-    model_file.write_bytes(with_residual_layer(random_model_bytes(), random_residual_layer([(3, 4.0)], 3)))
+    model_file.write_bytes(
+        with_residual_layer(random_model_bytes(), random_residual_layer([(3, 4.0)], 3, predict=True))
+    )
 
     def run_with(threads: int, mode: str, path: Path) -> str:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}

@@ -1,5 +1,7 @@
 """The residual layer: exact integer contexts, lossless coding of coefficients, model-file and container checks."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from safetensors.torch import load, save
@@ -16,14 +18,20 @@ from aecodec.models.residual import (
     BANDS,
     COEFFICIENTS,
     CONTEXTS,
+    DEADZONE,
     ESCAPE,
     MAX_MAGNITUDE,
+    PREDICTOR_INPUTS,
+    ResidualLayer,
+    ResidualLevel,
     bit_length,
     blocks_shape,
     log_bin,
+    parity_mask,
+    residual_blocks,
 )
 from aecodec.testing import random_residual_layer, with_residual_layer
-from aecodec.training.residual import best_rows, laplace_bank
+from aecodec.training.residual import best_rows, fit_klt, fit_predictors, laplace_bank
 
 LEVELS = [(2, 12.0), (3, 3.0)]
 
@@ -34,8 +42,13 @@ def layer():
 
 
 @pytest.fixture(scope="module")
-def res_model_bytes(model_bytes: bytes, layer) -> bytes:
-    return with_residual_layer(model_bytes, layer)
+def predicting_layer():
+    return random_residual_layer(LEVELS, base_only=2, predict=True)
+
+
+@pytest.fixture(scope="module", params=["plain", "predicting"])
+def res_model_bytes(request, model_bytes: bytes, layer, predicting_layer) -> bytes:
+    return with_residual_layer(model_bytes, layer if request.param == "plain" else predicting_layer)
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +197,64 @@ def test_rdoq_lowers_the_rd_cost_and_keeps_the_base(res_codec):
         assert cost[2] < cost[1]
 
 
+def test_predictions_read_only_the_anchors_and_are_zero_on_them(predicting_layer):
+    rng = np.random.default_rng(5)
+    level = predicting_layer.levels[0]
+    values = rng.integers(-20, 21, (5, 7, COEFFICIENTS)).astype(np.int16)
+    second = parity_mask(5, 7) == 1
+    changed = values.copy()
+    changed[second] = rng.integers(-20, 21, (int(second.sum()), COEFFICIENTS))
+    for rows in (slice(0, 5), slice(1, 3), slice(4, 5)):
+        predicted = predicting_layer.predictions(values, level, rows)
+        assert predicted.shape == (rows.stop - rows.start, 7, COEFFICIENTS)
+        assert (predicted[~second[rows]] == 0).all() and np.abs(predicted[second[rows]]).max() > 0
+        assert np.array_equal(predicted, predicting_layer.predictions(changed, level, rows))
+    whole = predicting_layer.predictions(values, level, slice(0, 5))  # strips see their neighbours' anchors
+    assert np.allclose(whole[1:3], predicting_layer.predictions(values, level, slice(1, 3)), atol=1e-4)
+
+
+def test_the_encoder_quantizes_what_the_decoder_adds_the_prediction_to(predicting_layer):
+    rng = np.random.default_rng(6)
+    level = predicting_layer.levels[1]
+    pixels = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    base = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    values = predicting_layer.analyze(pixels, base, level)
+    mean, basis = predicting_layer.means[level.basis], predicting_layer.bases[level.basis]
+    coefficients = (residual_blocks(pixels, base).astype(np.float32) - mean) @ basis.T
+    decoded = predicting_layer.dequantized(values, level) + predicting_layer.predictions(values, level, slice(0, 5))
+    bound = level.step * (0.5 + DEADZONE + predicting_layer.reconstruction_offset) + 1e-3
+    assert np.abs(decoded - coefficients).max() <= bound
+    assert np.abs(predicting_layer.predictions(values, level, slice(0, 5))).max() > bound  # the test can fail
+
+
+def test_predictors_survive_the_model_file_and_malformed_ones_are_refused(model_bytes, predicting_layer):
+    data = with_residual_layer(model_bytes, predicting_layer)
+    assert np.array_equal(model_from_bytes(data).residual.predictors, predicting_layer.predictors)
+    meta = {"format": "aecodec-vqvae2-1", "name": "bad", "config": _config(data)}
+    for change in (lambda t: t[:, :-1], lambda t: t * float("nan"), lambda t: t.double(), lambda t: t + 2000):
+        tensors = load(data)
+        tensors["res.predictors"] = change(tensors["res.predictors"]).contiguous()
+        with pytest.raises(ModelError):
+            model_from_bytes(save(tensors, metadata=meta))
+
+
+def test_fitted_predictors_predict_a_smooth_residual_from_the_anchors():
+    yy, xx = np.mgrid[0:96, 0:128]
+    pairs = []
+    for phase in range(4):
+        wave = 60 * np.sin((xx + 3 * yy) / 9 + phase)[..., None] * np.array([1.0, 0.8, 0.6])
+        pairs.append(((128 + wave).round().astype(np.uint8), np.full((96, 128, 3), 128, np.uint8)))
+    mean, basis = fit_klt(pairs)
+    level = ResidualLevel(1, 0, 16 * 4, np.zeros(CONTEXTS, dtype=np.int64))
+    layer = ResidualLayer(mean[None], basis[None], laplace_bank(), (level,), 0.05, 0, 1)
+    predicting = replace(layer, predictors=fit_predictors(layer, [level], {1: pairs}))
+    pixels, base = pairs[0]
+    second = parity_mask(12, 16) == 1
+    coefficients = ((residual_blocks(pixels, base).astype(np.float32) - mean) @ basis.T)[second]
+    predicted = predicting.predictions(predicting.analyze(pixels, base, level), level, slice(0, 12))[second]
+    assert ((coefficients - predicted) ** 2).sum() < 0.2 * (coefficients**2).sum()
+
+
 def test_a_missing_or_stray_residual_chunk_is_refused(res_codec):
     image = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     with_chunk, without = unpack(res_codec.compress(image, 3)), unpack(res_codec.compress(image, 2))
@@ -245,6 +316,7 @@ def test_fit_residual_writes_a_model_whose_levels_beat_its_base(tmp_path, model_
     assert main(["fit-residual", *args, "--rungs", "2:16,3:4", "--base-only", "2", "--every", "1"]) == 0
     fitted = model_from_bytes(out.read_bytes())
     assert fitted.num_qualities == 4 and fitted.default_quality == 3
+    assert fitted.residual.predictors.shape == (2, PREDICTOR_INPUTS, COEFFICIENTS)
     codec = Codec(fitted, tile_size=64, overlap=8)
     image = np.asarray(Image.open(data / "0.png"))
     errors = [

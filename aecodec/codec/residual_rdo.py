@@ -15,6 +15,7 @@ from aecodec.models.residual import (
     ESCAPE,
     ESCAPE_DIGITS,
     MAX_MAGNITUDE,
+    STRIP_BLOCK_ROWS,
     ResidualLayer,
     ResidualLevel,
     Visit,
@@ -39,22 +40,41 @@ def rdo_chooser(
     ``pixels`` and ``base`` are (H, W, 3) uint8. Distortion is measured on the KLT coefficients, which
     the orthonormal basis makes the pixel squared error before rounding.
     """
+    shape = blocks_shape(pixels.shape[1], pixels.shape[0])
     residual = residual_blocks(pixels, base).reshape(-1, COEFFICIENTS)
-    mask = parity_mask(*blocks_shape(pixels.shape[1], pixels.shape[0])).ravel()
+    mask = parity_mask(*shape)
+    blocks_of = [np.flatnonzero(mask.ravel() == parity) for parity in (0, 1)]
     bits = np.log2(layer.bank.sum(1, keepdims=True)) - np.log2(layer.bank)  # (rows, ALPHABET)
     mean, basis = layer.means[level.basis], layer.bases[level.basis]
     current: dict[tuple[int, int], np.ndarray] = {}  # c / step of the pass being coded
+    anchors = np.zeros((*shape, COEFFICIENTS), dtype=np.int16) if layer.predictors is not None else None
+    predicted: list[np.ndarray] = []  # the second-pass blocks' predictions, from this traversal's anchors
 
     def choose(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
+        columns, blocks = np.flatnonzero(band == BAND), blocks_of[parity]
         if (parity, band) not in current:
             current.clear()
-            blocks, transform = np.flatnonzero(mask == parity), basis[band == BAND].T / level.step
-            scaled = np.empty((len(blocks), transform.shape[1]), dtype=np.float32)
+            transform = basis[columns].T / level.step
+            scaled = np.empty((len(blocks), len(columns)), dtype=np.float32)
             for part in spans(len(blocks), _CHUNK // 4):  # the float copy of every block would be 150 MB at 24 MP
                 scaled[part] = (residual[blocks[part]].astype(np.float32) - mean) @ transform
+            if parity and anchors is not None:
+                scaled -= second_pass_predictions()[:, columns] / level.step
             current[(parity, band)] = scaled.ravel()
         scaled = current[(parity, band)][where]
-        return np.concatenate([decide(scaled[part], bits[row]) for part in spans(len(scaled), _CHUNK)])
+        chosen = np.concatenate([decide(scaled[part], bits[row]) for part in spans(len(scaled), _CHUNK)])
+        if anchors is not None and parity == 0:
+            predicted.clear()  # a new traversal: its own anchors
+            anchors.reshape(-1, COEFFICIENTS)[blocks[where // len(columns)], columns[where % len(columns)]] = chosen
+        return chosen
+
+    def second_pass_predictions() -> np.ndarray:
+        """(second-pass blocks, 192) float16 predictions from the anchors chosen so far (computed once a pass)."""
+        if not predicted:
+            strips = spans(shape[0], STRIP_BLOCK_ROWS)
+            parts = [layer.predictions(anchors, level, rows)[mask[rows] == 1] for rows in strips]
+            predicted.append(np.concatenate(parts).astype(np.float16))
+        return predicted[0]
 
     def decide(scaled: np.ndarray, row_bits: np.ndarray) -> np.ndarray:
         chosen = np.zeros(len(scaled), dtype=np.int64)

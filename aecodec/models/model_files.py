@@ -23,7 +23,7 @@ from aecodec.bitstream.format import MAX_FILTER_CHANNELS, MODEL_NAME_RE
 from aecodec.errors import InputError, ModelError
 from aecodec.models.integer_prior import IntegerPrior
 from aecodec.models.postfilter import PostFilter
-from aecodec.models.residual import ALPHABET, COEFFICIENTS, CONTEXTS, ResidualLayer, ResidualLevel
+from aecodec.models.residual import ALPHABET, COEFFICIENTS, CONTEXTS, PREDICTOR_INPUTS, ResidualLayer, ResidualLevel
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -41,6 +41,7 @@ CONFIG_LIMITS = {
     "res_blocks": 8,
 }
 RESIDUAL_LIMITS = {"bases": 16, "bank_rows": 256, "levels": 64}
+PREDICTOR_LIMIT = 1024.0  # fitted ones stay below 20: a bound that keeps every decoded value finite
 POSTFILTER_MAX_GAIN = 4.0
 # Training-only state that a codec does not need.
 _TRAINING_BUFFERS = ("ema_count", "ema_sum", "initialized")
@@ -85,7 +86,7 @@ def qualities_offered(base_qualities: int, residual: ResidualLayer | None) -> in
 def residual_tensors(layer: ResidualLayer) -> dict[str, torch.Tensor]:
     """The ``res.*`` tensors a model file stores for a residual layer."""
     levels = [[v.base_quality, v.basis, v.step16] for v in layer.levels]
-    return {
+    tensors = {
         "res.means": torch.from_numpy(np.ascontiguousarray(layer.means, dtype=np.float32)),
         "res.bases": torch.from_numpy(np.ascontiguousarray(layer.bases, dtype=np.float32)),
         "res.bank": torch.from_numpy(np.ascontiguousarray(layer.bank, dtype=np.int32)),
@@ -94,6 +95,9 @@ def residual_tensors(layer: ResidualLayer) -> dict[str, torch.Tensor]:
         "res.qualities": torch.tensor([layer.base_only, layer.default_quality], dtype=torch.int32),
         "res.offset": torch.tensor([layer.reconstruction_offset], dtype=torch.float32),
     }
+    if layer.predictors is not None:
+        tensors["res.predictors"] = torch.from_numpy(np.ascontiguousarray(layer.predictors, dtype=np.float32))
+    return tensors
 
 
 def _residual_layer(tensors: dict[str, torch.Tensor], base_qualities: int) -> ResidualLayer | None:
@@ -102,8 +106,11 @@ def _residual_layer(tensors: dict[str, torch.Tensor], base_qualities: int) -> Re
     if not stored:
         return None
     expected = {"means", "bases", "bank", "levels", "rows", "qualities", "offset"}
-    if set(stored) != expected:
-        raise ModelError(f"residual layer tensors must be res.{{{','.join(sorted(expected))}}}")
+    if set(stored) - {"predictors"} != expected:
+        raise ModelError(
+            f"residual layer tensors must be res.{{{','.join(sorted(expected))}}} and optionally res.predictors"
+        )
+    predictors = stored.get("predictors")
     means, bases, bank = stored["means"], stored["bases"], stored["bank"]
     levels, rows, qualities, offset = stored["levels"], stored["rows"], stored["qualities"], stored["offset"]
     count, rows_count, level_count = len(means), len(bank), len(levels)
@@ -118,16 +125,20 @@ def _residual_layer(tensors: dict[str, torch.Tensor], base_qualities: int) -> Re
         and tuple(rows.shape) == (level_count, CONTEXTS)
         and tuple(qualities.shape) == (2,)
         and tuple(offset.shape) == (1,)
+        and (predictors is None or tuple(predictors.shape) == (count, PREDICTOR_INPUTS, COEFFICIENTS))
     )
     if not shapes_ok:
         raise ModelError("residual layer tensors have the wrong shapes")
-    if means.dtype != torch.float32 or bases.dtype != torch.float32 or offset.dtype != torch.float32:
+    transforms = [means, bases, offset] + ([] if predictors is None else [predictors])
+    if any(t.dtype != torch.float32 for t in transforms):
         raise ModelError("residual layer transforms must be float32")
     if any(t.dtype != torch.int32 for t in (bank, levels, qualities)) or rows.dtype != torch.uint8:
         raise ModelError("residual layer tables have the wrong integer types")
     bank_np, levels_np = bank.numpy().astype(np.int64), levels.numpy().astype(np.int64)
-    if not (torch.isfinite(means).all() and torch.isfinite(bases).all() and 0 <= float(offset[0]) <= 0.5):
+    if not (all(torch.isfinite(t).all() for t in transforms) and 0 <= float(offset[0]) <= 0.5):
         raise ModelError("residual layer transforms must be finite, the offset in 0..0.5")
+    if predictors is not None and float(predictors.abs().max()) > PREDICTOR_LIMIT:
+        raise ModelError(f"residual layer predictors must be within +-{PREDICTOR_LIMIT}")
     if bank_np.min() < 1 or bank_np.sum(1).max() > MAX_ROW_TOTAL:
         raise ModelError(f"residual bank rows must be >= 1 and sum to at most 2**{PRECISION_BITS}")
     base_only, default_quality = (int(v) for v in qualities)
@@ -150,6 +161,7 @@ def _residual_layer(tensors: dict[str, torch.Tensor], base_qualities: int) -> Re
         float(offset[0]),
         base_only,
         default_quality,
+        None if predictors is None else predictors.numpy(),
     )
 
 

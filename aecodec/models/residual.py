@@ -8,6 +8,11 @@ and each integer is coded with one of a fixed bank of integer frequency rows. Wh
 integer function of what the decoder already has: the coefficient's band, the magnitudes decoded
 in lower bands of the same block and, in the second checkerboard pass, in the four neighbouring
 blocks. Everything that picks a row is integer; only the inverse transform is float.
+
+A layer may also predict each second-pass block from its four decoded anchors: a linear map (fitted
+on training residuals) from the anchors' pixels next to the block to its KLT coefficients, which the
+encoder subtracts before quantizing and the decoder adds back (-2.6 to -3.2% of a file's bits). The
+prediction only moves pixels: which symbols are coded, and with which rows, never depends on it.
 """
 
 from collections.abc import Callable
@@ -31,6 +36,8 @@ BAND = np.unique(_RAW_BANDS, return_inverse=True)[1].astype(np.int64)
 BANDS = int(BAND.max()) + 1
 BAND_SIZE = np.bincount(BAND, minlength=BANDS)
 STRIP_BLOCK_ROWS = 32  # block rows transformed at a time
+PREDICTION_BORDER = 2  # pixel rows (columns) of each anchor next to a second-pass block that predict it
+PREDICTOR_INPUTS = 4 * PREDICTION_BORDER * BLOCK * 3 + 1  # the four borders' RGB values and a constant
 INTRA_BINS, NEIGHBOUR_BINS, TOTAL_BINS = 12, 9, 9
 CONTEXTS_PER_BAND = INTRA_BINS * NEIGHBOUR_BINS * TOTAL_BINS
 CONTEXTS = BANDS * CONTEXTS_PER_BAND
@@ -118,27 +125,72 @@ class ResidualLayer:
     reconstruction_offset: float  # a nonzero q decodes to sign(q) (|q| - offset) step
     base_only: int  # qualities 1..base_only are the base alone; the levels come after them
     default_quality: int  # what a compress without a quality codes at
+    # (B, PREDICTOR_INPUTS, 192) float32: a second-pass block's coefficients from its anchors' borders
+    predictors: np.ndarray | None = None
 
     def analyze(self, pixels: np.ndarray, base: np.ndarray, level: ResidualLevel) -> np.ndarray:
-        """Quantized KLT coefficients (h, w, 192) int16 of ``pixels - base``, both (H, W, 3) uint8."""
+        """Quantized KLT coefficients (h, w, 192) int16 of ``pixels - base``, both (H, W, 3) uint8.
+
+        With predictors, the anchors are quantized first and the second-pass blocks less their prediction.
+        """
         residual = residual_blocks(pixels, base)
         out = np.empty(residual.shape, dtype=np.int16)
         mean, basis = self.means[level.basis], self.bases[level.basis]
-        for rows in spans(len(residual), STRIP_BLOCK_ROWS):
-            coefficients = (residual[rows].astype(np.float32) - mean) @ basis.T
-            magnitude = np.floor(np.abs(coefficients) / level.step + (0.5 - DEADZONE)).clip(0, MAX_MAGNITUDE)
-            out[rows] = np.sign(coefficients) * magnitude
+        second = parity_mask(*out.shape[:2])[..., None] == 1
+        for parity in (0, 1) if self.predictors is not None else (0,):
+            for rows in spans(len(residual), STRIP_BLOCK_ROWS):
+                coefficients = (residual[rows].astype(np.float32) - mean) @ basis.T
+                if parity:
+                    coefficients -= self.predictions(out, level, rows)
+                magnitude = np.floor(np.abs(coefficients) / level.step + (0.5 - DEADZONE)).clip(0, MAX_MAGNITUDE)
+                quantized = np.sign(coefficients) * magnitude
+                out[rows] = np.where(second[rows], quantized, out[rows]) if parity else quantized
         return out
+
+    def dequantized(self, values: np.ndarray, level: ResidualLevel) -> np.ndarray:
+        """The float32 KLT coefficients that integer ``values`` decode to (before any prediction)."""
+        q = values.astype(np.float32)
+        return np.sign(q) * np.maximum(np.abs(q) - self.reconstruction_offset, 0) * level.step
+
+    def predictions(self, values: np.ndarray, level: ResidualLevel, rows: slice) -> np.ndarray:
+        """Predicted coefficients (block rows ``rows``, w, 192) float32 of the second-pass blocks, zero on anchors.
+
+        Reads only the anchors of ``values`` (h, w, 192): a second-pass block's four neighbours. Zero
+        everywhere for a layer without predictors.
+        """
+        h, w, _ = values.shape
+        if self.predictors is None:
+            return np.zeros((rows.stop - rows.start, w, COEFFICIENTS), dtype=np.float32)
+        halo = slice(max(rows.start - 1, 0), min(rows.stop + 1, h))
+        decoded = self.dequantized(values[halo], level) @ self.bases[level.basis] + self.means[level.basis]
+        inputs = border_features(decoded)[rows.start - halo.start : rows.stop - halo.start]
+        second = parity_mask(h, w)[rows][..., None] == 1
+        return np.where(second, inputs @ self.predictors[level.basis], 0).astype(np.float32)
 
     def add_to(self, pixels: np.ndarray, values: np.ndarray, level: ResidualLevel) -> None:
         """Add the residual that coefficients (h, w, 192) decode to onto ``pixels`` (H, W, 3) uint8, in place."""
         mean, basis = self.means[level.basis], self.bases[level.basis]
         for rows in spans(len(values), STRIP_BLOCK_ROWS):
-            q = values[rows].astype(np.float32)
-            coefficients = np.sign(q) * np.maximum(np.abs(q) - self.reconstruction_offset, 0) * level.step
+            coefficients = self.dequantized(values[rows], level) + self.predictions(values, level, rows)
             residual = from_blocks(coefficients @ basis + mean)
             target = pixels[rows.start * BLOCK : rows.stop * BLOCK]
             target[:] = (target + residual[: len(target), : target.shape[1]]).round().clip(0, 255)
+
+
+def border_features(decoded: np.ndarray) -> np.ndarray:
+    """Predictor inputs (h, w, PREDICTOR_INPUTS) of every block from decoded residual blocks (h, w, 192):
+    the facing borders of the blocks above, below, left and right (zero beyond the edges), and a 1."""
+    h, w, _ = decoded.shape
+    padded = np.zeros((h + 2, w + 2, BLOCK, BLOCK, 3), dtype=np.float32)
+    padded[1:-1, 1:-1] = decoded.reshape(h, w, BLOCK, BLOCK, 3)
+    k = PREDICTION_BORDER
+    borders = (
+        padded[:-2, 1:-1, BLOCK - k :],
+        padded[2:, 1:-1, :k],
+        padded[1:-1, :-2, :, BLOCK - k :],
+        padded[1:-1, 2:, :, :k],
+    )
+    return np.concatenate([*(b.reshape(h, w, -1) for b in borders), np.ones((h, w, 1), np.float32)], -1)
 
 
 def blocks_shape(width: int, height: int) -> tuple[int, int]:
