@@ -10,7 +10,7 @@ from aecodec.bitstream.format import RESIDUAL, AecFile, pack, unpack
 from aecodec.codec import residual_coding
 from aecodec.codec.api import Codec
 from aecodec.codec.residual_coding import decode_residual, encode_residual, given
-from aecodec.codec.residual_rdo import LAGRANGIAN
+from aecodec.codec.residual_rdo import LAGRANGIAN, rdo_chooser
 from aecodec.errors import FormatError, ModelError
 from aecodec.models.model_files import model_from_bytes
 from aecodec.models.residual import (
@@ -29,6 +29,7 @@ from aecodec.models.residual import (
     log_bin,
     parity_mask,
     residual_blocks,
+    traverse,
 )
 from aecodec.testing import random_residual_layer, with_residual_layer
 from aecodec.training.residual import best_rows, fit_klt, fit_predictors, laplace_bank
@@ -225,6 +226,22 @@ def test_the_encoder_quantizes_what_the_decoder_adds_the_prediction_to(predictin
     bound = level.step * (0.5 + DEADZONE + predicting_layer.reconstruction_offset) + 1e-3
     assert np.abs(decoded - coefficients).max() <= bound
     assert np.abs(predicting_layer.predictions(values, level, slice(0, 5))).max() > bound  # the test can fail
+
+
+def test_rdoq_quantizes_the_second_pass_less_the_layers_own_prediction(predicting_layer):
+    rng = np.random.default_rng(7)
+    level = predicting_layer.levels[1]
+    pixels = rng.integers(0, 256, (8 * 70 - 3, 20, 3), dtype=np.uint8)  # three strips of block rows
+    base = rng.integers(0, 256, pixels.shape, dtype=np.uint8)
+    shape = blocks_shape(20, pixels.shape[0])
+    values = traverse(level, shape, rdo_chooser(predicting_layer, level, pixels, base, lagrangian=0.0))
+    mean, basis = predicting_layer.means[level.basis], predicting_layer.bases[level.basis]
+    coefficients = (residual_blocks(pixels, base).astype(np.float32) - mean) @ basis.T
+    predicted = predicting_layer.predictions(values, level, slice(0, shape[0]))
+    error = np.abs(predicting_layer.dequantized(values, level) + predicted - coefficients)
+    rounding = np.abs(predicted) / 1024 + 1e-3  # the chooser holds its predictions in float16
+    assert (error <= level.step * (0.5 + predicting_layer.reconstruction_offset) + rounding).all()
+    assert np.abs(predicted).max() > level.step
 
 
 def test_predictors_survive_the_model_file_and_malformed_ones_are_refused(model_bytes, predicting_layer):
