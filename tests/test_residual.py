@@ -31,7 +31,7 @@ from aecodec.models.residual import (
     residual_blocks,
     traverse,
 )
-from aecodec.testing import random_residual_layer, with_residual_layer
+from aecodec.testing import random_postfilter, random_residual_layer, with_postfilter, with_residual_layer
 from aecodec.training.residual import best_rows, fit_klt, fit_predictors, laplace_bank
 
 LEVELS = [(2, 12.0), (3, 3.0)]
@@ -316,7 +316,7 @@ def _config(data: bytes) -> str:
     return json.loads(data[8 : 8 + size])["__metadata__"]["config"]
 
 
-def test_fit_residual_writes_a_model_whose_levels_beat_its_base(tmp_path, model_file):
+def test_fit_residual_writes_a_model_whose_levels_beat_its_base(tmp_path, model_file, model_bytes, layer):
     from PIL import Image
 
     from aecodec.cli import main
@@ -328,13 +328,16 @@ def test_fit_residual_writes_a_model_whose_levels_beat_its_base(tmp_path, model_
     for n in range(3):
         pixels = ((ramp + rng.integers(0, 30, (48, 64, 3))) % 256).astype(np.uint8)
         Image.fromarray(pixels).save(data / f"{n}.png")
-    out = tmp_path / "fitted.safetensors"
+    out, filtered = tmp_path / "fitted.safetensors", tmp_path / "filtered.safetensors"
+    filtered.write_bytes(with_postfilter(with_residual_layer(model_bytes, layer), random_postfilter(4)))
     args = ["--model", str(model_file), "--data", str(data), "--out", str(out), "--name", "fitted"]
+    args += ["--postfilter", str(filtered)]
+    assert main(["fit-residual", *args, "--rungs", "2:16", "--base-only", "2", "--every", "1"]) == 2  # 3 qualities
     assert main(["fit-residual", *args, "--rungs", "2:16,3:4", "--base-only", "2", "--every", "1"]) == 0
     fitted = model_from_bytes(out.read_bytes())
-    assert fitted.num_qualities == 4 and fitted.default_quality == 3
+    assert fitted.num_qualities == 4 and fitted.default_quality == 3 and fitted.postfilter is not None
     assert fitted.residual.predictors.shape == (2, PREDICTOR_INPUTS, COEFFICIENTS)
-    codec = Codec(fitted, tile_size=64, overlap=8)
+    codec = Codec(replace(fitted, postfilter=None), tile_size=64, overlap=8)  # the levels, not the random filter
     image = np.asarray(Image.open(data / "0.png"))
     errors = [
         ((np.asarray(codec.decompress(codec.compress(image, q))) - image.astype(float)) ** 2).mean() for q in (2, 3, 4)

@@ -18,6 +18,7 @@ from PIL import Image
 from aecodec.codec.api import Codec
 from aecodec.codec.files import write_atomic
 from aecodec.codec.images import list_images
+from aecodec.errors import InputError
 from aecodec.models.model_files import CodecModel, model_bytes, resolve_model
 from aecodec.models.residual import (
     ALPHABET,
@@ -190,6 +191,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--default-quality", type=int, default=0, help="quality coded when none is given (0: the first level)"
     )
+    parser.add_argument(
+        "--postfilter", default=None, help="keep this model's post-filter (a name or file with as many qualities)"
+    )
     parser.add_argument("--every", type=int, default=4, help="use every N-th image of DATA")
     parser.add_argument("--crop", default="768x512", help="centre crop WIDTHxHEIGHT of each image")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -202,8 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     files = split_files(list_images(args.data), VALIDATION_FRACTION)[0][:: args.every]
     images = [center_crop(Image.open(f), width, height) for f in files]
     rungs = parse_rungs(args.rungs)
+    postfilter = resolve_model(args.postfilter).postfilter if args.postfilter else None
+    if postfilter is not None and len(postfilter.gain) != args.base_only + len(rungs):
+        raise InputError(
+            f"--postfilter {args.postfilter}: its qualities are not the ladder's {args.base_only + len(rungs)}"
+        )
     layer, report = fit_residual_layer(model, images, rungs, args.base_only, args.default_quality or args.base_only + 1)
-    data = model_bytes(args.name, model.network, model.prior, layer, {"residual_data": str(args.data)})
+    metadata = {"residual_data": str(args.data)}
+    data = model_bytes(args.name, model.network, model.prior, layer, metadata, postfilter)
     write_atomic(args.out, data, force=args.force)
     print(text_table(["base quality", "step", "training bpp"], report))
     print(f"saved {args.out} (sha256 {hashlib.sha256(data).hexdigest()[:16]})")
