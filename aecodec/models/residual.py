@@ -162,19 +162,25 @@ class ResidualLayer:
         if self.predictors is None:
             return np.zeros((rows.stop - rows.start, w, COEFFICIENTS), dtype=np.float32)
         halo = slice(max(rows.start - 1, 0), min(rows.stop + 1, h))
-        decoded = self.dequantized(values[halo], level) @ self.bases[level.basis] + self.means[level.basis]
+        decoded = product(self.dequantized(values[halo], level), self.bases[level.basis]) + self.means[level.basis]
         inputs = border_features(decoded)[rows.start - halo.start : rows.stop - halo.start]
         second = parity_mask(h, w)[rows][..., None] == 1
-        return np.where(second, inputs @ self.predictors[level.basis], 0).astype(np.float32)
+        return np.where(second, product(inputs, self.predictors[level.basis]), 0).astype(np.float32)
 
     def add_to(self, pixels: np.ndarray, values: np.ndarray, level: ResidualLevel) -> None:
         """Add the residual that coefficients (h, w, 192) decode to onto ``pixels`` (H, W, 3) uint8, in place."""
         mean, basis = self.means[level.basis], self.bases[level.basis]
         for rows in spans(len(values), STRIP_BLOCK_ROWS):
             coefficients = self.dequantized(values[rows], level) + self.predictions(values, level, rows)
-            residual = from_blocks(coefficients @ basis + mean)
+            residual = from_blocks(product(coefficients, basis) + mean)
             target = pixels[rows.start * BLOCK : rows.stop * BLOCK]
             target[:] = (target + residual[: len(target), : target.shape[1]]).round().clip(0, 255)
+
+
+def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` in float32, the same on any thread count: BLAS sums in an order that depends on its threads,
+    so the product is taken in float64, whose differences vanish in the rounding to float32."""
+    return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.float32)
 
 
 def border_features(decoded: np.ndarray) -> np.ndarray:
