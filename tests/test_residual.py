@@ -26,6 +26,7 @@ from aecodec.models.residual import (
     ResidualLevel,
     bit_length,
     blocks_shape,
+    from_blocks,
     log_bin,
     parity_mask,
     residual_blocks,
@@ -226,6 +227,20 @@ def test_the_encoder_quantizes_what_the_decoder_adds_the_prediction_to(predictin
     bound = level.step * (0.5 + DEADZONE + predicting_layer.reconstruction_offset) + 1e-3
     assert np.abs(decoded - coefficients).max() <= bound
     assert np.abs(predicting_layer.predictions(values, level, slice(0, 5))).max() > bound  # the test can fail
+
+
+def test_the_decoder_adds_in_pixels_what_the_encoder_predicts_in_coefficients(predicting_layer):
+    rng = np.random.default_rng(8)
+    level = predicting_layer.levels[1]
+    values = rng.integers(-6, 7, (70, 3, COEFFICIENTS)).astype(np.int16)  # three strips of block rows
+    pixels = np.full((8 * 70 - 5, 20, 3), 128, dtype=np.uint8)
+    predicting_layer.add_to(pixels, values, level)
+    coefficients = predicting_layer.dequantized(values, level) + predicting_layer.predictions(
+        values, level, slice(0, 70)
+    )
+    basis, mean = predicting_layer.bases[level.basis], predicting_layer.means[level.basis]
+    expected = (128 + from_blocks(coefficients @ basis + mean)[: pixels.shape[0], :20]).round().clip(0, 255)
+    assert np.abs(pixels - expected).max() <= 1 and (pixels != 128).mean() > 0.5
 
 
 def test_rdoq_quantizes_the_second_pass_less_the_layers_own_prediction(predicting_layer):

@@ -168,11 +168,23 @@ class ResidualLayer:
         return np.where(second, product(inputs, self.predictors[level.basis]), 0).astype(np.float32)
 
     def add_to(self, pixels: np.ndarray, values: np.ndarray, level: ResidualLevel) -> None:
-        """Add the residual that coefficients (h, w, 192) decode to onto ``pixels`` (H, W, 3) uint8, in place."""
+        """Add the residual that coefficients (h, w, 192) decode to onto ``pixels`` (H, W, 3) uint8, in place.
+
+        The transform is linear, so a second-pass block adds its prediction in pixels, mapped there once
+        (``predictors @ basis``): one inverse transform of every block, one prediction of half of them.
+        """
         mean, basis = self.means[level.basis], self.bases[level.basis]
-        for rows in spans(len(values), STRIP_BLOCK_ROWS):
-            coefficients = self.dequantized(values[rows], level) + self.predictions(values, level, rows)
-            residual = from_blocks(product(coefficients, basis) + mean)
+        h, w, _ = values.shape
+        predictors = None if self.predictors is None else product(self.predictors[level.basis], basis)
+        for rows in spans(h, STRIP_BLOCK_ROWS):
+            halo = rows if predictors is None else slice(max(rows.start - 1, 0), min(rows.stop + 1, h))
+            decoded = product(self.dequantized(values[halo], level), basis) + mean
+            inner = slice(rows.start - halo.start, rows.stop - halo.start)
+            blocks = decoded[inner]
+            if predictors is not None:
+                second = parity_mask(h, w)[rows] == 1
+                blocks[second] += product(border_features(decoded)[inner][second], predictors)
+            residual = from_blocks(blocks)
             target = pixels[rows.start * BLOCK : rows.stop * BLOCK]
             target[:] = (target + residual[: len(target), : target.shape[1]]).round().clip(0, 255)
 
