@@ -164,8 +164,10 @@ class ResidualLayer:
         halo = slice(max(rows.start - 1, 0), min(rows.stop + 1, h))
         decoded = product(self.dequantized(values[halo], level), self.bases[level.basis]) + self.means[level.basis]
         inputs = border_features(decoded)[rows.start - halo.start : rows.stop - halo.start]
-        second = parity_mask(h, w)[rows][..., None] == 1
-        return np.where(second, product(inputs, self.predictors[level.basis]), 0).astype(np.float32)
+        second = parity_mask(h, w)[rows] == 1
+        predicted = np.zeros((rows.stop - rows.start, w, COEFFICIENTS), dtype=np.float32)
+        predicted[second] = product(inputs[second], self.predictors[level.basis])
+        return predicted
 
     def add_to(self, pixels: np.ndarray, values: np.ndarray, level: ResidualLevel) -> None:
         """Add the residual that coefficients (h, w, 192) decode to onto ``pixels`` (H, W, 3) uint8, in place.
