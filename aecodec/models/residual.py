@@ -155,12 +155,10 @@ class ResidualLayer:
     def predictions(self, values: np.ndarray, level: ResidualLevel, rows: slice) -> np.ndarray:
         """Predicted coefficients (block rows ``rows``, w, 192) float32 of the second-pass blocks, zero on anchors.
 
-        Reads only the anchors of ``values`` (h, w, 192): a second-pass block's four neighbours. Zero
-        everywhere for a layer without predictors.
+        Reads only the anchors of ``values`` (h, w, 192): a second-pass block's four neighbours. The
+        encoder's view, for a layer with predictors; the decoder adds the same prediction in pixels.
         """
         h, w, _ = values.shape
-        if self.predictors is None:
-            return np.zeros((rows.stop - rows.start, w, COEFFICIENTS), dtype=np.float32)
         halo = slice(max(rows.start - 1, 0), min(rows.stop + 1, h))
         decoded = product(self.dequantized(values[halo], level), self.bases[level.basis]) + self.means[level.basis]
         inputs = border_features(decoded)[rows.start - halo.start : rows.stop - halo.start]
