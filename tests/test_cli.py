@@ -26,6 +26,7 @@ def test_compress_info_decompress(image_file: Path, model_file: Path, tmp_path: 
     assert main(["info", str(aec)]) == 0
     info = capsys.readouterr().out
     assert "45x37" in info and "quality: 2" in info and f"bpp: {8 * aec.stat().st_size / (45 * 37):.4f}" in info
+    assert "base: full resolution" in info
     assert main(["decompress", str(aec), str(png), "--model", str(model_file)]) == 0
     assert Image.open(png).size == (45, 37)
 

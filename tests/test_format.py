@@ -234,7 +234,7 @@ def test_max_pixels_guard() -> None:
     [
         (lambda d: b"PNG\x1a" + d[4:], "not an .aec file"),
         (lambda d: d[:4] + b"\x03" + d[5:], "unsupported format version 3"),
-        (lambda d: d[:7] + b"\x01" + d[8:], "flags"),
+        (lambda d: d[:7] + b"\x02" + d[8:], "flags"),
         (lambda d: d[:-1], "truncated"),
         (lambda d: d + b"\0", "trailing bytes"),
         (lambda d: d[:100] + bytes([d[100] ^ 1]) + d[101:], "header checksum mismatch"),

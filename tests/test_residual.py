@@ -279,7 +279,7 @@ def test_fitted_predictors_predict_a_smooth_residual_from_the_anchors():
     mean, basis = fit_klt(pairs)
     level = ResidualLevel(1, 0, 16 * 4, np.zeros(CONTEXTS, dtype=np.int64))
     layer = ResidualLayer(mean[None], basis[None], laplace_bank(), (level,), 0.05, 0, 1)
-    predicting = replace(layer, predictors=fit_predictors(layer, [level], {1: pairs}))
+    predicting = replace(layer, predictors=fit_predictors(layer, [level], [pairs]))
     pixels, base = pairs[0]
     second = parity_mask(12, 16) == 1
     coefficients = ((residual_blocks(pixels, base).astype(np.float32) - mean) @ basis.T)[second]
@@ -348,12 +348,15 @@ def test_fit_residual_writes_a_model_whose_levels_beat_its_base(tmp_path, model_
     args = ["--model", str(model_file), "--data", str(data), "--out", str(out), "--name", "fitted"]
     args += ["--postfilter", str(filtered)]
     assert main(["fit-residual", *args, "--rungs", "2:16", "--base-only", "2", "--every", "1"]) == 2  # 3 qualities
-    assert main(["fit-residual", *args, "--rungs", "2:16,3:4", "--base-only", "2", "--every", "1"]) == 0
+    # Step 48 is coded on a half-resolution base (aecodec.codec.api.HALF_BASE_MIN_STEP): fitted on one.
+    assert main(["fit-residual", *args, "--rungs", "2:48,3:4", "--base-only", "2", "--every", "1"]) == 0
     fitted = model_from_bytes(out.read_bytes())
     assert fitted.num_qualities == 4 and fitted.default_quality == 3 and fitted.postfilter is not None
     assert fitted.residual.predictors.shape == (2, PREDICTOR_INPUTS, COEFFICIENTS)
+    assert [level.basis for level in fitted.residual.levels] == [1, 0]  # bases sorted: (full, 3), (half, 3)
     codec = Codec(replace(fitted, postfilter=None), tile_size=64, overlap=8)  # the levels, not the random filter
     image = np.asarray(Image.open(data / "0.png"))
+    assert unpack(codec.compress(image, 3)).header.half_base
     errors = [
         ((np.asarray(codec.decompress(codec.compress(image, q))) - image.astype(float)) ** 2).mean() for q in (2, 3, 4)
     ]

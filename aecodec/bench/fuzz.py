@@ -40,6 +40,8 @@ from aecodec.bitstream.format import (
     CHUNK_OVERHEAD,
     CHUNKED_VERSION,
     CRC_SIZE,
+    FORMAT_VERSION,
+    HALF_BASE,
     HEADER_SIZE,
     MAGIC,
     MAX_CHUNKS,
@@ -203,7 +205,9 @@ def _declared_grid(parts: Parts) -> int:
     step = parts.get("tile_size") - 2 * parts.get("tile_overlap")
     if step <= 0:
         return len(parts.entries)
-    return -(-parts.get("height") // step) * -(-parts.get("width") // step)
+    halve = parts.get("flags") & HALF_BASE  # the grid covers the half-resolution base
+    height, width = (-(-parts.get(side) // 2) if halve else parts.get(side) for side in ("height", "width"))
+    return -(-height // step) * -(-width // step)
 
 
 def _matched_grid(rng: random.Random, parts: Parts) -> Parts:
@@ -402,8 +406,9 @@ def _boundaries(rng: random.Random, data: bytes) -> Mutant:
 
 def _expensive_grid(rng: random.Random, data: bytes) -> Mutant:
     """A small image in the grid a decoder pays most for (smallest tiles, largest overlap, or one huge tile),
-    its streams empty and its index CRCs valid: a legal file that costs all the decode work its size allows."""
-    parts = Parts.of(data)
+    its streams empty and its index CRCs valid, without chunks (version 1): a legal file that costs all the decode
+    work its size allows."""
+    parts = replace(Parts.of(data), tail=b"").with_field("version", FORMAT_VERSION)
     tile, overlap = rng.choice(
         [(MIN_TILE_SIZE, MIN_TILE_SIZE // 4 - 2), (80, 18), (MAX_TILE_SIZE, MAX_TILE_SIZE // 4 - 2)]
     )
@@ -413,6 +418,7 @@ def _expensive_grid(rng: random.Random, data: bytes) -> Mutant:
         ("tile_size", tile),
         ("tile_overlap", overlap),
         ("quality", rng.randint(1, 3)),
+        ("flags", 0),  # qualities 1-3 code no residual, so no half-resolution base
     ):
         parts = parts.with_field(name, value)
     grid = _grid_tiles(parts, _declared_grid(parts))
@@ -450,8 +456,8 @@ def with_index_crcs(codec: Codec, mutant: Mutant, max_work: int = MAX_VALID_CRC_
         header = file.header
         if header.decode_work > max_work or header.model_name != codec.model.name:
             return mutant
-        stages = codec.model.network.stages_for_quality(codec.model.quality_plan(header.quality)[0])
-        tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
+        stages = codec.model.network.stages_for_quality(codec.model.quality_plan(header.quality, header.half_base)[0])
+        tiles = tile_grid(*header.base_size, header.tile_size, header.tile_overlap)
         crcs = [
             indices_crc(*decode_indices(codec.model.prior, stream, codec.bottom_shape(tile), stages))
             for tile, stream in zip(tiles, file.streams)
@@ -517,7 +523,7 @@ class Report:
 
 def make_samples(codec: Codec) -> list[Sample]:
     """The valid files to mutate: smooth noisy images, RGB and grayscale, 1 to 6 tiles, one with chunks,
-    for a model with a residual layer one with a residual chunk, and with a post-filter one with a filter chunk
+    for a model with a residual layer two with a residual chunk, and with a post-filter one with a filter chunk
     (effort 5)."""
     rng = np.random.default_rng(0)
     samples = []
@@ -533,9 +539,11 @@ def make_samples(codec: Codec) -> list[Sample]:
     image.info["xmp"] = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
     data = Codec(codec.model, TILE_SIZE, 8).compress(image, 2)
     samples.append(Sample(data, np.asarray(codec.decompress(data))))
-    if codec.model.residual is not None:  # a residual chunk, at the model's highest quality
-        data = Codec(codec.model, TILE_SIZE, 8).compress(pixels, codec.model.num_qualities)
-        samples.append(Sample(data, np.asarray(codec.decompress(data))))
+    if codec.model.residual is not None:  # residual chunks: the lowest quality with one (a half-resolution
+        # base where its step is coarse: aecodec.codec.api.HALF_BASE_MIN_STEP) and the highest
+        for quality in (codec.model.residual.base_only + 1, codec.model.num_qualities):
+            data = Codec(codec.model, TILE_SIZE, 8).compress(pixels, quality)
+            samples.append(Sample(data, np.asarray(codec.decompress(data))))
     if codec.model.postfilter is not None:
         data = Codec(codec.model, TILE_SIZE, 8).compress(pixels, 1, effort=max(codec.efforts))
         samples.append(Sample(data, np.asarray(codec.decompress(data))))

@@ -36,6 +36,7 @@ MAX_INDEX = 0xFFFF
 # Sum of the tiles' padded regions over the padded image: at most 2 per side for every grid a writer
 # can produce (overlap below a quarter of the tile), so a decoder's work is bounded before any tile.
 MAX_WORK_FACTOR = 4
+HALF_BASE = 0x01  # flags bit: the tiles code the image at half resolution, upsampled before the residual
 
 CHUNK_OVERHEAD = 12  # tag, length and CRC around each payload
 MAX_CHUNKS = 16
@@ -70,6 +71,14 @@ class Header:
     tile_size: int
     tile_overlap: int
     tile_count: int
+    half_base: bool = False  # flags bit HALF_BASE
+
+    @property
+    def base_size(self) -> tuple[int, int]:
+        """(width, height) of the image the tiles code: half the image's, rounded up, for a half-resolution base."""
+        if self.half_base:
+            return -(-self.width // 2), -(-self.height // 2)
+        return self.width, self.height
 
     @property
     def tile_step(self) -> int:
@@ -78,9 +87,9 @@ class Header:
 
     @property
     def tile_grid(self) -> tuple[int, int]:
-        """(rows, cols) of the tile grid; tiles are stored row-major."""
-        step = self.tile_step
-        return -(-self.height // step), -(-self.width // step)
+        """(rows, cols) of the tile grid over :attr:`base_size`; tiles are stored row-major."""
+        step, (width, height) = self.tile_step, self.base_size
+        return -(-height // step), -(-width // step)
 
     @property
     def table_end(self) -> int:
@@ -90,8 +99,9 @@ class Header:
     @property
     def decode_work(self) -> int:
         """Pixels a decoder synthesizes: every tile's region padded to multiples of 16, summed."""
-        return _padded_regions(self.height, self.tile_step, self.tile_overlap) * _padded_regions(
-            self.width, self.tile_step, self.tile_overlap
+        width, height = self.base_size
+        return _padded_regions(height, self.tile_step, self.tile_overlap) * _padded_regions(
+            width, self.tile_step, self.tile_overlap
         )
 
     def validate(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
@@ -100,6 +110,8 @@ class Header:
             raise ValueError(f"max_pixels must be a positive int, got {max_pixels!r}")
         if self.channels not in CHANNEL_COUNTS:
             raise FormatError(f"invalid header: channels is {self.channels}, must be 1 or 3")
+        if not isinstance(self.half_base, bool):
+            raise FormatError(f"invalid header: half_base must be a bool, got {self.half_base!r}")
         if not 1 <= self.quality <= 255:
             raise FormatError(f"invalid header: quality is {self.quality}, must be 1..255")
         if not isinstance(self.model_name, str) or not MODEL_NAME_RE.fullmatch(
@@ -137,7 +149,8 @@ class Header:
             raise FormatError(
                 f"invalid header: tile count {self.tile_count} does not match the {rows}x{cols} tile grid"
             )
-        padded = _padded(self.width) * _padded(self.height)
+        width, height = self.base_size
+        padded = _padded(width) * _padded(height)
         if self.decode_work > MAX_WORK_FACTOR * padded:
             raise FormatError(
                 f"invalid header: the tile grid decodes {self.decode_work} pixels, more than "
@@ -275,7 +288,7 @@ def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
                 CHUNKED_VERSION if file.chunks else FORMAT_VERSION,
                 header.channels,
                 header.quality,
-                0,
+                HALF_BASE if header.half_base else 0,
                 header.model_name.encode("ascii"),
                 header.model_hash,
                 header.width,
@@ -306,11 +319,11 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
         raise FormatError(
             f"unsupported format version {version} (this decoder reads versions {FORMAT_VERSION} and {CHUNKED_VERSION})"
         )
-    if flags != 0:
-        raise FormatError(f"invalid header: flags is {flags:#04x}, must be 0 in format version {version}")
+    if flags & ~HALF_BASE:
+        raise FormatError(f"invalid header: flags is {flags:#04x}, only bit 0 (half-resolution base) is defined")
     # A non-ASCII byte decodes to U+FFFD and an inner NUL stays, so validate() rejects both.
     name = raw_name.rstrip(b"\0").decode("ascii", "replace")
-    header = Header(channels, quality, name, *sizes)
+    header = Header(channels, quality, name, *sizes, half_base=bool(flags & HALF_BASE))
     header.validate(max_pixels)
     if len(data) < header.table_end + CRC_SIZE:
         raise FormatError(

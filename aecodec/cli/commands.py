@@ -161,6 +161,7 @@ def _info(args: argparse.Namespace) -> int:
         "channels": header.channels,
         "quality": header.quality,
         "tiles": f"{header.tile_count} ({header.tile_size} px, overlap {header.tile_overlap})",
+        "base": "half resolution, upsampled" if header.half_base else "full resolution",
         "bytes": len(data),
         "bpp": f"{8 * len(data) / (header.width * header.height):.4f}",
         "chunks": ", ".join(f"{tag.decode().strip()} {len(payload)} B" for tag, payload in file.chunks) or "none",

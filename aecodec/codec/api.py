@@ -49,10 +49,15 @@ from aecodec.codec.residual_rdo import LAGRANGIAN, rdo_chooser
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
 from aecodec.errors import FormatError, InputError
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
+from aecodec.models.resampling import downsample2x, upsample2x
 from aecodec.models.residual import blocks_shape
 
 AecSource = bytes | bytearray | memoryview | str | Path | BinaryIO
 Progress = Callable[[int, int], None]
+# Residual levels at least this coarse code on a half-resolution base at efforts 1 and 2: the default
+# model's qualities 2-12 (step 47 and up), where it cost fewer bits on smooth and on textured images
+# alike (research/residual/README.md, half-resolution base); efforts 3 and up try both bases.
+HALF_BASE_MIN_STEP = 46.0
 
 
 @dataclass(frozen=True)
@@ -134,11 +139,16 @@ class Codec:
         tune: str = DEFAULT_TUNE,
         progress: Progress | None = None,
         effort: int = DEFAULT_EFFORT,
+        *,
+        half_base: bool = False,
     ) -> list[TileIndices]:
         """Base indices of every tile of an (H, W, 3) uint8 image at ``quality``, in tile order, encoded for
-        ``tune`` at ``effort``; ``progress(done, total)`` is called after each tile."""
+        ``tune`` at ``effort``; ``progress(done, total)`` is called after each tile. ``half_base`` codes
+        the image at half resolution (only at qualities with a residual level)."""
         quality, plan = self._check_quality(quality), effort_plan(effort)
-        quality, level = self.model.quality_plan(quality)
+        quality, level = self.model.quality_plan(quality, half_base)
+        if half_base:
+            pixels = downsample2x(pixels)
         if level is not None:  # the residual layer absorbs a refined base (aecodec.codec.effort)
             plan = replace(plan, refine_steps=0)
         height, width = pixels.shape[:2]
@@ -188,9 +198,44 @@ class Codec:
         )
 
     def _encode(self, source: SourceImage, quality: int, tune: str, progress: Progress | None, effort: int) -> bytes:
-        """The file of an image at one quality."""
+        """The file of an image at one quality: of the bases the effort tries, the one of least D + lambda R."""
+        plan = effort_plan(effort)
+        files = [
+            self._file(source, quality, tune, progress, effort, half) for half in self._bases(source, quality, effort)
+        ]
+        tuned = plan.filter_steps and self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
+        if len(files) == 1 and not tuned:
+            return pack(files[0], self.max_pixels)
+        original = source.pixels[:, :, :3]
+        decoded = [self._unfiltered(file) for file in files]  # exactly what a decoder will filter
+        costs = [
+            _squared_error(pixels, original) + self._lagrangian(quality) * 8 * len(pack(file, self.max_pixels))
+            for file, pixels in zip(files, decoded)
+        ]
+        best = min(range(len(files)), key=costs.__getitem__)
+        file, unfiltered = files[best], decoded[best]
+        if tuned:
+            lagrangian = self._lagrangian(quality)
+            tuning = tune_filter(self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian)
+            if tuning is not None:
+                chunks = {**dict(file.chunks), FILTER_TUNING: pack_tuning(tuning)}
+                file = replace(file, chunks=tuple(sorted(chunks.items())))
+        return pack(file, self.max_pixels)
+
+    def _bases(self, source: SourceImage, quality: int, effort: int) -> tuple[bool, ...]:
+        """Which bases (``True``: half resolution) an image is coded on at ``quality`` and ``effort``."""
+        level = self.model.quality_plan(quality)[1]
         height, width = source.pixels.shape[:2]
-        tiles = self.analyze(source.pixels, quality, tune, progress, effort)
+        if level is None or width * height <= MAX_RAW_PIXELS:
+            return (False,)
+        return (False, True) if effort_plan(effort).base_choice else (level.step >= HALF_BASE_MIN_STEP,)
+
+    def _file(
+        self, source: SourceImage, quality: int, tune: str, progress: Progress | None, effort: int, half_base: bool
+    ) -> AecFile:
+        """The parsed file of an image at one quality, on a full- or a half-resolution base, before filter tuning."""
+        height, width = source.pixels.shape[:2]
+        tiles = self.analyze(source.pixels, quality, tune, progress, effort, half_base=half_base)
         header = Header(
             source.channels,
             quality,
@@ -201,31 +246,23 @@ class Codec:
             self.tile_size,
             self.overlap,
             len(tiles),
+            half_base,
         )
         streams = tuple(encode_indices(self.model.prior, t.top, t.bottom) for t in tiles)
         crcs = tuple(indices_crc(t.top, t.bottom) for t in tiles)
         chunks = dict(source.metadata)
         if source.alpha is not None:
             chunks[ALPHA] = encode_alpha(source.alpha)
-        plan = effort_plan(effort)
         if width * height <= MAX_RAW_PIXELS:  # tiny images are all border: store them exactly
             chunks[RAW_PIXELS] = source.pixels[:, :, : source.channels].tobytes()
         elif (level := self.model.quality_plan(quality)[1]) is not None:
-            base = self._synthesize(header, zip(tile_grid(width, height, self.tile_size, self.overlap), tiles))
+            base = self._synthesize(header, zip(tile_grid(*header.base_size, self.tile_size, self.overlap), tiles))
             layer, pixels = self.model.residual, source.pixels[:, :, :3]
             with memory.unfragmented(width, height):
-                quantized = None if plan.rdoq else layer.analyze(pixels, base, level)
+                quantized = None if effort_plan(effort).rdoq else layer.analyze(pixels, base, level)
                 choose = rdo_chooser(layer, level, pixels, base) if quantized is None else given(quantized)
                 chunks[RESIDUAL] = encode_residual(layer, level, choose, blocks_shape(width, height))
-        data = pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
-        if plan.filter_steps and self.model.postfilter is not None and RAW_PIXELS not in chunks:
-            unfiltered = self._unfiltered(unpack(data, self.max_pixels))  # exactly what a decoder will filter
-            original, steps = source.pixels[:, :, :3], plan.filter_steps
-            tuning = tune_filter(self.model.postfilter, unfiltered, original, quality, steps, self._lagrangian(quality))
-            if tuning is not None:
-                chunks[FILTER_TUNING] = pack_tuning(tuning)
-                data = pack(AecFile(header, crcs, streams, tuple(sorted(chunks.items()))), self.max_pixels)
-        return data
+        return AecFile(header, crcs, streams, tuple(sorted(chunks.items())))
 
     def _lagrangian(self, quality: int) -> float:
         """Squared error (8-bit units) one bit is worth at ``quality``: RDOQ's at residual levels, else the base's."""
@@ -255,8 +292,8 @@ class Codec:
         """
         header = file.header
         self._check_file(header)
-        stages = self.model.network.stages_for_quality(self.model.quality_plan(header.quality)[0])
-        tiles = tile_grid(header.width, header.height, header.tile_size, header.tile_overlap)
+        stages = self.model.network.stages_for_quality(self.model.quality_plan(header.quality, header.half_base)[0])
+        tiles = tile_grid(*header.base_size, header.tile_size, header.tile_overlap)
         for n, (tile, stream, crc) in enumerate(zip(tiles, file.streams, file.tile_crcs)):
             top, bottom = decode_indices(self.model.prior, stream, self.bottom_shape(tile), stages)
             if indices_crc(top, bottom) != crc:
@@ -306,17 +343,17 @@ class Codec:
         return pixels
 
     def _synthesize(self, header: Header, tiles: Iterable[tuple[Tile, TileIndices]]) -> np.ndarray:
-        """The base's (H, W, 3) uint8 pixels from each tile's indices."""
+        """The base's (H, W, 3) uint8 pixels from each tile's indices, upsampled if they code half the resolution."""
         pixels = None
         for tile, indices in tiles:
             if pixels is None:
-                pixels = _allocate_image(header)
+                pixels = _allocate_image(*header.base_size)
             with thread_independent():
                 rgb = self.network.decode(indices.top, indices.bottom)[0].cpu()
             rgb = rgb[:, : tile.region.height, : tile.region.width][:, *core_within_region(tile)]
             pixels[tile.core.slices()] = (rgb * 255).round().byte().permute(1, 2, 0).numpy()
             memory.release(header.width, header.height)
-        return pixels
+        return upsample2x(pixels, header.width, header.height) if header.half_base else pixels
 
     def bottom_shape(self, tile: Tile) -> tuple[int, int]:
         """Bottom-level index map size of a tile: its padded region at half the network's stride."""
@@ -331,22 +368,27 @@ class Codec:
             )
         if header.quality > self.model.num_qualities:
             raise FormatError(f"quality {header.quality} is beyond this model's {self.model.num_qualities}")
+        if header.half_base and self.model.quality_plan(header.quality)[1] is None:
+            raise FormatError(f"invalid file: quality {header.quality} codes no residual, so no half-resolution base")
 
 
-def _allocate_image(header: Header) -> np.ndarray:
-    """The decoded image's pixels, or InputError where memory cannot hold them (only with a raised max_pixels).
-
-    Checked against physical memory first: with overcommit, a 3 TiB ``np.empty`` may succeed and fail later.
+def _allocate_image(width: int, height: int) -> np.ndarray:
+    """An image's (height, width, 3) uint8 pixels, or InputError where memory cannot hold them (only with a
+    raised max_pixels). Checked against physical memory first: with overcommit, a 3 TiB ``np.empty`` may
+    succeed and fail later.
     """
-    size = 3 * header.width * header.height
+    size = 3 * width * height
     try:
         if size > os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"):
             raise MemoryError
-        return np.empty((header.height, header.width, 3), dtype=np.uint8)
+        return np.empty((height, width, 3), dtype=np.uint8)
     except MemoryError:
-        raise InputError(
-            f"not enough memory for a {header.width}x{header.height} image ({size / 2**30:.1f} GiB)"
-        ) from None
+        raise InputError(f"not enough memory for a {width}x{height} image ({size / 2**30:.1f} GiB)") from None
+
+
+def _squared_error(decoded: np.ndarray, original: np.ndarray) -> float:
+    """Sum of squared 8-bit differences of two (H, W, 3) uint8 images."""
+    return float(np.square(decoded.astype(np.float64) - original).sum())
 
 
 def _usable_device(device: str | torch.device) -> torch.device:

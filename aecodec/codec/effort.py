@@ -9,7 +9,10 @@ qualities the base codes alone, through the frozen decoder for the tune's object
 analysis's own indices or the refined ones, has the least pixel squared error plus lambda times its
 exact bits under the integer prior, so a higher effort is never worse in D + lambda R. Below a
 residual layer a refined base gained nothing (0.0% BD-rate for 12x the encode time: the residual
-absorbs it), so there the base is always the analysis's and efforts 3 and 4 code as effort 2.
+absorbs it), so there the base is always the analysis's; instead, efforts 3 and up code the image
+on both a full- and a half-resolution base (docs/FORMAT.md, flags) and keep the file of lower
+squared error plus lambda times its bits, where efforts 1 and 2 take the half-resolution base at the
+coarse residual levels where it is better on average (:data:`~aecodec.codec.api.HALF_BASE_MIN_STEP`).
 Effort 5 adds the first per-image layer: the post-filter tuned to the image
 (:mod:`aecodec.codec.filter_tuning`), about a minute per megapixel on one core.
 """
@@ -35,14 +38,15 @@ class Effort:
     rdoq: bool = False  # residual coefficients by RDOQ, else by the deadzone quantizer
     lr: float = 0.01  # refinement step size
     filter_steps: int = 0  # Adam steps tuning the post-filter to the image (0: the shared filter)
+    base_choice: bool = False  # code on a full- and a half-resolution base, keep the lower D + lambda R
 
 
 EFFORTS: tuple[Effort, ...] = (
     Effort(0),
     Effort(0, rdoq=True),
-    Effort(8, rdoq=True),
-    Effort(32, rdoq=True),
-    Effort(32, rdoq=True, filter_steps=20),
+    Effort(8, rdoq=True, base_choice=True),
+    Effort(32, rdoq=True, base_choice=True),
+    Effort(32, rdoq=True, filter_steps=20, base_choice=True),
 )
 
 

@@ -1,11 +1,12 @@
 """Fit a model's residual layer on training photos: KLTs, the integer bank, each level's context rows.
 
 Usage: ``aecodec fit-residual --model NAME --data DIR --out FILE.safetensors --name NEW``. Nothing is
-trained by gradient: for each base quality the ladder uses, the images are coded and decoded by the
-base model, the residual blocks give a KLT (their covariance's eigenvectors) and a ridge regression
-that predicts second-pass blocks from their anchors' borders, and for each level every context gets
-the bank row that codes its training symbols (the deadzone quantizer's) in the fewest bits. Rows
-refitted to RDOQ's choices saved 1% without the predictors and nothing with them (six Kodak images).
+trained by gradient: for each base the ladder uses (a base quality, at full or half resolution),
+the images are coded and decoded by the base model, the residual blocks give a KLT (their
+covariance's eigenvectors) and a ridge regression that predicts second-pass blocks from their
+anchors' borders, and for each level every context gets the bank row that codes its training
+symbols (the deadzone quantizer's) in the fewest bits. Rows refitted to RDOQ's choices saved 1%
+without the predictors and nothing with them (six Kodak images).
 """
 
 import argparse
@@ -15,11 +16,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from aecodec.codec.api import Codec
+from aecodec.codec.api import HALF_BASE_MIN_STEP, Codec
 from aecodec.codec.files import write_atomic
 from aecodec.codec.images import list_images
 from aecodec.errors import InputError
-from aecodec.models.model_files import CodecModel, model_bytes, resolve_model
+from aecodec.models.model_files import HALF_BASE_QUALITY, CodecModel, model_bytes, resolve_model
+from aecodec.models.resampling import downsample2x, upsample2x
 from aecodec.models.residual import (
     ALPHABET,
     BAND,
@@ -86,9 +88,17 @@ def center_crop(image: Image.Image, width: int, height: int) -> np.ndarray:
 Pair = tuple[np.ndarray, np.ndarray]  # an image and its base decode, both (H, W, 3) uint8
 
 
-def decoded_bases(codec: Codec, images: list[np.ndarray], quality: int) -> list[Pair]:
-    """Each image with its base decode at base ``quality``."""
-    return [(pixels, np.asarray(codec.decompress(codec.compress(pixels, quality)).convert("RGB"))) for pixels in images]
+def decoded_bases(codec: Codec, images: list[np.ndarray], quality: int, half: bool = False) -> list[Pair]:
+    """Each image with its base decode at base ``quality``; with ``half``, as a file with a half-resolution base
+    has it: the half-size image coded and decoded, upsampled."""
+
+    def decode(pixels: np.ndarray) -> np.ndarray:
+        height, width = pixels.shape[:2]
+        source = downsample2x(pixels) if half else pixels
+        decoded = np.asarray(codec.decompress(codec.compress(source, quality)).convert("RGB"))
+        return upsample2x(decoded, width, height) if half else decoded
+
+    return [(pixels, decode(pixels)) for pixels in images]
 
 
 def fit_klt(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +110,7 @@ def fit_klt(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), vectors[:, np.argsort(variances)[::-1]].T.astype(np.float32)
 
 
-def fit_predictors(layer: ResidualLayer, rungs: list[ResidualLevel], fitted: dict[int, list[Pair]]) -> np.ndarray:
+def fit_predictors(layer: ResidualLayer, rungs: list[ResidualLevel], fitted: list[list[Pair]]) -> np.ndarray:
     """(B, PREDICTOR_INPUTS, 192) predictors of ``layer``'s transforms: for each, the ridge regression of the
     second-pass blocks' coefficients on their anchors' decoded borders, over the rungs that use it (the
     anchors quantized at each rung's step, so the fit sees each step's quantization noise)."""
@@ -108,7 +118,7 @@ def fit_predictors(layer: ResidualLayer, rungs: list[ResidualLevel], fitted: dic
     cross = np.zeros((len(layer.bases), PREDICTOR_INPUTS, COEFFICIENTS))
     for level in rungs:
         mean, basis = layer.means[level.basis], layer.bases[level.basis]
-        for pixels, base in fitted[level.base_quality]:
+        for pixels, base in fitted[level.basis]:
             values = layer.analyze(pixels, base, level)
             second = parity_mask(*values.shape[:2]) == 1
             inputs = border_features(layer.dequantized(values, level) @ basis + mean)[second].astype(np.float64)
@@ -150,27 +160,33 @@ def best_rows(counts: np.ndarray, bank: np.ndarray) -> np.ndarray:
 def fit_residual_layer(
     model: CodecModel, images: list[np.ndarray], rungs: list[Rung], base_only: int, default_quality: int
 ) -> tuple[ResidualLayer, list]:
-    """The residual layer for ``rungs`` fitted on ``images``, and per rung its training bits per pixel."""
+    """The residual layer for ``rungs`` fitted on ``images``, and per rung its training bits per pixel.
+
+    A rung the codec codes on a half-resolution base at its default effort (step at least
+    HALF_BASE_MIN_STEP) is fitted on such bases: one KLT for each base, full (per base quality) or half.
+    """
     codec = Codec(model)
     bank = laplace_bank()
-    base_qualities = sorted({r.base_quality for r in rungs})
-    fitted = {q: decoded_bases(codec, images, q) for q in base_qualities}
-    klts = [fit_klt(fitted[q]) for q in base_qualities]
+    half_quality = min(HALF_BASE_QUALITY, model.network.num_qualities)
+    keys = [(True, half_quality) if r.step >= HALF_BASE_MIN_STEP else (False, r.base_quality) for r in rungs]
+    base_keys = sorted(set(keys))
+    fitted = [decoded_bases(codec, images, quality, half) for half, quality in base_keys]
+    klts = [fit_klt(pairs) for pairs in fitted]
     means, bases = np.stack([m for m, _ in klts]), np.stack([b for _, b in klts])
     drafts = [
-        ResidualLevel(r.base_quality, base_qualities.index(r.base_quality), round(r.step * 16), np.zeros(CONTEXTS, int))
-        for r in rungs
+        ResidualLevel(r.base_quality, base_keys.index(key), round(r.step * 16), np.zeros(CONTEXTS, int))
+        for r, key in zip(rungs, keys)
     ]
     layer = ResidualLayer(means, bases, bank, (), RECONSTRUCTION_OFFSET, base_only, default_quality)
     layer = replace(layer, predictors=fit_predictors(layer, drafts, fitted))
     levels, report = [], []
     pixels = sum(i.shape[0] * i.shape[1] for i in images)
-    for rung, level in zip(rungs, drafts):
-        counts = context_histograms(layer, level, fitted[rung.base_quality])
+    for (half, quality), level in zip(keys, drafts):
+        counts = context_histograms(layer, level, fitted[level.basis])
         level = replace(level, rows=best_rows(counts, bank))
         bits = float(-(counts * np.log2(bank[level.rows] / BANK_TOTAL)).sum())
         levels.append(level)
-        report.append([rung.base_quality, rung.step, round(bits / pixels, 4)])
+        report.append([f"{quality} (half)" if half else quality, level.step, round(bits / pixels, 4)])
     return replace(layer, levels=tuple(levels)), report
 
 
