@@ -88,8 +88,7 @@ def random_model(name: str = "random", config: VQVAE2Config | None = None, seed:
 
 def random_residual_model(name: str = "random-res", seed: int = 0) -> CodecModel:
     """:func:`random_model` with a random residual layer (qualities 1..3 base only, 4 and 5 with residual
-    levels, second-pass predictors; 4 on a half-resolution base) and a random post-filter: every stage a
-    decoder can run."""
-    layer = random_residual_layer([(2, 48.0), (3, 4.0)], 3, seed, predict=True)
+    levels, second-pass predictors) and a random post-filter: every stage a decoder can run."""
+    layer = random_residual_layer([(2, 12.0), (3, 4.0)], 3, seed, predict=True)
     data = with_residual_layer(random_model_bytes(seed=seed), layer)
     return model_from_bytes(with_postfilter(data, random_postfilter(5, seed=seed), name), name)

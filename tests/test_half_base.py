@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from aecodec.bitstream.format import HALF_BASE, HEADER_SIZE, TILE_ENTRY_SIZE, Header, pack, unpack
-from aecodec.codec.api import HALF_BASE_MIN_STEP, Codec
+from aecodec.codec.api import Codec
 from aecodec.codec.images import SourceImage, load_source
 from aecodec.codec.options import DEFAULT_TUNE
 from aecodec.errors import FormatError, InputError
@@ -17,7 +17,7 @@ from aecodec.models.model_files import HALF_BASE_QUALITY
 from aecodec.models.resampling import downsample2x, upsample2x
 from aecodec.testing import random_residual_model
 
-LOW, HIGH = 4, 5  # random_residual_model's residual qualities: step 48 (half base at effort 2) and 4
+BASE_ONLY, LOW, HIGH = 3, 4, 5  # random_residual_model's qualities: the base alone, steps 12 and 4
 
 
 def bicubic_reference(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -87,14 +87,14 @@ def photo(size: tuple[int, int] = (90, 130)) -> np.ndarray:
     return np.asarray(Image.fromarray(small).resize((size[1], size[0]), Image.Resampling.BICUBIC))
 
 
-def test_coarse_levels_code_on_a_half_resolution_base(residual_codec: Codec) -> None:
+def test_residual_levels_code_on_a_half_resolution_base(residual_codec: Codec) -> None:
     model = residual_codec.model
-    assert model.quality_plan(LOW)[1].step >= HALF_BASE_MIN_STEP > model.quality_plan(HIGH)[1].step
     assert model.quality_plan(LOW, half_base=True)[0] == min(HALF_BASE_QUALITY, model.network.num_qualities)
     pixels = photo()
-    low, high = (unpack(residual_codec.compress(pixels, q)) for q in (LOW, HIGH))
-    assert low.header.half_base and not high.header.half_base
-    assert (low.header.tile_count, high.header.tile_count) == (2, 6)  # 65x45 and 130x90 in steps of 48
+    for effort in (1, 2):
+        files = [unpack(residual_codec.compress(pixels, q, effort=effort)) for q in (BASE_ONLY, LOW, HIGH)]
+        assert [f.header.half_base for f in files] == [False, True, True]
+        assert [f.header.tile_count for f in files] == [6, 2, 2]  # 130x90 and 65x45 in steps of 48
 
 
 def test_the_residual_is_added_to_the_base_it_was_taken_from(residual_codec: Codec) -> None:

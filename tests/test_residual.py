@@ -348,12 +348,12 @@ def test_fit_residual_writes_a_model_whose_levels_beat_its_base(tmp_path, model_
     args = ["--model", str(model_file), "--data", str(data), "--out", str(out), "--name", "fitted"]
     args += ["--postfilter", str(filtered)]
     assert main(["fit-residual", *args, "--rungs", "2:16", "--base-only", "2", "--every", "1"]) == 2  # 3 qualities
-    # Step 48 is coded on a half-resolution base (aecodec.codec.api.HALF_BASE_MIN_STEP): fitted on one.
-    assert main(["fit-residual", *args, "--rungs", "2:48,3:4", "--base-only", "2", "--every", "1"]) == 0
+    assert main(["fit-residual", *args, "--rungs", "2:16,3:4", "--base-only", "2", "--every", "1"]) == 0
     fitted = model_from_bytes(out.read_bytes())
     assert fitted.num_qualities == 4 and fitted.default_quality == 3 and fitted.postfilter is not None
-    assert fitted.residual.predictors.shape == (2, PREDICTOR_INPUTS, COEFFICIENTS)
-    assert [level.basis for level in fitted.residual.levels] == [1, 0]  # bases sorted: (full, 3), (half, 3)
+    # One KLT and predictor, fitted on the half-resolution bases every level is coded on by default.
+    assert fitted.residual.predictors.shape == (1, PREDICTOR_INPUTS, COEFFICIENTS)
+    assert [(level.base_quality, level.basis) for level in fitted.residual.levels] == [(2, 0), (3, 0)]
     codec = Codec(replace(fitted, postfilter=None), tile_size=64, overlap=8)  # the levels, not the random filter
     image = np.asarray(Image.open(data / "0.png"))
     assert unpack(codec.compress(image, 3)).header.half_base

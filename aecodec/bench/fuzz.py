@@ -52,11 +52,14 @@ from aecodec.bitstream.format import (
     MIN_TILE_SIZE,
     TILE_ENTRY_SIZE,
     XMP,
+    pack,
     read_header,
     unpack,
 )
 from aecodec.codec.api import Codec
+from aecodec.codec.images import load_source
 from aecodec.codec.index_coding import decode_indices, indices_crc
+from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_TUNE
 from aecodec.codec.tiling import tile_grid
 from aecodec.errors import AecError, FormatError
 from aecodec.models.model_files import CodecModel, load_model_file
@@ -539,10 +542,11 @@ def make_samples(codec: Codec) -> list[Sample]:
     image.info["xmp"] = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
     data = Codec(codec.model, TILE_SIZE, 8).compress(image, 2)
     samples.append(Sample(data, np.asarray(codec.decompress(data))))
-    if codec.model.residual is not None:  # residual chunks: the lowest quality with one (a half-resolution
-        # base where its step is coarse: aecodec.codec.api.HALF_BASE_MIN_STEP) and the highest
-        for quality in (codec.model.residual.base_only + 1, codec.model.num_qualities):
-            data = Codec(codec.model, TILE_SIZE, 8).compress(pixels, quality)
+    if codec.model.residual is not None:  # residual chunks on a half- and on a full-resolution base (the
+        # default effort's and the one earlier releases wrote), at the lowest and the highest residual quality
+        writer, source = Codec(codec.model, TILE_SIZE, 8), load_source(pixels, codec.max_pixels, False)
+        for quality, half in ((codec.model.residual.base_only + 1, True), (codec.model.num_qualities, False)):
+            data = pack(writer._file(source, quality, DEFAULT_TUNE, None, DEFAULT_EFFORT, half))
             samples.append(Sample(data, np.asarray(codec.decompress(data))))
     if codec.model.postfilter is not None:
         data = Codec(codec.model, TILE_SIZE, 8).compress(pixels, 1, effort=max(codec.efforts))

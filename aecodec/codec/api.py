@@ -54,10 +54,6 @@ from aecodec.models.residual import blocks_shape
 
 AecSource = bytes | bytearray | memoryview | str | Path | BinaryIO
 Progress = Callable[[int, int], None]
-# Residual levels at least this coarse code on a half-resolution base at efforts 1 and 2: the default
-# model's qualities 2-12 (step 47 and up), where it cost fewer bits on smooth and on textured images
-# alike (research/residual/README.md, half-resolution base); efforts 3 and up try both bases.
-HALF_BASE_MIN_STEP = 46.0
 
 
 @dataclass(frozen=True)
@@ -223,12 +219,15 @@ class Codec:
         return pack(file, self.max_pixels)
 
     def _bases(self, source: SourceImage, quality: int, effort: int) -> tuple[bool, ...]:
-        """Which bases (``True``: half resolution) an image is coded on at ``quality`` and ``effort``."""
-        level = self.model.quality_plan(quality)[1]
+        """Which bases (``True``: half resolution) an image is coded on at ``quality`` and ``effort``.
+
+        Below a residual level the half-resolution base, whose levels are fitted on it, cost 3-5% fewer
+        bits than the full one at every rate (research/residual/README.md); efforts 3 and up try both.
+        """
         height, width = source.pixels.shape[:2]
-        if level is None or width * height <= MAX_RAW_PIXELS:
+        if self.model.quality_plan(quality)[1] is None or width * height <= MAX_RAW_PIXELS:
             return (False,)
-        return (False, True) if effort_plan(effort).base_choice else (level.step >= HALF_BASE_MIN_STEP,)
+        return (False, True) if effort_plan(effort).base_choice else (True,)
 
     def _file(
         self, source: SourceImage, quality: int, tune: str, progress: Progress | None, effort: int, half_base: bool

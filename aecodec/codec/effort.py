@@ -9,10 +9,10 @@ qualities the base codes alone, through the frozen decoder for the tune's object
 analysis's own indices or the refined ones, has the least pixel squared error plus lambda times its
 exact bits under the integer prior, so a higher effort is never worse in D + lambda R. Below a
 residual layer a refined base gained nothing (0.0% BD-rate for 12x the encode time: the residual
-absorbs it), so there the base is always the analysis's; instead, efforts 3 and up code the image
-on both a full- and a half-resolution base (docs/FORMAT.md, flags) and keep the file of lower
-squared error plus lambda times its bits, where efforts 1 and 2 take the half-resolution base at the
-coarse residual levels where it is better on average (:data:`~aecodec.codec.api.HALF_BASE_MIN_STEP`).
+absorbs it), so there the base is always the analysis's. Efforts 1 and 2 code the base of every
+residual level at half resolution (docs/FORMAT.md, flags), better on average at every rate; efforts
+3 and up code the image on both a full- and a half-resolution base and keep the file of lower
+squared error plus lambda times its bits.
 Effort 5 adds the first per-image layer: the post-filter tuned to the image
 (:mod:`aecodec.codec.filter_tuning`), about a minute per megapixel on one core.
 """

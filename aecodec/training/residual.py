@@ -1,9 +1,9 @@
 """Fit a model's residual layer on training photos: KLTs, the integer bank, each level's context rows.
 
 Usage: ``aecodec fit-residual --model NAME --data DIR --out FILE.safetensors --name NEW``. Nothing is
-trained by gradient: for each base the ladder uses (a base quality, at full or half resolution),
-the images are coded and decoded by the base model, the residual blocks give a KLT (their
-covariance's eigenvectors) and a ridge regression that predicts second-pass blocks from their
+trained by gradient: the images are coded and decoded by the base model at half resolution (as
+the codec codes the base of every level), the residual blocks give a KLT (their covariance's
+eigenvectors) and a ridge regression that predicts second-pass blocks from their
 anchors' borders, and for each level every context gets the bank row that codes its training
 symbols (the deadzone quantizer's) in the fewest bits. Rows refitted to RDOQ's choices saved 1%
 without the predictors and nothing with them (six Kodak images).
@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from aecodec.codec.api import HALF_BASE_MIN_STEP, Codec
+from aecodec.codec.api import Codec
 from aecodec.codec.files import write_atomic
 from aecodec.codec.images import list_images
 from aecodec.errors import InputError
@@ -162,31 +162,25 @@ def fit_residual_layer(
 ) -> tuple[ResidualLayer, list]:
     """The residual layer for ``rungs`` fitted on ``images``, and per rung its training bits per pixel.
 
-    A rung the codec codes on a half-resolution base at its default effort (step at least
-    HALF_BASE_MIN_STEP) is fitted on such bases: one KLT for each base, full (per base quality) or half.
+    Every level is fitted on what the codec codes it on at its default effort: half-resolution bases
+    (of HALF_BASE_QUALITY), one KLT and predictor for all; a rung's base quality is that of the
+    full-resolution base higher efforts may choose instead.
     """
-    codec = Codec(model)
     bank = laplace_bank()
     half_quality = min(HALF_BASE_QUALITY, model.network.num_qualities)
-    keys = [(True, half_quality) if r.step >= HALF_BASE_MIN_STEP else (False, r.base_quality) for r in rungs]
-    base_keys = sorted(set(keys))
-    fitted = [decoded_bases(codec, images, quality, half) for half, quality in base_keys]
-    klts = [fit_klt(pairs) for pairs in fitted]
-    means, bases = np.stack([m for m, _ in klts]), np.stack([b for _, b in klts])
-    drafts = [
-        ResidualLevel(r.base_quality, base_keys.index(key), round(r.step * 16), np.zeros(CONTEXTS, int))
-        for r, key in zip(rungs, keys)
-    ]
-    layer = ResidualLayer(means, bases, bank, (), RECONSTRUCTION_OFFSET, base_only, default_quality)
-    layer = replace(layer, predictors=fit_predictors(layer, drafts, fitted))
+    pairs = decoded_bases(Codec(model), images, half_quality, half=True)
+    mean, basis = fit_klt(pairs)
+    drafts = [ResidualLevel(r.base_quality, 0, round(r.step * 16), np.zeros(CONTEXTS, int)) for r in rungs]
+    layer = ResidualLayer(mean[None], basis[None], bank, (), RECONSTRUCTION_OFFSET, base_only, default_quality)
+    layer = replace(layer, predictors=fit_predictors(layer, drafts, [pairs]))
     levels, report = [], []
     pixels = sum(i.shape[0] * i.shape[1] for i in images)
-    for (half, quality), level in zip(keys, drafts):
-        counts = context_histograms(layer, level, fitted[level.basis])
+    for level in drafts:
+        counts = context_histograms(layer, level, pairs)
         level = replace(level, rows=best_rows(counts, bank))
         bits = float(-(counts * np.log2(bank[level.rows] / BANK_TOTAL)).sum())
         levels.append(level)
-        report.append([f"{quality} (half)" if half else quality, level.step, round(bits / pixels, 4)])
+        report.append([level.base_quality, level.step, round(bits / pixels, 4)])
     return replace(layer, levels=tuple(levels)), report
 
 

@@ -18,7 +18,7 @@ from aecodec.bench.bdrate import bd_rate, shared_range
 from aecodec.codec.api import Codec
 from aecodec.models.model_files import resolve_model
 
-QUALITIES = [4, 8, 12, 16, 20, 24]
+QUALITIES = [int(q) for q in __import__("os").environ.get("QUALITIES", "4,8,12,16,20,24").split(",")]
 
 
 def curve(codec: Codec, images: list[np.ndarray]) -> list[tuple[float, float]]:
