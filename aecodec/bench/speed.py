@@ -28,7 +28,8 @@ def measure(codec: Codec, image: str, quality: int, repeats: int, effort: int = 
     data, encode_s = timed(lambda: codec.compress(pixels, quality, effort=effort), repeats)
     _, decode_s = timed(lambda: codec.decompress(data), repeats)
     file = unpack(data)
-    ideal = sum(code_length(codec.model.prior, t.top, t.bottom)[0] for t in codec.analyze(pixels, quality))
+    tiles = codec.analyze(pixels, quality, half_base=file.header.half_base)
+    ideal = sum(code_length(codec.model.prior, t.top, t.bottom)[0] for t in tiles)
     stream_bits = 8 * sum(len(s) for s in file.streams)
     return {
         "effort": effort,
