@@ -202,16 +202,15 @@ class Codec:
         tuned = plan.filter_steps and self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
         if len(files) == 1 and not tuned:
             return pack(files[0], self.max_pixels)
-        original = source.pixels[:, :, :3]
+        original, lagrangian = source.pixels[:, :, :3], self._lagrangian(quality)
         decoded = [self._unfiltered(file) for file in files]  # exactly what a decoder will filter
         costs = [
-            _squared_error(pixels, original) + self._lagrangian(quality) * 8 * len(pack(file, self.max_pixels))
+            _squared_error(pixels, original) + lagrangian * 8 * len(pack(file, self.max_pixels))
             for file, pixels in zip(files, decoded)
         ]
         best = min(range(len(files)), key=costs.__getitem__)
         file, unfiltered = files[best], decoded[best]
         if tuned:
-            lagrangian = self._lagrangian(quality)
             tuning = tune_filter(self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian)
             if tuning is not None:
                 chunks = {**dict(file.chunks), FILTER_TUNING: pack_tuning(tuning)}
