@@ -44,7 +44,7 @@ RESIDUAL_LIMITS = {"bases": 16, "bank_rows": 256, "levels": 64}
 PREDICTOR_LIMIT = 1024.0  # fitted ones stay below 20: a bound that keeps every decoded value finite
 POSTFILTER_MAX_GAIN = 4.0
 # Base quality of a half-resolution base (docs/FORMAT.md, flags): the best of 1-6 on Kodak and held-out
-# photos below the default model's quality 12 (research/residual/README.md, half-resolution base).
+# photos at qualities 2-16 of the default model (research/residual/README.md, half-resolution base).
 HALF_BASE_QUALITY = 3
 # Training-only state that a codec does not need.
 _TRAINING_BUFFERS = ("ema_count", "ema_sum", "initialized")
@@ -69,8 +69,7 @@ class CodecModel:
     def quality_plan(self, quality: int, half_base: bool = False) -> tuple[int, ResidualLevel | None]:
         """(base quality, residual level or None) that ``quality`` codes; InputError outside 1..num_qualities.
 
-        A half-resolution base (``half_base``, only below a residual level) codes at :data:`HALF_BASE_QUALITY`,
-        or at the network's highest quality if it has fewer.
+        A half-resolution base (``half_base``, only below a residual level) codes at :attr:`half_base_quality`.
         """
         if quality not in range(1, self.num_qualities + 1):
             raise InputError(f"quality must be in 1..{self.num_qualities}, got {quality}")
@@ -79,7 +78,12 @@ class CodecModel:
                 raise InputError(f"quality {quality} codes no residual layer, so no half-resolution base")
             return quality, None
         level = self.residual.levels[quality - self.residual.base_only - 1]
-        return min(HALF_BASE_QUALITY, self.network.num_qualities) if half_base else level.base_quality, level
+        return self.half_base_quality if half_base else level.base_quality, level
+
+    @property
+    def half_base_quality(self) -> int:
+        """The base quality of a half-resolution base: :data:`HALF_BASE_QUALITY`, or the network's highest if lower."""
+        return min(HALF_BASE_QUALITY, self.network.num_qualities)
 
     @property
     def default_quality(self) -> int | None:

@@ -20,7 +20,7 @@ from aecodec.codec.api import Codec
 from aecodec.codec.files import write_atomic
 from aecodec.codec.images import list_images
 from aecodec.errors import InputError
-from aecodec.models.model_files import HALF_BASE_QUALITY, CodecModel, model_bytes, resolve_model
+from aecodec.models.model_files import CodecModel, model_bytes, resolve_model
 from aecodec.models.resampling import downsample2x, upsample2x
 from aecodec.models.residual import (
     ALPHABET,
@@ -88,15 +88,13 @@ def center_crop(image: Image.Image, width: int, height: int) -> np.ndarray:
 Pair = tuple[np.ndarray, np.ndarray]  # an image and its base decode, both (H, W, 3) uint8
 
 
-def decoded_bases(codec: Codec, images: list[np.ndarray], quality: int, half: bool = False) -> list[Pair]:
-    """Each image with its base decode at base ``quality``; with ``half``, as a file with a half-resolution base
-    has it: the half-size image coded and decoded, upsampled."""
+def half_resolution_bases(codec: Codec, images: list[np.ndarray], quality: int) -> list[Pair]:
+    """Each image with its base as a file with a half-resolution base has it: the half-size image coded and
+    decoded at base ``quality``, upsampled."""
 
     def decode(pixels: np.ndarray) -> np.ndarray:
-        height, width = pixels.shape[:2]
-        source = downsample2x(pixels) if half else pixels
-        decoded = np.asarray(codec.decompress(codec.compress(source, quality)).convert("RGB"))
-        return upsample2x(decoded, width, height) if half else decoded
+        decoded = codec.decompress(codec.compress(downsample2x(pixels), quality)).convert("RGB")
+        return upsample2x(np.asarray(decoded), pixels.shape[1], pixels.shape[0])
 
     return [(pixels, decode(pixels)) for pixels in images]
 
@@ -163,12 +161,11 @@ def fit_residual_layer(
     """The residual layer for ``rungs`` fitted on ``images``, and per rung its training bits per pixel.
 
     Every level is fitted on what the codec codes it on at its default effort: half-resolution bases
-    (of HALF_BASE_QUALITY), one KLT and predictor for all; a rung's base quality is that of the
+    (of the model's half-base quality), one KLT and predictor for all; a rung's base quality is that of the
     full-resolution base higher efforts may choose instead.
     """
     bank = laplace_bank()
-    half_quality = min(HALF_BASE_QUALITY, model.network.num_qualities)
-    pairs = decoded_bases(Codec(model), images, half_quality, half=True)
+    pairs = half_resolution_bases(Codec(model), images, model.half_base_quality)
     mean, basis = fit_klt(pairs)
     drafts = [ResidualLevel(r.base_quality, 0, round(r.step * 16), np.zeros(CONTEXTS, int)) for r in rungs]
     layer = ResidualLayer(mean[None], basis[None], bank, (), RECONSTRUCTION_OFFSET, base_only, default_quality)
