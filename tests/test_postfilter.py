@@ -93,7 +93,8 @@ def test_malformed_postfilter_tensors_raise_model_error(filtered_bytes: bytes, k
         model_from_bytes(save(tensors, metadata=meta))
 
 
-def test_fit_postfilter_writes_a_model_that_decodes_no_worse(tmp_path, model_file) -> None:
+@pytest.mark.parametrize("weighting", ["mse", "psnr"])
+def test_fit_postfilter_writes_a_model_that_decodes_no_worse(tmp_path, model_file, weighting: str) -> None:
     from aecodec.cli import main
 
     data = tmp_path / "photos"
@@ -102,7 +103,8 @@ def test_fit_postfilter_writes_a_model_that_decodes_no_worse(tmp_path, model_fil
         Image.fromarray(photo(seed=n)).save(data / f"{n}.png")
     out = tmp_path / "filtered.safetensors"
     args = ["--model", str(model_file), "--data", str(data), "--out", str(out), "--name", "filtered"]
-    assert main(["fit-postfilter", *args, "--steps", "30", "--channels", "4", "--crop", "32", "--per-image", "2"]) == 0
+    options = ["--steps", "30", "--channels", "4", "--crop", "32", "--per-image", "2", "--weighting", weighting]
+    assert main(["fit-postfilter", *args, *options]) == 0
     fitted = model_from_bytes(out.read_bytes())
     gains = fitted.postfilter.gain
     assert len(gains) == fitted.num_qualities and bool(((gains >= 0) & (gains <= 4)).all())
@@ -179,3 +181,25 @@ def test_a_filter_chunk_needs_a_post_filter_and_coded_pixels(model_bytes: bytes,
     filtered = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
     with pytest.raises(FormatError, match="raw pixels"):
         filtered.decompress(_with_chunks(filtered.compress(photo(4, 4), 2), chunk))
+
+
+def test_psnr_weights_count_each_decode_by_its_inverse_mse() -> None:
+    from aecodec.training.postfilter import psnr_weights
+
+    original = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    pairs = [(2, original + 1, original), (3, original + 2, original)]  # mean squared errors 1 and 4
+    assert psnr_weights(pairs) == pytest.approx([1.6, 0.4])  # 1 : 1/4, with a mean of 1
+
+
+def test_weighted_gain_is_the_least_squares_gain_of_the_weighted_errors() -> None:
+    postfilter = random_postfilter(2)
+    generator = torch.Generator().manual_seed(3)
+    pairs = [(torch.rand(1, 3, 8, 8, generator=generator), torch.rand(1, 3, 8, 8, generator=generator)) for _ in "ab"]
+    alone = postfilter.least_squares_gain(pairs[:1], 1)
+    assert postfilter.least_squares_gain(pairs, 1, weights=[1.0, 0.0]) == pytest.approx(alone)
+    assert postfilter.least_squares_gain(pairs, 1) == pytest.approx(
+        postfilter.least_squares_gain(pairs, 1, weights=[2, 2])
+    )
+    assert postfilter.least_squares_gain(pairs, 1, weights=[1.0, 1e-3]) != pytest.approx(
+        postfilter.least_squares_gain(pairs, 1)
+    )

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import torch
@@ -75,14 +76,19 @@ class PostFilter(nn.Module):
 
     @torch.no_grad()
     def least_squares_gain(
-        self, pairs: Iterable[tuple[Tensor, Tensor]], quality: int, bias: Tensor | None = None
+        self,
+        pairs: Iterable[tuple[Tensor, Tensor]],
+        quality: int,
+        bias: Tensor | None = None,
+        weights: Iterable[float] | None = None,
     ) -> float:
-        """The gain bringing ``x + gain * correction`` closest to the targets over (x, target) pairs (N, 3, H, W)."""
+        """The gain bringing ``x + gain * correction`` closest to the targets over (x, target) pairs (N, 3, H, W),
+        each pair's squared error counted ``weights`` times (default once)."""
         dot = norm = 0.0
-        for x, target in pairs:
+        for (x, target), weight in zip(pairs, repeat(1.0) if weights is None else weights):
             correction = self.correction(x, torch.tensor([quality]), bias)
-            dot += float((correction * (target - x)).sum())
-            norm += float((correction**2).sum())
+            dot += weight * float((correction * (target - x)).sum())
+            norm += weight * float((correction**2).sum())
         return dot / max(norm, 1e-12)
 
     def forward(self, x: Tensor, quality: Tensor) -> Tensor:
