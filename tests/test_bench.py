@@ -69,6 +69,13 @@ def test_jpeg_follows_the_anchor_settings() -> None:
         assert "progressive" not in img.info
 
 
+def test_webp_also_runs_below_quality_5_to_reach_low_psnr() -> None:
+    webp, image = get_codec("webp"), synthetic("a")
+    assert webp.qualities == [0, 2, *range(5, 100, 5)]
+    lowest, fifth = measure(webp, image, 0), measure(webp, image, 5)
+    assert lowest.num_bytes < fifth.num_bytes and lowest.psnr < fifth.psnr
+
+
 @pytest.mark.parametrize("name", ["jpeg", "webp", "avif", "jxl"])
 def test_classic_codecs_round_trip(name: str) -> None:
     try:

@@ -129,6 +129,17 @@ def test_residual_files_without_row_offsets_still_decode() -> None:
     assert 10 * np.log10(255**2 / np.mean((decoded - source) ** 2)) > 35
 
 
+def test_half_base_files_of_the_previous_default_still_decode() -> None:
+    """A file with a half-resolution base written by the previous default model, vqvae2-wide-rph, at quality 14
+    of tests/data/synthetic-48x32.png."""
+    data = (DATA / "synthetic-48x32-q14-half.aec").read_bytes()
+    header = aecodec.read_header(data)
+    assert header.half_base and header.model_name == "vqvae2-wide-rph"
+    decoded = np.asarray(aecodec.decompress(data), dtype=float)
+    source = np.asarray(Image.open(DATA / "synthetic-48x32.png"), dtype=float)
+    assert 10 * np.log10(255**2 / np.mean((decoded - source) ** 2)) > 35
+
+
 def test_release_0_1_files_still_decode() -> None:
     """A version 1 file written by release 0.1 (default model, quality 3) of tests/data/synthetic-48x32.png."""
     data = (DATA / "synthetic-48x32-v1.aec").read_bytes()
