@@ -81,7 +81,7 @@ def train(
         loss.backward()
         optimizer.step()
         if step % 500 == 0 or step == steps:
-            print(f"step {step}/{steps}: mse {loss.item():.3g}, {time.perf_counter() - start:.0f} s", flush=True)
+            print(f"step {step}/{steps}: loss {loss.item():.3g}, {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def squared_error(a: np.ndarray, b: torch.Tensor) -> float:
