@@ -6,7 +6,7 @@ For tests, fuzzing and the large-image tool; nothing in the codec's runtime path
 import numpy as np
 import torch
 
-from aecodec.models.model_files import CodecModel, model_bytes, model_from_bytes
+from aecodec.models.model_files import HALF_BASE_QUALITY, CodecModel, model_bytes, model_from_bytes
 from aecodec.models.postfilter import PostFilter
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
 from aecodec.models.residual import COEFFICIENTS, CONTEXTS, PREDICTOR_INPUTS, ResidualLayer, ResidualLevel
@@ -16,12 +16,13 @@ from aecodec.training.residual import laplace_bank
 
 
 def random_residual_layer(
-    levels: list[tuple[int, float]], base_only: int, seed: int = 0, predict: bool = False
+    levels: list[tuple[int, float] | tuple[int, float, int]], base_only: int, seed: int = 0, predict: bool = False
 ) -> ResidualLayer:
-    """A residual layer with random orthonormal transforms and context rows, one level per (base quality, step);
-    with ``predict``, small random second-pass predictors."""
+    """A residual layer with random orthonormal transforms and context rows, one level per (base quality, step[,
+    half-base quality: :data:`HALF_BASE_QUALITY` if not given]); with ``predict``, small random second-pass
+    predictors."""
     rng = np.random.default_rng(seed)
-    qualities = sorted({q for q, _ in levels})
+    qualities = sorted({q for q, *_ in levels})
     bases = np.stack([np.linalg.qr(rng.normal(size=(COEFFICIENTS, COEFFICIENTS)))[0] for _ in qualities])
     bank = laplace_bank()
     return ResidualLayer(
@@ -29,8 +30,8 @@ def random_residual_layer(
         bases.astype(np.float32),
         bank,
         tuple(
-            ResidualLevel(q, qualities.index(q), round(step * 16), rng.integers(0, len(bank), CONTEXTS))
-            for q, step in levels
+            ResidualLevel(q, qualities.index(q), round(step * 16), rng.integers(0, len(bank), CONTEXTS), half)
+            for q, step, half in ((*level, HALF_BASE_QUALITY)[:3] for level in levels)
         ),
         0.1,
         base_only,
@@ -88,7 +89,8 @@ def random_model(name: str = "random", config: VQVAE2Config | None = None, seed:
 
 def random_residual_model(name: str = "random-res", seed: int = 0) -> CodecModel:
     """:func:`random_model` with a random residual layer (qualities 1..3 base only, 4 and 5 with residual
-    levels, second-pass predictors) and a random post-filter: every stage a decoder can run."""
-    layer = random_residual_layer([(2, 12.0), (3, 4.0)], 3, seed, predict=True)
+    levels on half bases of quality 1 and 3, second-pass predictors) and a random post-filter: every stage a
+    decoder can run."""
+    layer = random_residual_layer([(2, 12.0, 1), (3, 4.0)], 3, seed, predict=True)
     data = with_residual_layer(random_model_bytes(seed=seed), layer)
     return model_from_bytes(with_postfilter(data, random_postfilter(5, seed=seed), name), name)

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load, save
 
 from aecodec.bitstream.format import RESIDUAL, AecFile, pack, unpack
@@ -11,8 +12,8 @@ from aecodec.codec import residual_coding
 from aecodec.codec.api import Codec
 from aecodec.codec.residual_coding import decode_residual, encode_residual, given
 from aecodec.codec.residual_rdo import LAGRANGIAN, rdo_chooser
-from aecodec.errors import FormatError, ModelError
-from aecodec.models.model_files import model_from_bytes
+from aecodec.errors import FormatError, InputError, ModelError
+from aecodec.models.model_files import HALF_BASE_QUALITY, model_from_bytes
 from aecodec.models.residual import (
     BAND,
     BANDS,
@@ -33,7 +34,15 @@ from aecodec.models.residual import (
     traverse,
 )
 from aecodec.testing import random_postfilter, random_residual_layer, with_postfilter, with_residual_layer
-from aecodec.training.residual import best_rows, fit_klt, fit_predictors, laplace_bank
+from aecodec.training.residual import (
+    Rung,
+    best_rows,
+    carried_postfilter,
+    fit_klt,
+    fit_predictors,
+    laplace_bank,
+    parse_rungs,
+)
 
 LEVELS = [(2, 12.0), (3, 3.0)]
 
@@ -277,7 +286,7 @@ def test_fitted_predictors_predict_a_smooth_residual_from_the_anchors():
         wave = 60 * np.sin((xx + 3 * yy) / 9 + phase)[..., None] * np.array([1.0, 0.8, 0.6])
         pairs.append(((128 + wave).round().astype(np.uint8), np.full((96, 128, 3), 128, np.uint8)))
     mean, basis = fit_klt(pairs)
-    level = ResidualLevel(1, 0, 16 * 4, np.zeros(CONTEXTS, dtype=np.int64))
+    level = ResidualLevel(1, 0, 16 * 4, np.zeros(CONTEXTS, dtype=np.int64), 1)
     layer = ResidualLayer(mean[None], basis[None], laplace_bank(), (level,), 0.05, 0, 1)
     predicting = replace(layer, predictors=fit_predictors(layer, [level], [pairs]))
     pixels, base = pairs[0]
@@ -324,6 +333,43 @@ def test_malformed_residual_tensors_raise_model_error(res_model_bytes, key, chan
         model_from_bytes(save(tensors, metadata=meta))
 
 
+def test_levels_name_their_half_base_quality_and_older_files_take_the_default(model_bytes):
+    layer = random_residual_layer([(2, 12.0, 1), (3, 4.0, 2)], 2)
+    data = with_residual_layer(model_bytes, layer)
+    assert [level.half_base_quality for level in model_from_bytes(data).residual.levels] == [1, 2]
+    meta = {"format": "aecodec-vqvae2-1", "name": "old", "config": _config(data)}
+    tensors = load(data)
+    tensors["res.levels"] = tensors["res.levels"][:, :3].contiguous()  # as written before the fourth column
+    old = model_from_bytes(save(tensors, metadata=meta))
+    assert [level.half_base_quality for level in old.residual.levels] == [HALF_BASE_QUALITY] * 2
+    for bad in (0, old.network.num_qualities + 1):
+        tensors = load(data)
+        tensors["res.levels"][1, 3] = bad
+        with pytest.raises(ModelError, match="base quality"):
+            model_from_bytes(save(tensors, metadata=meta))
+
+
+def test_a_carried_post_filter_maps_each_level_to_the_nearest_step(model_bytes, layer):
+    source = model_from_bytes(with_postfilter(with_residual_layer(model_bytes, layer), random_postfilter(4)))
+    assert [v.step for v in source.residual.levels] == [12.0, 3.0] and source.residual.base_only == 2
+    carried = carried_postfilter(source, 2, [40.0, 13.0, 5.0, 2.0])
+    rows = [0, 1, 2, 2, 3, 3]  # base-only qualities kept; 40 and 13 take step 12's, 5 and 2 step 3's
+    assert torch.equal(carried.quality_bias, source.postfilter.quality_bias[rows])
+    assert torch.equal(carried.gain, source.postfilter.gain[rows])
+    assert torch.equal(carried.middle.weight, source.postfilter.middle.weight)
+    with pytest.raises(InputError, match="do not cover"):
+        carried_postfilter(source, 3, [5.0])
+    with pytest.raises(InputError, match="no post-filter"):
+        carried_postfilter(replace(source, postfilter=None), 2, [5.0])
+
+
+def test_rungs_parse_with_an_optional_half_base_quality():
+    assert parse_rungs("2:26:1,4:13.5") == [Rung(2, 26.0, 1), Rung(4, 13.5, None)]
+    for bad in ("2", "2:26:1:1", "a:3", "2:26:x"):
+        with pytest.raises(InputError, match="BASE_QUALITY:STEP"):
+            parse_rungs(bad)
+
+
 def _config(data: bytes) -> str:
     import json
 
@@ -347,13 +393,22 @@ def test_fit_residual_writes_a_model_whose_levels_beat_its_base(tmp_path, model_
     filtered.write_bytes(with_postfilter(with_residual_layer(model_bytes, layer), random_postfilter(4)))
     args = ["--model", str(model_file), "--data", str(data), "--out", str(out), "--name", "fitted"]
     args += ["--postfilter", str(filtered)]
-    assert main(["fit-residual", *args, "--rungs", "2:16", "--base-only", "2", "--every", "1"]) == 2  # 3 qualities
+    assert main(["fit-residual", *args, "--rungs", "2:16", "--base-only", "3", "--every", "1"]) == 2  # 2 base-only
+    assert main(["fit-residual", *args, "--rungs", "2:16,3:4:9", "--base-only", "2", "--every", "1"]) == 2
     assert main(["fit-residual", *args, "--rungs", "2:16,3:4", "--base-only", "2", "--every", "1"]) == 0
     fitted = model_from_bytes(out.read_bytes())
-    assert fitted.num_qualities == 4 and fitted.default_quality == 3 and fitted.postfilter is not None
+    assert fitted.num_qualities == 4 and fitted.default_quality == 3
+    source = model_from_bytes(filtered.read_bytes()).postfilter
+    assert torch.equal(fitted.postfilter.quality_bias, source.quality_bias)  # steps 16 and 4 take 12's and 3's
     # One KLT and predictor, fitted on the half-resolution bases every level is coded on by default.
     assert fitted.residual.predictors.shape == (1, PREDICTOR_INPUTS, COEFFICIENTS)
     assert [(level.base_quality, level.basis) for level in fitted.residual.levels] == [(2, 0), (3, 0)]
+    assert {level.half_base_quality for level in fitted.residual.levels} == {HALF_BASE_QUALITY}
+    # A level on half bases of its own quality gets its own KLT and predictor.
+    assert main(["fit-residual", *args, "--rungs", "2:16:1,3:4", "--base-only", "2", "--every", "1", "--force"]) == 0
+    two = model_from_bytes(out.read_bytes()).residual
+    assert two.predictors.shape[0] == len(two.bases) == 2
+    assert [(v.basis, v.half_base_quality) for v in two.levels] == [(0, 1), (1, HALF_BASE_QUALITY)]
     codec = Codec(replace(fitted, postfilter=None), tile_size=64, overlap=8)  # the levels, not the random filter
     image = np.asarray(Image.open(data / "0.png"))
     assert unpack(codec.compress(image, 3)).header.half_base

@@ -129,12 +129,13 @@ def test_residual_files_without_row_offsets_still_decode() -> None:
     assert 10 * np.log10(255**2 / np.mean((decoded - source) ** 2)) > 35
 
 
-def test_half_base_files_of_the_previous_default_still_decode() -> None:
-    """A file with a half-resolution base written by the previous default model, vqvae2-wide-rph, at quality 14
-    of tests/data/synthetic-48x32.png."""
-    data = (DATA / "synthetic-48x32-q14-half.aec").read_bytes()
+@pytest.mark.parametrize(("file", "model"), [("half", "vqvae2-wide-rph"), ("rphf", "vqvae2-wide-rphf")])
+def test_half_base_files_of_previous_defaults_still_decode(file: str, model: str) -> None:
+    """Files with a half-resolution base written by two previous default models at quality 14 of
+    tests/data/synthetic-48x32.png (their levels name no half-base quality of their own)."""
+    data = (DATA / f"synthetic-48x32-q14-{file}.aec").read_bytes()
     header = aecodec.read_header(data)
-    assert header.half_base and header.model_name == "vqvae2-wide-rph"
+    assert header.half_base and header.model_name == model
     decoded = np.asarray(aecodec.decompress(data), dtype=float)
     source = np.asarray(Image.open(DATA / "synthetic-48x32.png"), dtype=float)
     assert 10 * np.log10(255**2 / np.mean((decoded - source) ** 2)) > 35

@@ -43,8 +43,9 @@ CONFIG_LIMITS = {
 RESIDUAL_LIMITS = {"bases": 16, "bank_rows": 256, "levels": 64}
 PREDICTOR_LIMIT = 1024.0  # fitted ones stay below 20: a bound that keeps every decoded value finite
 POSTFILTER_MAX_GAIN = 4.0
-# Base quality of a half-resolution base (docs/FORMAT.md, flags): the best of 1-6 on Kodak and held-out
-# photos at qualities 2-16 of the default model (research/residual/README.md, half-resolution base).
+# Base quality of a half-resolution base (docs/FORMAT.md, flags) in model files whose levels do not name
+# their own (``res.levels`` of 3 columns), and the fitter's default: the best of 1-6 on Kodak and held-out
+# photos at qualities 2-16 of vqvae2-wide-rpf (research/residual/README.md, half-resolution base).
 HALF_BASE_QUALITY = 3
 # Training-only state that a codec does not need.
 _TRAINING_BUFFERS = ("ema_count", "ema_sum", "initialized")
@@ -69,7 +70,7 @@ class CodecModel:
     def quality_plan(self, quality: int, half_base: bool = False) -> tuple[int, ResidualLevel | None]:
         """(base quality, residual level or None) that ``quality`` codes; InputError outside 1..num_qualities.
 
-        A half-resolution base (``half_base``, only below a residual level) codes at :attr:`half_base_quality`.
+        A half-resolution base (``half_base``, only below a residual level) codes at the level's half-base quality.
         """
         if quality not in range(1, self.num_qualities + 1):
             raise InputError(f"quality must be in 1..{self.num_qualities}, got {quality}")
@@ -78,11 +79,11 @@ class CodecModel:
                 raise InputError(f"quality {quality} codes no residual layer, so no half-resolution base")
             return quality, None
         level = self.residual.levels[quality - self.residual.base_only - 1]
-        return self.half_base_quality if half_base else level.base_quality, level
+        return level.half_base_quality if half_base else level.base_quality, level
 
     @property
     def half_base_quality(self) -> int:
-        """The base quality of a half-resolution base: :data:`HALF_BASE_QUALITY`, or the network's highest if lower."""
+        """The half-base quality of levels that name none: :data:`HALF_BASE_QUALITY`, or the network's highest."""
         return min(HALF_BASE_QUALITY, self.network.num_qualities)
 
     @property
@@ -98,7 +99,7 @@ def qualities_offered(base_qualities: int, residual: ResidualLayer | None) -> in
 
 def residual_tensors(layer: ResidualLayer) -> dict[str, torch.Tensor]:
     """The ``res.*`` tensors a model file stores for a residual layer."""
-    levels = [[v.base_quality, v.basis, v.step16] for v in layer.levels]
+    levels = [[v.base_quality, v.basis, v.step16, v.half_base_quality] for v in layer.levels]
     tensors = {
         "res.means": torch.from_numpy(np.ascontiguousarray(layer.means, dtype=np.float32)),
         "res.bases": torch.from_numpy(np.ascontiguousarray(layer.bases, dtype=np.float32)),
@@ -134,7 +135,7 @@ def _residual_layer(tensors: dict[str, torch.Tensor], base_qualities: int) -> Re
         and 1 <= rows_count <= RESIDUAL_LIMITS["bank_rows"]
         and tuple(bank.shape) == (rows_count, ALPHABET)
         and 1 <= level_count <= RESIDUAL_LIMITS["levels"]
-        and tuple(levels.shape) == (level_count, 3)
+        and tuple(levels.shape) in {(level_count, 3), (level_count, 4)}
         and tuple(rows.shape) == (level_count, CONTEXTS)
         and tuple(qualities.shape) == (2,)
         and tuple(offset.shape) == (1,)
@@ -159,7 +160,9 @@ def _residual_layer(tensors: dict[str, torch.Tensor], base_qualities: int) -> Re
         raise ModelError("residual layer rows or base-only count out of range")
     if not 1 <= default_quality <= base_only + level_count:
         raise ModelError("residual layer default quality out of range")
-    base_ok = (levels_np[:, 0] >= 1) & (levels_np[:, 0] <= base_qualities)
+    if levels_np.shape[1] == 3:  # written before levels named their half-base quality
+        levels_np = np.column_stack([levels_np, np.full(level_count, min(HALF_BASE_QUALITY, base_qualities))])
+    base_ok = (levels_np[:, [0, 3]] >= 1) & (levels_np[:, [0, 3]] <= base_qualities)
     if not (base_ok.all() and (levels_np[:, 1] < count).all() and (levels_np[:, 1] >= 0).all()):
         raise ModelError("residual levels name a base quality or a transform the model lacks")
     if not ((levels_np[:, 2] >= 1) & (levels_np[:, 2] <= 0xFFFF)).all():
@@ -169,7 +172,8 @@ def _residual_layer(tensors: dict[str, torch.Tensor], base_qualities: int) -> Re
         bases.numpy(),
         bank_np,
         tuple(
-            ResidualLevel(int(q), int(b), int(s), r.astype(np.int64)) for (q, b, s), r in zip(levels_np, rows.numpy())
+            ResidualLevel(int(q), int(b), int(s), r.astype(np.int64), int(h))
+            for (q, b, s, h), r in zip(levels_np, rows.numpy())
         ),
         float(offset[0]),
         base_only,

@@ -91,6 +91,14 @@ class PostFilter(nn.Module):
             norm += weight * float((correction**2).sum())
         return dot / max(norm, 1e-12)
 
+    def for_qualities(self, sources: list[int]) -> "PostFilter":
+        """A copy of this filter for another ladder: its quality q uses this filter's quality ``sources[q - 1]``."""
+        rows = torch.tensor(sources) - 1
+        copy = PostFilter(len(sources), self.first.out_channels)
+        state = {**self.state_dict(), "quality_bias": self.quality_bias[rows], "gain": self.gain[rows]}
+        copy.load_state_dict(state)
+        return copy.eval().requires_grad_(False)
+
     def forward(self, x: Tensor, quality: Tensor) -> Tensor:
         return x + self.gain[quality - 1][:, None, None, None] * self.correction(x, quality)
 

@@ -96,12 +96,13 @@ def _around(plane: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ResidualLevel:
-    """One rung of the quality ladder above the base: a base quality, a KLT, a step, the context-to-row table."""
+    """One rung of the quality ladder above the base: base qualities, a KLT, a step, the context-to-row table."""
 
-    base_quality: int
+    base_quality: int  # of a full-resolution base (efforts that try one)
     basis: int  # index into ResidualLayer.bases
     step16: int  # quantizer step in sixteenths of an 8-bit pixel value
     rows: np.ndarray  # (CONTEXTS,) int64: the bank row that codes each context
+    half_base_quality: int  # of a half-resolution base, what the default effort codes
 
     @property
     def step(self) -> float:

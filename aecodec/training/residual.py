@@ -20,7 +20,8 @@ from aecodec.codec.api import Codec
 from aecodec.codec.files import write_atomic
 from aecodec.codec.images import list_images
 from aecodec.errors import InputError
-from aecodec.models.model_files import CodecModel, model_bytes, resolve_model
+from aecodec.models.model_files import HALF_BASE_QUALITY, CodecModel, model_bytes, resolve_model
+from aecodec.models.postfilter import PostFilter
 from aecodec.models.resampling import downsample2x, upsample2x
 from aecodec.models.residual import (
     ALPHABET,
@@ -52,10 +53,11 @@ PREDICTOR_RIDGE = 1e3  # in squared pixel values; with two-pixel borders (four o
 
 @dataclass(frozen=True)
 class Rung:
-    """A level to fit: base quality and quantizer step in pixel units."""
+    """A level to fit: base quality, quantizer step in pixel units, half-base quality (None: the model's default)."""
 
     base_quality: int
     step: float
+    half_base_quality: int | None = None
 
 
 def laplace_bank(rows: int = BANK_ROWS, total: int = BANK_TOTAL) -> np.ndarray:
@@ -160,30 +162,60 @@ def fit_residual_layer(
 ) -> tuple[ResidualLayer, list]:
     """The residual layer for ``rungs`` fitted on ``images``, and per rung its training bits per pixel.
 
-    Every level is fitted on what the codec codes it on at its default effort: half-resolution bases
-    (of the model's half-base quality), one KLT and predictor for all; a rung's base quality is that of the
-    full-resolution base higher efforts may choose instead.
+    Every level is fitted on what the codec codes it on at its default effort: half-resolution bases of
+    its half-base quality, with one KLT and predictor per half-base quality; a rung's base quality is that
+    of the full-resolution base higher efforts may choose instead.
     """
+    halves = [model.half_base_quality if r.half_base_quality is None else r.half_base_quality for r in rungs]
+    if not all(1 <= q <= model.network.num_qualities for q in halves):
+        raise InputError(f"half-base qualities must be in 1..{model.network.num_qualities}")
+    codec, distinct = Codec(model), list(dict.fromkeys(halves))  # a transform per half-base quality, in rung order
+    fitted = [half_resolution_bases(codec, images, q) for q in distinct]
+    means, bases = (np.stack(t) for t in zip(*(fit_klt(pairs) for pairs in fitted)))
+    drafts = [
+        ResidualLevel(r.base_quality, distinct.index(h), round(r.step * 16), np.zeros(CONTEXTS, int), h)
+        for r, h in zip(rungs, halves)
+    ]
     bank = laplace_bank()
-    pairs = half_resolution_bases(Codec(model), images, model.half_base_quality)
-    mean, basis = fit_klt(pairs)
-    drafts = [ResidualLevel(r.base_quality, 0, round(r.step * 16), np.zeros(CONTEXTS, int)) for r in rungs]
-    layer = ResidualLayer(mean[None], basis[None], bank, (), RECONSTRUCTION_OFFSET, base_only, default_quality)
-    layer = replace(layer, predictors=fit_predictors(layer, drafts, [pairs]))
+    layer = ResidualLayer(means, bases, bank, (), RECONSTRUCTION_OFFSET, base_only, default_quality)
+    layer = replace(layer, predictors=fit_predictors(layer, drafts, fitted))
     levels, report = [], []
     pixels = sum(i.shape[0] * i.shape[1] for i in images)
     for level in drafts:
-        counts = context_histograms(layer, level, pairs)
+        counts = context_histograms(layer, level, fitted[level.basis])
         level = replace(level, rows=best_rows(counts, bank))
         bits = float(-(counts * np.log2(bank[level.rows] / BANK_TOTAL)).sum())
         levels.append(level)
-        report.append([level.base_quality, level.step, round(bits / pixels, 4)])
+        report.append([level.base_quality, level.half_base_quality, level.step, round(bits / pixels, 4)])
     return replace(layer, levels=tuple(levels)), report
 
 
+def carried_postfilter(source: CodecModel, base_only: int, steps: list[float]) -> PostFilter:
+    """``source``'s post-filter for a ladder of ``base_only`` base qualities and levels of ``steps``: a base-only
+    quality keeps its own quality's bias and gain, a level takes those of the source's level of the nearest step
+    (in ratio); InputError where the source has none."""
+    if source.postfilter is None:
+        raise InputError(f"--postfilter {source.name}: the model has no post-filter")
+    own = [] if source.residual is None else [level.step for level in source.residual.levels]
+    offset = source.num_qualities - len(own)  # the source's base-only qualities
+    if base_only > offset or (steps and not own):
+        raise InputError(f"--postfilter {source.name}: its qualities do not cover the new ladder's")
+    nearest = [offset + 1 + int(np.argmin(np.abs(np.log(own) - np.log(step)))) for step in steps]
+    return source.postfilter.for_qualities(list(range(1, base_only + 1)) + nearest)
+
+
 def parse_rungs(text: str) -> list[Rung]:
-    """``"2:26,2:18,4:13"`` -> rungs (base quality : step)."""
-    return [Rung(int(q), float(s)) for q, s in (item.split(":") for item in text.split(","))]
+    """``"2:26:1,2:18,4:13"`` -> rungs (base quality : step [: half-base quality])."""
+    rungs = []
+    for item in text.split(","):
+        fields = item.split(":")
+        try:
+            if len(fields) not in (2, 3):
+                raise ValueError
+            rungs.append(Rung(int(fields[0]), float(fields[1]), int(fields[2]) if len(fields) == 3 else None))
+        except ValueError:
+            raise InputError(f"--rungs: {item!r} is not BASE_QUALITY:STEP[:HALF_BASE_QUALITY]") from None
+    return rungs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,13 +225,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     parser.add_argument("--out", required=True, help="model file to write (.safetensors)")
     parser.add_argument("--name", required=True, help="name of the new model")
-    parser.add_argument("--rungs", required=True, help="levels above the base, BASE_QUALITY:STEP,... in rate order")
+    parser.add_argument(
+        "--rungs",
+        required=True,
+        help="levels above the base in rate order, BASE_QUALITY:STEP[:HALF_BASE_QUALITY],... (half base: the model's"
+        f" default, {HALF_BASE_QUALITY})",
+    )
     parser.add_argument("--base-only", type=int, default=0, help="base qualities offered below the residual levels")
     parser.add_argument(
         "--default-quality", type=int, default=0, help="quality coded when none is given (0: the first level)"
     )
     parser.add_argument(
-        "--postfilter", default=None, help="keep this model's post-filter (a name or file with as many qualities)"
+        "--postfilter",
+        default=None,
+        help="keep this model's post-filter (a name or file); each level takes the bias and gain of its level of"
+        " the nearest step",
     )
     parser.add_argument("--every", type=int, default=4, help="use every N-th image of DATA")
     parser.add_argument("--crop", default="768x512", help="centre crop WIDTHxHEIGHT of each image")
@@ -213,15 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     files = split_files(list_images(args.data), VALIDATION_FRACTION)[0][:: args.every]
     images = [center_crop(Image.open(f), width, height) for f in files]
     rungs = parse_rungs(args.rungs)
-    postfilter = resolve_model(args.postfilter).postfilter if args.postfilter else None
-    if postfilter is not None and len(postfilter.gain) != args.base_only + len(rungs):
-        raise InputError(
-            f"--postfilter {args.postfilter}: its qualities are not the ladder's {args.base_only + len(rungs)}"
-        )
+    steps = [rung.step for rung in rungs]
+    postfilter = carried_postfilter(resolve_model(args.postfilter), args.base_only, steps) if args.postfilter else None
     layer, report = fit_residual_layer(model, images, rungs, args.base_only, args.default_quality or args.base_only + 1)
     metadata = {"residual_data": str(args.data)}
     data = model_bytes(args.name, model.network, model.prior, layer, metadata, postfilter)
     write_atomic(args.out, data, force=args.force)
-    print(text_table(["base quality", "step", "training bpp"], report))
+    print(text_table(["base quality", "half base", "step", "training bpp"], report))
     print(f"saved {args.out} (sha256 {hashlib.sha256(data).hexdigest()[:16]})")
     return 0
