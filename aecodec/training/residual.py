@@ -197,7 +197,7 @@ def carried_postfilter(source: CodecModel, base_only: int, steps: list[float]) -
     if source.postfilter is None:
         raise InputError(f"--postfilter {source.name}: the model has no post-filter")
     own = [] if source.residual is None else [level.step for level in source.residual.levels]
-    offset = source.num_qualities - len(own)  # the source's base-only qualities
+    offset = source.num_qualities if source.residual is None else source.residual.base_only
     if base_only > offset or (steps and not own):
         raise InputError(f"--postfilter {source.name}: its qualities do not cover the new ladder's")
     nearest = [offset + 1 + int(np.argmin(np.abs(np.log(own) - np.log(step)))) for step in steps]
