@@ -48,10 +48,10 @@ def with_residual_layer(data: bytes, layer: ResidualLayer, name: str = "random-r
     return model_bytes(name, model.network, model.prior, layer)
 
 
-def random_postfilter(qualities: int, channels: int = 8, seed: int = 0) -> PostFilter:
+def random_postfilter(qualities: int, channels: int = 8, seed: int = 0, blocks: int = 0) -> PostFilter:
     """A post-filter with small random weights (so its correction is not zero) and unit gains."""
     generator = torch.Generator().manual_seed(seed)
-    postfilter = PostFilter(qualities, channels)
+    postfilter = PostFilter(qualities, channels, blocks)
     with torch.no_grad():
         for parameter in postfilter.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)

@@ -13,16 +13,48 @@ from aecodec.bitstream.format import FILTER_TUNING, AecFile, pack, unpack
 from aecodec.codec import filter_tuning
 from aecodec.codec.api import Codec
 from aecodec.codec.filter_tuning import pack_tuning, tune_filter, unpack_tuning
-from aecodec.errors import FormatError, ModelError
+from aecodec.errors import FormatError, InputError, ModelError
 from aecodec.models.model_files import model_from_bytes
 from aecodec.models.postfilter import FilterTuning
 from aecodec.testing import random_postfilter, random_residual_layer, with_postfilter, with_residual_layer
+from aecodec.training.postfilter import starting_filter
 
 
 @pytest.fixture(scope="module")
 def filtered_bytes(model_bytes: bytes) -> bytes:
     residual = with_residual_layer(model_bytes, random_residual_layer([(3, 4.0)], base_only=3))
     return with_postfilter(residual, random_postfilter(4))
+
+
+@pytest.fixture(scope="module")
+def deep_bytes(filtered_bytes: bytes) -> bytes:
+    """The filtered model with a filter of one residual block."""
+    return with_postfilter(filtered_bytes, random_postfilter(4, blocks=1, seed=3))
+
+
+def test_residual_blocks_round_trip_through_a_model_file(deep_bytes: bytes) -> None:
+    stored, original = model_from_bytes(deep_bytes).postfilter, random_postfilter(4, blocks=1, seed=3)
+    assert len(stored.blocks) == 1 and stored.halo == 5
+    pixels = photo(40, 30, seed=4)
+    assert np.array_equal(stored.apply(pixels, 3), original.apply(pixels, 3))
+    assert len(stored.for_qualities([2, 2, 1]).blocks) == 1
+
+
+def test_a_filter_of_too_many_blocks_raises_model_error(filtered_bytes: bytes) -> None:
+    with pytest.raises(ModelError, match="at most 4 residual blocks"):
+        model_from_bytes(with_postfilter(filtered_bytes, random_postfilter(4, blocks=5)))
+
+
+def test_a_filter_deepened_from_its_own_weights_starts_where_it_was(filtered_bytes: bytes) -> None:
+    model = model_from_bytes(filtered_bytes)
+    deeper = starting_filter(model, 32, 2, start=True)
+    assert len(deeper.blocks) == 2 and deeper.first.out_channels == model.postfilter.first.out_channels
+    assert all(p.requires_grad for p in deeper.parameters())
+    x = torch.from_numpy(photo(24, 20)).permute(2, 0, 1)[None].float() / 255
+    quality = torch.tensor([3])
+    assert torch.allclose(deeper.correction(x, quality), model.postfilter.correction(x, quality), atol=1e-6)
+    with pytest.raises(InputError, match="--start"):
+        starting_filter(model_from_bytes(with_postfilter(filtered_bytes, deeper)), 32, 1, start=True)
 
 
 def photo(height: int = 72, width: int = 96, seed: int = 5) -> np.ndarray:
@@ -44,8 +76,9 @@ def test_the_decoder_filters_last_and_a_zero_gain_skips_the_filter(filtered_byte
         assert np.array_equal(filtered, postfilter.apply(plain, quality))
 
 
-def test_strips_filter_like_the_whole_image(monkeypatch) -> None:
-    postfilter, pixels = random_postfilter(2, seed=1), photo(70, 40, seed=6)
+@pytest.mark.parametrize("blocks", [0, 2])
+def test_strips_filter_like_the_whole_image(monkeypatch, blocks: int) -> None:
+    postfilter, pixels = random_postfilter(2, seed=1, blocks=blocks), photo(70, 40, seed=6)
     whole = postfilter.apply(pixels, 2)
     monkeypatch.setattr(postfilter_module, "STRIP_ROWS", 4)
     strips = postfilter.apply(pixels, 2)
@@ -79,16 +112,18 @@ def test_strips_filtered_in_parallel_give_the_same_pixels_on_any_thread_count(mo
         ("post.first.weight", lambda t: torch.zeros(65, 3, 3, 3)),
         ("post.quality_bias", lambda t: torch.cat([t, t])),
         ("post.last.bias", None),
+        ("post.blocks.0.outer.bias", None),
+        ("post.blocks.1.inner.weight", lambda t: t.clone()),
     ],
 )
-def test_malformed_postfilter_tensors_raise_model_error(filtered_bytes: bytes, key: str, change) -> None:
-    tensors = load(filtered_bytes)
+def test_malformed_postfilter_tensors_raise_model_error(deep_bytes: bytes, key: str, change) -> None:
+    tensors = load(deep_bytes)
     if change is None:
         del tensors[key]
-    else:
-        tensors[key] = change(tensors[key]).contiguous()
-    size = int.from_bytes(filtered_bytes[:8], "little")
-    meta = json.loads(filtered_bytes[8 : 8 + size])["__metadata__"]
+    else:  # a key not in the file (more blocks than allowed) copies block 0's
+        tensors[key] = change(tensors.get(key, tensors["post.blocks.0.inner.weight"])).contiguous()
+    size = int.from_bytes(deep_bytes[:8], "little")
+    meta = json.loads(deep_bytes[8 : 8 + size])["__metadata__"]
     with pytest.raises(ModelError, match="post-filter"):
         model_from_bytes(save(tensors, metadata=meta))
 
@@ -114,6 +149,20 @@ def test_fit_postfilter_writes_a_model_that_decodes_no_worse(tmp_path, model_fil
     fitted.postfilter.gain[1] = 0.0
     plain = np.asarray(codec.decompress(data)).astype(float)
     assert ((filtered - image) ** 2).mean() <= ((plain - image) ** 2).mean()
+
+
+def test_fit_postfilter_start_deepens_the_models_own_filter(tmp_path, filtered_bytes: bytes) -> None:
+    from aecodec.cli import main
+
+    data, source = tmp_path / "photos", tmp_path / "own.safetensors"
+    data.mkdir()
+    Image.fromarray(photo(seed=1)).save(data / "1.png")
+    source.write_bytes(filtered_bytes)
+    out = tmp_path / "deeper.safetensors"
+    args = ["--model", str(source), "--data", str(data), "--out", str(out), "--name", "deeper", "--per-image", "1"]
+    assert main(["fit-postfilter", *args, "--start", "--blocks", "1", "--steps", "0"]) == 0
+    own, deeper = model_from_bytes(filtered_bytes).postfilter, model_from_bytes(out.read_bytes()).postfilter
+    assert len(deeper.blocks) == 1 and torch.equal(deeper.middle.weight, own.middle.weight)
 
 
 def _with_chunks(data: bytes, chunks: dict[bytes, bytes]) -> bytes:

@@ -322,6 +322,10 @@ class Codec:
         alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
         return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
 
+    def decompress_unfiltered(self, data: bytes) -> np.ndarray:
+        """The (H, W, 3) uint8 pixels of an ``.aec`` file before the post-filter: what a filter is trained on."""
+        return self._unfiltered(unpack(data, self.max_pixels))
+
     def _unfiltered(self, file: AecFile) -> np.ndarray:
         """The (H, W, 3) uint8 base plus residual of a parsed file, before any post-filter."""
         header = file.header

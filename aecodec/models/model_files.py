@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save
 
 from aecodec.bitstream.entropy import MAX_ROW_TOTAL, PRECISION_BITS
-from aecodec.bitstream.format import MAX_FILTER_CHANNELS, MODEL_NAME_RE
+from aecodec.bitstream.format import MAX_FILTER_BLOCKS, MAX_FILTER_CHANNELS, MODEL_NAME_RE
 from aecodec.errors import InputError, ModelError
 from aecodec.models.integer_prior import IntegerPrior
 from aecodec.models.postfilter import PostFilter
@@ -191,15 +191,20 @@ def _postfilter(tensors: dict[str, torch.Tensor], qualities: int) -> PostFilter 
     channels = first.shape[0] if first is not None and first.dim() == 4 else 0
     if not 1 <= channels <= MAX_FILTER_CHANNELS:
         raise ModelError(f"post-filter must have 1..{MAX_FILTER_CHANNELS} channels")
+    blocks = sum(1 for k in stored if k.startswith("blocks.") and k.endswith(".inner.weight"))
+    if blocks > MAX_FILTER_BLOCKS:
+        raise ModelError(f"post-filter must have at most {MAX_FILTER_BLOCKS} residual blocks")
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in PostFilter(qualities, channels).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in PostFilter(qualities, channels, blocks).state_dict().items()}
     if {k: tuple(v.shape) for k, v in stored.items()} != expected:
-        raise ModelError(f"post-filter tensors do not match {qualities} qualities and {channels} channels")
+        raise ModelError(
+            f"post-filter tensors do not match {qualities} qualities, {channels} channels and {blocks} blocks"
+        )
     if any(v.dtype != torch.float32 or not torch.isfinite(v).all() for v in stored.values()):
         raise ModelError("post-filter tensors must be finite float32")
     if not ((stored["gain"] >= 0) & (stored["gain"] <= POSTFILTER_MAX_GAIN)).all():
         raise ModelError(f"post-filter gains must be in 0..{POSTFILTER_MAX_GAIN}")
-    postfilter = PostFilter(qualities, channels)
+    postfilter = PostFilter(qualities, channels, blocks)
     postfilter.load_state_dict(stored)
     return postfilter.eval().requires_grad_(False)  # an encoder tuning it per image never trains the shared weights
 

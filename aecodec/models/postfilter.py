@@ -1,6 +1,6 @@
 """The post-filter: a small CNN the decoder runs on its own output, to remove the codec's typical artifacts.
 
-The residual layer's block edges and ringing and the base's blur look alike in every image, so three
+The residual layer's block edges and ringing and the base's blur look alike in every image, so a few
 3x3 convolutions trained on decoded training photos (:mod:`aecodec.training.postfilter`) take part
 of them away. The filter reads only decoded pixels and the quality, so it has no part in exact
 decoding; like the synthesis, its float output may differ by rounding between machines. Its
@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-HALO = 3  # rows a strip needs beyond its own on each side: three 3x3 convolutions
 STRIP_ROWS = 32  # rows filtered at a time at most, so that oneDNN's hidden maps stay small
 # Wide images take fewer rows per strip (down to MIN_STRIP_ROWS): with a strip per thread in flight,
 # 32 rows of a 6000-pixel-wide image took 190 MB more at the decode's peak.
@@ -53,26 +52,48 @@ class FilterTuning:
     gain: float  # replaces the quality's gain; 0 skips the filter
 
 
-class PostFilter(nn.Module):
-    """x -> x + gain[q] * correction(x, q) on (N, 3, H, W) images in [0, 1], for qualities q in 1..qualities."""
+class ResidualBlock(nn.Module):
+    """h -> relu(h + conv(relu(conv(h)))): a block whose second convolution starts at zero is the identity on
+    the filter's (non-negative) hidden maps, so blocks added to a trained filter start from it."""
 
-    def __init__(self, qualities: int, channels: int = 32) -> None:
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.inner = nn.Conv2d(channels, channels, 3, padding=1)
+        self.outer = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(self.outer.bias)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return F.relu(hidden + self.outer(F.relu(self.inner(hidden))))
+
+
+class PostFilter(nn.Module):
+    """x -> x + gain[q] * correction(x, q) on (N, 3, H, W) images in [0, 1], for qualities q in 1..qualities:
+    three 3x3 convolutions (3 -> C -> C -> 3) with ``blocks`` residual blocks of two more before the last."""
+
+    def __init__(self, qualities: int, channels: int = 32, blocks: int = 0) -> None:
         super().__init__()
         self.first = nn.Conv2d(3, channels, 3, padding=1)
         # Added to the first layer's output: tells the filter how strong a quality's artifacts are.
         self.quality_bias = nn.Parameter(torch.zeros(qualities, channels))
         self.middle = nn.Conv2d(channels, channels, 3, padding=1)
+        self.blocks = nn.Sequential(*(ResidualBlock(channels) for _ in range(blocks)))
         self.last = nn.Conv2d(channels, 3, 3, padding=1)
         nn.init.zeros_(self.last.weight)  # training starts from the identity
         nn.init.zeros_(self.last.bias)
         self.register_buffer("gain", torch.ones(qualities))
+
+    @property
+    def halo(self) -> int:
+        """Rows a strip needs beyond its own on each side: one per 3x3 convolution."""
+        return 3 + 2 * len(self.blocks)
 
     def correction(self, x: Tensor, quality: Tensor, bias: Tensor | None = None) -> Tensor:
         """What the filter adds to ``x`` (N, 3, H, W) at 1-based ``quality`` (N,), before the gain;
         ``bias`` (channels,), a file's own, is added to the quality's."""
         shift = self.quality_bias[quality - 1] if bias is None else self.quality_bias[quality - 1] + bias
         hidden = F.relu(self.first(x) + shift[:, :, None, None])
-        return self.last(F.relu(self.middle(hidden)))
+        return self.last(self.blocks(F.relu(self.middle(hidden))))
 
     @torch.no_grad()
     def least_squares_gain(
@@ -94,7 +115,7 @@ class PostFilter(nn.Module):
     def for_qualities(self, sources: list[int]) -> "PostFilter":
         """A copy of this filter for another ladder: its quality q uses this filter's quality ``sources[q - 1]``."""
         rows = torch.tensor(sources) - 1
-        copy = PostFilter(len(sources), self.first.out_channels)
+        copy = PostFilter(len(sources), self.first.out_channels, len(self.blocks))
         state = {**self.state_dict(), "quality_bias": self.quality_bias[rows], "gain": self.gain[rows]}
         copy.load_state_dict(state)
         return copy.eval().requires_grad_(False)
@@ -110,12 +131,12 @@ class PostFilter(nn.Module):
         if gain == 0:
             return pixels
         bias = None if tuning is None else tuning.bias
-        out, (height, width), q = np.empty_like(pixels), pixels.shape[:2], torch.tensor([quality])
+        out, (height, width), q, halo = np.empty_like(pixels), pixels.shape[:2], torch.tensor([quality]), self.halo
         rows = min(STRIP_ROWS, max(MIN_STRIP_ROWS, STRIP_PIXELS // width))
 
         def filter_strip(start: int) -> None:
             stop = min(start + rows, height)
-            low, high = max(start - HALO, 0), min(stop + HALO, height)
+            low, high = max(start - halo, 0), min(stop + halo, height)
             x = torch.from_numpy(pixels[low:high].copy()).permute(2, 0, 1)[None].float() / 255
             y = (x + gain * self.correction(x, q, bias))[0, :, start - low : stop - low]
             out[start:stop] = (y * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()

@@ -1,13 +1,15 @@
 """Train a model's post-filter on its own decodes of training photos.
 
 Usage: ``aecodec fit-postfilter --model NAME --data DIR --out FILE.safetensors --name NEW``. Every
-training photo is coded and decoded at a few qualities (spread so that every quality is seen);
+training photo is coded and decoded without post-filter at a few qualities (spread so that every
+quality is seen);
 the filter (:mod:`aecodec.models.postfilter`) learns by Adam on random crops to map the decodes to
 the photos (squared error), then each quality's gain is fitted by least squares on the whole
 decodes, and set to 0 where the rounded, filtered decodes were no closer to the photos. With
 ``--weighting psnr`` each decode's squared error counts in inverse proportion to its mean, so that
 training raises the mean PSNR (what a benchmark averages) instead of lowering the total error, which
-the busiest photos dominate.
+the busiest photos dominate. ``--start`` continues from the model's own filter, with ``--blocks``
+residual blocks added as the identity, so a deeper filter starts where the shipped one is.
 """
 
 import argparse
@@ -21,7 +23,8 @@ from PIL import Image
 from aecodec.codec.api import Codec
 from aecodec.codec.files import write_atomic
 from aecodec.codec.images import list_images
-from aecodec.models.model_files import model_bytes, resolve_model
+from aecodec.errors import InputError
+from aecodec.models.model_files import CodecModel, model_bytes, resolve_model
 from aecodec.models.postfilter import PostFilter
 from aecodec.training.data import split_files
 from aecodec.training.loop import text_table, trainer_parser
@@ -36,7 +39,7 @@ def decodes(codec: Codec, images: list[np.ndarray], per_image: int) -> list[Deco
     for i, pixels in enumerate(images):
         for j in range(per_image):
             quality = qualities[(i * per_image + j) % len(qualities)]
-            decoded = np.asarray(codec.decompress(codec.compress(pixels, quality)).convert("RGB"))
+            decoded = codec.decompress_unfiltered(codec.compress(pixels, quality))
             out.append((quality, *(torch.from_numpy(a).permute(2, 0, 1) for a in (decoded, pixels))))
     return out
 
@@ -65,15 +68,22 @@ def random_batch(pairs: list[Decode], weights: list[float], batch: int, crop: in
 
 
 def train(
-    postfilter: PostFilter, pairs: list[Decode], weights: list[float], steps: int, batch: int, crop: int, seed: int
+    postfilter: PostFilter,
+    pairs: list[Decode],
+    weights: list[float],
+    steps: int,
+    batch: int,
+    crop: int,
+    seed: int,
+    rate: float = 1e-3,
 ) -> None:
-    """Adam on weighted squared error, learning rate 1e-3 then 2e-4 for the last 30% of the steps."""
-    optimizer = torch.optim.Adam(postfilter.parameters(), lr=1e-3)
+    """Adam on weighted squared error, learning rate ``rate`` then a fifth of it for the last 30% of the steps."""
+    optimizer = torch.optim.Adam(postfilter.parameters(), lr=rate)
     generator, start = torch.Generator().manual_seed(seed), time.perf_counter()
     for step in range(1, steps + 1):
         if step == int(0.7 * steps):
             for group in optimizer.param_groups:
-                group["lr"] = 2e-4
+                group["lr"] = rate / 5
         quality, x, target, weight = random_batch(pairs, weights, batch, crop, generator)
         error = (x + postfilter.correction(x, quality) - target).square().mean((1, 2, 3))
         loss = (weight * error).mean()
@@ -112,6 +122,18 @@ def fit_gains(postfilter: PostFilter, pairs: list[Decode], weights: list[float])
     return report
 
 
+def starting_filter(model: CodecModel, channels: int, blocks: int, start: bool) -> PostFilter:
+    """A fresh filter of ``channels`` and ``blocks``, or with ``start`` the model's own with ``blocks`` in all."""
+    if not start:
+        return PostFilter(model.num_qualities, channels, blocks)
+    own = model.postfilter
+    if own is None or len(own.blocks) > blocks:
+        raise InputError(f"--start needs a model with a post-filter of at most {blocks} blocks")
+    postfilter = PostFilter(model.num_qualities, own.first.out_channels, blocks)
+    postfilter.load_state_dict(own.state_dict(), strict=False)  # the missing blocks keep their identity start
+    return postfilter.requires_grad_(True)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -122,6 +144,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="model file to write (.safetensors)")
     parser.add_argument("--name", required=True, help="name of the new model")
     parser.add_argument("--channels", type=int, default=32, help="hidden channels of the filter")
+    parser.add_argument("--blocks", type=int, default=0, help="residual blocks (two convolutions each) of the filter")
+    parser.add_argument(
+        "--start",
+        action="store_true",
+        help="start from the model's own filter (its channels; blocks it lacks start as the identity)",
+    )
+    parser.add_argument("--rate", type=float, default=1e-3, help="Adam's learning rate (a fifth for the last 30%%)")
     parser.add_argument("--per-image", type=int, default=3, help="qualities each training image is decoded at")
     parser.add_argument("--steps", type=int, default=8000, help="Adam steps")
     parser.add_argument("--batch", type=int, default=16, help="crops per step")
@@ -145,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     pairs = decodes(Codec(model), images, args.per_image)
     print(f"{len(pairs)} decodes of {len(images)} images", flush=True)
     weights = psnr_weights(pairs) if args.weighting == "psnr" else [1.0] * len(pairs)
-    postfilter = PostFilter(model.num_qualities, args.channels)
-    train(postfilter, pairs, weights, args.steps, args.batch, args.crop, args.seed)
+    postfilter = starting_filter(model, args.channels, args.blocks, args.start)
+    train(postfilter, pairs, weights, args.steps, args.batch, args.crop, args.seed, args.rate)
     report = fit_gains(postfilter.eval(), pairs, weights)
     metadata = {"postfilter_data": str(args.data), "postfilter_weighting": args.weighting}
     data = model_bytes(args.name, model.network, model.prior, model.residual, metadata, postfilter)

@@ -19,7 +19,6 @@ import numpy as np
 from PIL import Image
 
 from aecodec.bench.bdrate import bd_rate, shared_range
-from aecodec.bitstream.format import unpack
 from aecodec.codec.api import Codec
 from aecodec.models.model_files import resolve_model
 
@@ -44,7 +43,7 @@ def unfiltered(cache: str) -> dict:
         for path in paths:
             for quality in QUALITIES:
                 data = codec.compress(rgb(path), quality)
-                out[(name, str(path), quality)] = (len(data), codec._unfiltered(unpack(data, codec.max_pixels)))
+                out[(name, str(path), quality)] = (len(data), codec.decompress_unfiltered(data))
     Path(cache).write_bytes(pickle.dumps(out))
     return out
 
