@@ -129,11 +129,14 @@ def test_residual_files_without_row_offsets_still_decode() -> None:
     assert 10 * np.log10(255**2 / np.mean((decoded - source) ** 2)) > 35
 
 
-@pytest.mark.parametrize(("file", "model"), [("half", "vqvae2-wide-rph"), ("rphf", "vqvae2-wide-rphf")])
+@pytest.mark.parametrize(
+    ("file", "model"),
+    [("q14-half", "vqvae2-wide-rph"), ("q14-rphf", "vqvae2-wide-rphf"), ("q17-rplf", "vqvae2-wide-rplf")],
+)
 def test_half_base_files_of_previous_defaults_still_decode(file: str, model: str) -> None:
-    """Files with a half-resolution base written by two previous default models at quality 14 of
-    tests/data/synthetic-48x32.png (their levels name no half-base quality of their own)."""
-    data = (DATA / f"synthetic-48x32-q14-{file}.aec").read_bytes()
+    """Files with a half-resolution base written by three previous default models, at their quality of step 38
+    (14, 14, 17), of tests/data/synthetic-48x32.png (the first two's levels name no half-base quality)."""
+    data = (DATA / f"synthetic-48x32-{file}.aec").read_bytes()
     header = aecodec.read_header(data)
     assert header.half_base and header.model_name == model
     decoded = np.asarray(aecodec.decompress(data), dtype=float)
