@@ -86,6 +86,14 @@ def test_strips_filter_like_the_whole_image(monkeypatch, blocks: int) -> None:
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01  # float sums may round apart, nothing more
 
 
+def test_unfiltered_decodes_are_the_decodes_before_the_filter(filtered_bytes: bytes) -> None:
+    codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
+    data, tiny = codec.compress(photo(), 4), photo(6, 8)
+    unfiltered = codec.decompress_unfiltered(data)
+    assert np.array_equal(np.asarray(codec.decompress(data)), codec.model.postfilter.apply(unfiltered, 4))
+    assert np.array_equal(codec.decompress_unfiltered(codec.compress(tiny, 4)), tiny)  # raw pixels, exactly
+
+
 def test_strips_filtered_in_parallel_give_the_same_pixels_on_any_thread_count(monkeypatch) -> None:
     """Each strip runs on one oneDNN thread, whichever worker takes it: 1 and 3 threads agree exactly."""
     postfilter, pixels = random_postfilter(2, seed=2), photo(75, 40, seed=8)

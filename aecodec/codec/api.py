@@ -317,14 +317,16 @@ class Codec:
             own = None if tuning is None else unpack_tuning(tuning, postfilter.quality_bias.shape[1])
             pixels = postfilter.apply(pixels, header.quality, own)
         if raw is not None:
-            plane = np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width, header.channels)
-            pixels = np.ascontiguousarray(np.broadcast_to(plane, pixels.shape))
+            pixels = _raw_pixels(raw, header)
         alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
         return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
 
     def decompress_unfiltered(self, data: bytes) -> np.ndarray:
-        """The (H, W, 3) uint8 pixels of an ``.aec`` file before the post-filter: what a filter is trained on."""
-        return self._unfiltered(unpack(data, self.max_pixels))
+        """The (H, W, 3) uint8 pixels of an ``.aec`` file before the post-filter: what a filter is trained on
+        (a file of raw pixels gives them, as :meth:`decompress` does)."""
+        file = unpack(data, self.max_pixels)
+        pixels, raw = self._unfiltered(file), file.chunk(RAW_PIXELS)
+        return pixels if raw is None else _raw_pixels(raw, file.header)
 
     def _unfiltered(self, file: AecFile) -> np.ndarray:
         """The (H, W, 3) uint8 base plus residual of a parsed file, before any post-filter."""
@@ -372,6 +374,12 @@ class Codec:
             raise FormatError(f"quality {header.quality} is beyond this model's {self.model.num_qualities}")
         if header.half_base and self.model.quality_plan(header.quality)[1] is None:
             raise FormatError(f"invalid file: quality {header.quality} codes no residual, so no half-resolution base")
+
+
+def _raw_pixels(raw: bytes, header: Header) -> np.ndarray:
+    """The (H, W, 3) uint8 pixels of a ``PIXL`` chunk (grayscale repeated), checked for size by unpack."""
+    plane = np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width, header.channels)
+    return np.ascontiguousarray(np.broadcast_to(plane, (header.height, header.width, 3)))
 
 
 def _allocate_image(width: int, height: int) -> np.ndarray:
