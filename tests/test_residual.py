@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load, save
 
+import aecodec.models.residual as residual_module
 from aecodec.bitstream.format import RESIDUAL, AecFile, pack, unpack
 from aecodec.codec import residual_coding
 from aecodec.codec.api import Codec
@@ -21,6 +22,7 @@ from aecodec.models.residual import (
     CONTEXTS,
     DEADZONE,
     ESCAPE,
+    FILTER_REACH,
     MAX_MAGNITUDE,
     PREDICTOR_INPUTS,
     ResidualLayer,
@@ -31,6 +33,7 @@ from aecodec.models.residual import (
     log_bin,
     parity_mask,
     residual_blocks,
+    to_blocks,
     traverse,
 )
 from aecodec.testing import random_postfilter, random_residual_layer, with_postfilter, with_residual_layer
@@ -294,6 +297,23 @@ def test_fitted_predictors_predict_a_smooth_residual_from_the_anchors():
     coefficients = ((residual_blocks(pixels, base).astype(np.float32) - mean) @ basis.T)[second]
     predicted = predicting.predictions(predicting.analyze(pixels, base, level), level, slice(0, 12))[second]
     assert ((coefficients - predicted) ** 2).sum() < 0.2 * (coefficients**2).sum()
+
+
+@pytest.mark.parametrize("shape", [(48, 64), (37, 50)])
+def test_the_filters_correction_is_bounded_per_klt_coefficient(layer, monkeypatch, shape):
+    rng, level = np.random.default_rng(3), layer.levels[0]
+    decoded = rng.integers(0, 256, (*shape, 3)).astype(np.uint8)
+    filtered = (decoded + rng.normal(0, 6, decoded.shape)).round().clip(0, 255).astype(np.uint8)
+    bounded = layer.bound_correction(filtered, decoded, level)
+    corrections = [
+        to_blocks(a.astype(np.float64) - decoded) @ layer.bases[0].T.astype(np.float64) for a in (filtered, bounded)
+    ]
+    assert np.abs(corrections[0]).max() > FILTER_REACH * level.step  # there was something to bound
+    assert np.square(corrections[1]).sum() < np.square(corrections[0]).sum()
+    monkeypatch.setattr(residual_module, "FILTER_REACH", 1e9)  # nothing clipped: the filter's own pixels
+    assert np.array_equal(layer.bound_correction(filtered, decoded, level), filtered)
+    monkeypatch.setattr(residual_module, "FILTER_REACH", 0.0)  # nothing kept: the decode
+    assert np.array_equal(layer.bound_correction(filtered, decoded, level), decoded)
 
 
 def test_a_missing_or_stray_residual_chunk_is_refused(res_codec):

@@ -315,7 +315,9 @@ class Codec:
         pixels = self._unfiltered(file)
         if postfilter is not None and raw is None:
             own = None if tuning is None else unpack_tuning(tuning, postfilter.quality_bias.shape[1])
-            pixels = postfilter.apply(pixels, header.quality, own)
+            filtered = postfilter.apply(pixels, header.quality, own)
+            level = self.model.quality_plan(header.quality)[1]
+            pixels = filtered if level is None else self.model.residual.bound_correction(filtered, pixels, level)
         if raw is not None:
             pixels = _raw_pixels(raw, header)
         alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)

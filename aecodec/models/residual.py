@@ -38,6 +38,9 @@ BAND_SIZE = np.bincount(BAND, minlength=BANDS)
 STRIP_BLOCK_ROWS = 32  # block rows transformed at a time
 PREDICTION_BORDER = 2  # pixel rows (columns) of each anchor next to a second-pass block that predict it
 PREDICTOR_INPUTS = 4 * PREDICTION_BORDER * BLOCK * 3 + 1  # the four borders' RGB values and a constant
+# The post-filter's correction of each KLT coefficient is kept within this many steps: 0.3 was best of
+# 0.1-1.0 on the training photos' decodes (research/postfilter/consistency.py; +0.015-0.021 dB on Kodak).
+FILTER_REACH = 0.3
 INTRA_BINS, NEIGHBOUR_BINS, TOTAL_BINS = 12, 9, 9
 CONTEXTS_PER_BAND = INTRA_BINS * NEIGHBOUR_BINS * TOTAL_BINS
 CONTEXTS = BANDS * CONTEXTS_PER_BAND
@@ -188,6 +191,21 @@ class ResidualLayer:
             residual = from_blocks(blocks)
             target = pixels[rows.start * BLOCK : rows.stop * BLOCK]
             target[:] = (target + residual[: len(target), : target.shape[1]]).round().clip(0, 255)
+
+    def bound_correction(self, filtered: np.ndarray, decoded: np.ndarray, level: ResidualLevel) -> np.ndarray:
+        """``filtered`` (H, W, 3) uint8 with what the post-filter changed in ``decoded`` kept, in each block's KLT,
+        within :data:`FILTER_REACH` steps of every coefficient: the filter does not know the quantizer's cells,
+        and pulling its correction back toward them brings the image closer to the original.
+        """
+        basis, reach = self.bases[level.basis], FILTER_REACH * level.step
+        out, (height, width) = np.empty_like(filtered), filtered.shape[:2]
+        for rows in spans(blocks_shape(width, height)[0], STRIP_BLOCK_ROWS):
+            lines = slice(rows.start * BLOCK, min(rows.stop * BLOCK, height))
+            correction = to_blocks(filtered[lines].astype(np.int16) - decoded[lines])
+            kept = product(product(correction, basis.T).clip(-reach, reach), basis)
+            pixels = decoded[lines] + from_blocks(kept)[: lines.stop - lines.start, :width]
+            out[lines] = pixels.round().clip(0, 255)
+        return out
 
 
 def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
