@@ -16,9 +16,12 @@ From the repository root, ``PYTHONPATH=.``:
   of Kodak and the four held-out photos at qualities 2-28 every other (as ``compare.py``);
 - ``... train TRAIN.pt KIND STEPS SEED OUT.pt``: Adam on PSNR-weighted squared error (at 3e-4 from
   the default model's filter, at 1e-3 for ``shuffle``), a fifth of it for the last 30% of the steps;
-- ``... compare EVAL.pt KIND:FILTER.pt...``: BD-rate of each against the shipped filter on the same files.
+- ``... compare EVAL.pt KIND:FILTER.pt...``: BD-rate of each against the shipped filter on the same files;
+- ``... export TRAIN.pt deeper:FILTER.pt NAME OUT.safetensors``: the default model with that filter,
+  its gains fitted on the training decodes as ``fit-postfilter`` fits them.
 """
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -32,9 +35,11 @@ from aecodec.bench.bdrate import bd_rate
 from aecodec.bitstream.format import unpack
 from aecodec.codec.api import Codec
 from aecodec.codec.images import list_images
+from aecodec.models.model_files import model_bytes
 from aecodec.models.postfilter import PostFilter, ResidualBlock, one_onednn_thread
 from aecodec.training.data import split_files
-from aecodec.training.postfilter import psnr_weights
+from aecodec.training.loop import text_table
+from aecodec.training.postfilter import fit_gains, psnr_weights
 from aecodec.training.residual import VALIDATION_FRACTION
 
 SHARED = Path("../shared/data")
@@ -202,11 +207,28 @@ def compare(eval_cache: str, files: list[str]) -> None:
         print(line, flush=True)
 
 
+def export(train_cache: str, spec: str, name: str, out: str) -> None:
+    kind, file = spec.split(":", 1)
+    trained, model = made(kind), Codec().model
+    trained.load_state_dict(torch.load(file))
+    postfilter = PostFilter(len(trained.gain), trained.first.out_channels, len(trained.blocks))
+    postfilter.load_state_dict(trained.state_dict())
+    pairs = [(q, d, o) for q, d, _, o in torch.load(train_cache)]
+    report = fit_gains(postfilter.eval(), pairs, psnr_weights(pairs))
+    metadata = {"postfilter_data": "photos (training split)", "postfilter_weighting": "psnr"}
+    data = model_bytes(name, model.network, model.prior, model.residual, metadata, postfilter)
+    Path(out).write_bytes(data)
+    print(text_table(["quality", "decodes", "gain", "training dB"], report))
+    print(f"saved {out} (sha256 {hashlib.sha256(data).hexdigest()[:16]})")
+
+
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
     if command == "cache":
         cache(*rest)
     elif command == "train":
         train(rest[0], rest[1], int(rest[2]), int(rest[3]), rest[4])
+    elif command == "export":
+        export(*rest)
     else:
         compare(rest[0], rest[1:])
