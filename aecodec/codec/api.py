@@ -315,9 +315,11 @@ class Codec:
         pixels = self._unfiltered(file)
         if postfilter is not None and raw is None:
             own = None if tuning is None else unpack_tuning(tuning, postfilter.quality_bias.shape[1])
-            filtered = postfilter.apply(pixels, header.quality, own)
+            filtered = postfilter.apply(pixels, header.quality, own)  # ``pixels`` itself where the gain is 0
             level = self.model.quality_plan(header.quality)[1]
-            pixels = filtered if level is None else self.model.residual.bound_correction(filtered, pixels, level)
+            if level is not None and filtered is not pixels:
+                filtered = self.model.residual.bound_correction(filtered, pixels, level)
+            pixels = filtered
         if raw is not None:
             pixels = _raw_pixels(raw, header)
         alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
