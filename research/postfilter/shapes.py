@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor, nn
 
 from aecodec.bench.bdrate import bd_rate
@@ -41,17 +40,9 @@ from aecodec.training.data import split_files
 from aecodec.training.loop import text_table
 from aecodec.training.postfilter import fit_gains, psnr_weights
 from aecodec.training.residual import VALIDATION_FRACTION
+from research.postfilter.compare import QUALITIES, SETS, psnr, rgb
 
-SHARED = Path("../shared/data")
-EVAL_SETS = {
-    "kodak": sorted((SHARED / "kodak").glob("*.png")),
-    "held": [SHARED / "photos" / f"{n}.png" for n in ("010", "020", "030", "040")],
-}
-EVAL_QUALITIES = range(2, 29, 2)
-
-
-def rgb(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"))
+EVAL_SETS = {name: paths for name, (paths, _) in SETS.items()}
 
 
 def decode_with_base(codec: Codec, pixels: np.ndarray, quality: int) -> tuple[int, np.ndarray, np.ndarray]:
@@ -69,7 +60,7 @@ def chw(a: np.ndarray) -> Tensor:
 def cache(which: str, out: str) -> None:
     codec, items = Codec(), []
     if which == "train":
-        files = split_files(list_images(str(SHARED / "photos")), VALIDATION_FRACTION)[0]
+        files = split_files(list_images(str(SETS["held"][0][0].parent)), VALIDATION_FRACTION)[0]
         for i, path in enumerate(files):
             pixels = rgb(path)
             for j in range(3):
@@ -81,7 +72,7 @@ def cache(which: str, out: str) -> None:
         for name, paths in EVAL_SETS.items():
             for path in paths:
                 pixels = rgb(path)
-                for quality in EVAL_QUALITIES:
+                for quality in QUALITIES:
                     size, decoded, base = decode_with_base(codec, pixels, quality)
                     items.append((name, str(path), quality, size, decoded, base))
                 print(path.name, flush=True)
@@ -176,10 +167,6 @@ def filtered(postfilter: nn.Module, decoded: np.ndarray, base: np.ndarray, quali
     with one_onednn_thread():
         y = x + postfilter.correction_with(x, b, torch.tensor([quality]))
     return (y[0] * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return 10 * np.log10(255**2 / np.square(a.astype(float) - b).mean())
 
 
 def compare(eval_cache: str, files: list[str]) -> None:

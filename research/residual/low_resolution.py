@@ -23,12 +23,9 @@ from aecodec.codec.residual_rdo import rdo_chooser
 from aecodec.codec.tiling import tile_grid
 from aecodec.models.resampling import downsample2x, upsample2x
 from aecodec.models.residual import blocks_shape
+from research.postfilter.compare import psnr
 
 Point = tuple[float, float]  # bpp, PSNR
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return 10 * np.log10(255**2 / np.square(a.astype(float) - b).mean())
 
 
 def whole(codec: Codec, x: np.ndarray, quality: int, downsampled: bool) -> Point:
