@@ -12,7 +12,7 @@ from aecodec.bitstream.format import RESIDUAL, AecFile, pack, unpack
 from aecodec.codec import residual_coding
 from aecodec.codec.api import Codec
 from aecodec.codec.residual_coding import decode_residual, encode_residual, given
-from aecodec.codec.residual_rdo import LAGRANGIAN, rdo_chooser
+from aecodec.codec.residual_rdo import BAND_TILT, LAGRANGIAN, rdo_chooser
 from aecodec.errors import FormatError, InputError, ModelError
 from aecodec.models.model_files import HALF_BASE_QUALITY, model_from_bytes
 from aecodec.models.residual import (
@@ -209,6 +209,19 @@ def test_rdoq_lowers_the_rd_cost_and_keeps_the_base(res_codec):
             for effort, data in files.items()
         }
         assert cost[2] < cost[1]
+
+
+def test_rdoq_keeps_more_of_the_low_bands_and_less_of_the_high_ones_with_its_band_tilt(layer):
+    rng = np.random.default_rng(6)
+    level = layer.levels[1]
+    pixels = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    base = rng.integers(0, 256, pixels.shape, dtype=np.uint8)
+    shape = blocks_shape(96, 64)
+    kept = {}
+    for tilt in (0.0, BAND_TILT):
+        values = traverse(level, shape, rdo_chooser(layer, level, pixels, base, lagrangian=0.3, tilt=tilt))
+        kept[tilt] = np.bincount(BAND, weights=(values.reshape(-1, COEFFICIENTS) != 0).sum(0), minlength=BANDS)
+    assert kept[BAND_TILT][0] > kept[0.0][0] and kept[BAND_TILT][-1] < kept[0.0][-1]
 
 
 def test_predictions_read_only_the_anchors_and_are_zero_on_them(predicting_layer):

@@ -4,13 +4,16 @@ The deadzone quantizer rounds every coefficient alone, with one threshold everyw
 coder's own traversal decides each coefficient when it reaches it, knowing the bank row that will
 code it: among plain rounding, one step toward zero and zero, the magnitude with the least squared
 error plus lambda times its bits under that row. Every decision thus sees the exact contexts of what
-precedes it; its effect on the contexts of later coefficients is not weighed. The decoder is unchanged.
+precedes it; its effect on the contexts of later coefficients is not weighed. Lambda grows with the
+band: a low band's coefficient also predicts the neighbouring blocks and survives the post-filter, a
+high band's error the filter partly undoes. The decoder is unchanged.
 """
 
 import numpy as np
 
 from aecodec.models.residual import (
     BAND,
+    BANDS,
     COEFFICIENTS,
     ESCAPE,
     ESCAPE_DIGITS,
@@ -26,25 +29,38 @@ from aecodec.models.residual import (
 )
 
 # Lagrange multiplier in squared quantizer steps per bit; the high-rate slope of an entropy-coded
-# uniform quantizer is 2 ln 2 / 12 = 0.116; 0.09 is best of 0.06-0.22 on training photos (research/residual/rdoq.py).
-LAGRANGIAN = 0.09
+# uniform quantizer is 2 ln 2 / 12 = 0.116. Without post-filter 0.09 was best of 0.06-0.22 on training
+# photos (research/residual/rdoq.py); the post-filter, which undoes part of the error of what is kept,
+# moves it to 0.06-0.07: 0.065 is 0.83% better than 0.09 (research/residual/lagrangian.py).
+LAGRANGIAN = 0.065
+# Band b's Lagrangian is LAGRANGIAN * (1 + BAND_TILT * (b / 14 - 0.5)): 0.1x in band 0, 1.9x in band 14.
+# Against one Lagrangian for all bands: tilt 0.6 / 1.2 / 1.8 / 2.4 -0.64 / -0.87 / -1.01 / -0.88% on
+# training photos 003/013/023/033, 1.2 / 1.8 -1.35 / -1.68% on 007/017/027/037 (research/residual/lagrangian.py).
+BAND_TILT = 1.8
 _ESCAPE_BITS = 6 * ESCAPE_DIGITS  # two base-64 digits under a uniform row
 _CHUNK = 1 << 18  # coefficients decided at a time: the candidate arrays of a 24 MP pass would take ~1 GB
 
 
 def rdo_chooser(
-    layer: ResidualLayer, level: ResidualLevel, pixels: np.ndarray, base: np.ndarray, lagrangian: float = LAGRANGIAN
+    layer: ResidualLayer,
+    level: ResidualLevel,
+    pixels: np.ndarray,
+    base: np.ndarray,
+    lagrangian: float = LAGRANGIAN,
+    tilt: float = BAND_TILT,
 ) -> Visit:
     """The chooser (for :func:`~aecodec.codec.residual_coding.encode_residual`) that codes ``pixels - base`` by RDOQ.
 
     ``pixels`` and ``base`` are (H, W, 3) uint8. Distortion is measured on the KLT coefficients, which
-    the orthonormal basis makes the pixel squared error before rounding.
+    the orthonormal basis makes the pixel squared error before rounding; band b's Lagrangian is
+    ``lagrangian * (1 + tilt * (b / 14 - 0.5))``.
     """
     shape = blocks_shape(pixels.shape[1], pixels.shape[0])
     residual = residual_blocks(pixels, base).reshape(-1, COEFFICIENTS)
     mask = parity_mask(*shape)
     blocks_of = [np.flatnonzero(mask.ravel() == parity) for parity in (0, 1)]
     bits = np.log2(layer.bank.sum(1, keepdims=True)) - np.log2(layer.bank)  # (rows, ALPHABET)
+    band_lagrangians = lagrangian * (1 + tilt * (np.arange(BANDS) / (BANDS - 1) - 0.5))
     mean, basis = layer.means[level.basis], layer.bases[level.basis]
     current: dict[tuple[int, int], np.ndarray] = {}  # c / step of the pass being coded
     # With predictors: the anchors (rows of blocks_of[0]) this traversal chose, then, from its first
@@ -63,7 +79,9 @@ def rdo_chooser(
                 scaled -= second_pass_predictions()[:, columns] / level.step
             current[(parity, band)] = scaled.ravel()
         scaled = current[(parity, band)][where]
-        chosen = np.concatenate([decide(scaled[part], bits[row]) for part in spans(len(scaled), _CHUNK)])
+        chosen = np.concatenate(
+            [decide(scaled[part], bits[row], band_lagrangians[band]) for part in spans(len(scaled), _CHUNK)]
+        )
         if parity == 0 and layer.predictors is not None:
             if "anchors" not in state:  # a new traversal
                 state.clear()
@@ -89,20 +107,20 @@ def rdo_chooser(
             state["predicted"] = predicted
         return state["predicted"]
 
-    def decide(scaled: np.ndarray, row_bits: np.ndarray) -> np.ndarray:
+    def decide(scaled: np.ndarray, row_bits: np.ndarray, band_lagrangian: float) -> np.ndarray:
         chosen = np.zeros(len(scaled), dtype=np.int64)
         live = np.flatnonzero(np.abs(scaled) >= 0.5)  # the rest round to 0: every candidate is 0
-        chosen[live] = decide_live(scaled[live], row_bits)
+        chosen[live] = decide_live(scaled[live], row_bits, band_lagrangian)
         return chosen
 
-    def decide_live(scaled: np.ndarray, row_bits: np.ndarray) -> np.ndarray:
+    def decide_live(scaled: np.ndarray, row_bits: np.ndarray, band_lagrangian: float) -> np.ndarray:
         size, sign = np.abs(scaled), np.where(scaled < 0, -1, 1)
         rounded = np.minimum(np.floor(size + 0.5), MAX_MAGNITUDE).astype(np.int64)
         candidates = np.stack([rounded, np.maximum(rounded - 1, 0), np.zeros_like(rounded)])
         value = np.where(candidates > 0, candidates - layer.reconstruction_offset, 0)
         symbols = ESCAPE + sign * np.minimum(candidates, ESCAPE)
         rate = row_bits[symbols] + np.where(candidates >= ESCAPE, _ESCAPE_BITS, 0)
-        cost = (size - value) ** 2 + lagrangian * rate
+        cost = (size - value) ** 2 + band_lagrangian * rate
         return sign * np.take_along_axis(candidates, cost.argmin(0)[None], 0)[0]
 
     return choose
