@@ -5,8 +5,7 @@ coder's own traversal decides each coefficient when it reaches it, knowing the b
 code it: among plain rounding, one step toward zero and zero, the magnitude with the least squared
 error plus lambda times its bits under that row. Every decision thus sees the exact contexts of what
 precedes it; its effect on the contexts of later coefficients is not weighed. Lambda grows with the
-band: a low band's coefficient also predicts the neighbouring blocks and survives the post-filter, a
-high band's error the filter partly undoes. The decoder is unchanged.
+band: the post-filter partly undoes a high band's error, little of a low band's. The decoder is unchanged.
 """
 
 import numpy as np
