@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from aecodec.codec.api import Codec
@@ -25,15 +24,12 @@ from aecodec.codec.tiling import pad_to_multiple, to_tensor
 from aecodec.models.integer_prior import IntegerConv, IntegerLevelPrior, code_length, quantize_prior
 from aecodec.models.prior import HierarchicalPrior, LevelPrior, PriorConfig
 from aecodec.models.resampling import downsample2x
+from research.postfilter.compare import rgb
 
 SHARED = Path("../shared/data")
 HELD = ("010", "020", "030", "040")
 QUALITIES = (1, 2, 3)
 Maps = tuple[list[Tensor], list[Tensor]]  # (top stages, bottom stages), each (H, W)
-
-
-def rgb(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"))
 
 
 def index_maps(codec: Codec, pixels: np.ndarray, quality: int) -> Maps:
@@ -113,22 +109,28 @@ def batch(maps: Maps) -> Maps:
     return [t[None] for t in maps[0]], [t[None] for t in maps[1]]
 
 
+def per_quality(items: list[tuple[int, Maps]], bits_per_index) -> dict[int, float]:
+    """Mean over images of ``bits_per_index(maps)``, per base quality."""
+    out: dict[int, list[float]] = {}
+    for q, maps in items:
+        out.setdefault(q, []).append(bits_per_index(maps))
+    return {q: float(np.mean(v)) for q, v in sorted(out.items())}
+
+
+@torch.no_grad()
 def float_bits(prior: HierarchicalPrior, items: list[tuple[int, Maps]]) -> dict[int, float]:
     """Mean bits per index per base quality under the float prior."""
-    out: dict[int, list[float]] = {}
-    with torch.no_grad():
-        for q, maps in items:
-            top, bottom = prior.bits(*batch(maps))
-            out.setdefault(q, []).append(float(torch.cat([top.flatten(), bottom.flatten()]).mean()))
-    return {q: float(np.mean(v)) for q, v in sorted(out.items())}
+    return per_quality(items, lambda maps: float(torch.cat([t.flatten() for t in prior.bits(*batch(maps))]).mean()))
 
 
 def integer_bits(prior, items: list[tuple[int, Maps]]) -> dict[int, float]:
-    out: dict[int, list[float]] = {}
-    for q, maps in items:
+    """Mean exact bits per index per base quality under an integer prior."""
+
+    def bits_per_index(maps: Maps) -> float:
         bits, count = code_length(prior, *maps)
-        out.setdefault(q, []).append(bits / count)
-    return {q: float(np.mean(v)) for q, v in sorted(out.items())}
+        return bits / count
+
+    return per_quality(items, bits_per_index)
 
 
 def train(prior: HierarchicalPrior, items: list[tuple[int, Maps]], steps: int, lr: float) -> None:
