@@ -1,6 +1,7 @@
 """The post-filter: checked in model files, run last by the decoder strip by strip, trained by fit-postfilter."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from safetensors.torch import load, save
 
 import aecodec.models.postfilter as postfilter_module
 from aecodec.bitstream.format import FILTER_TUNING, AecFile, pack, unpack
-from aecodec.codec import filter_tuning
+from aecodec.codec import effort, filter_target, filter_tuning
 from aecodec.codec.api import Codec
 from aecodec.codec.filter_tuning import pack_tuning, tune_filter, unpack_tuning
 from aecodec.errors import FormatError, InputError, ModelError
@@ -211,6 +212,44 @@ def test_tuning_is_kept_only_where_it_pays_for_its_bits(filtered_bytes: bytes) -
     postfilter, image = codec.model.postfilter, photo(seed=3)
     decoded = np.asarray(codec.decompress(codec.compress(image, 2)))
     assert tune_filter(postfilter, decoded, image, 2, steps=5, lagrangian=1e12) is None
+
+
+def test_a_filter_of_zero_gain_targets_the_original() -> None:
+    postfilter, decoded, original = random_postfilter(2, seed=4), photo(40, 30, seed=1), photo(40, 30, seed=2)
+    postfilter.gain.zero_()  # F(d) = d, J = I: the target d - (d - x) is x
+    assert np.array_equal(filter_target.filter_target(postfilter, decoded, original, 2), original)
+
+
+def test_filter_target_is_one_gauss_newton_step_strip_by_strip(monkeypatch) -> None:
+    """d - J^T (F(d) - x) of the whole image at once, and of strips whose gradients add in their halos."""
+    postfilter, decoded, original = random_postfilter(2, seed=5, blocks=1), photo(70, 40, seed=3), photo(70, 40, seed=4)
+    d = torch.from_numpy(decoded.astype(np.float32) / 255).permute(2, 0, 1)[None].requires_grad_()
+    filtered = d + postfilter.gain[1] * postfilter.correction(d, torch.tensor([2]))
+    x = torch.from_numpy(original.astype(np.float32)).permute(2, 0, 1)[None]
+    (gradient,) = torch.autograd.grad(filtered, d, 255 * filtered.detach() - x)
+    expected = np.round(decoded - gradient[0].permute(1, 2, 0).numpy())
+    monkeypatch.setattr(filter_target, "STRIP_PIXELS", 1)
+    monkeypatch.setattr(filter_target, "MIN_STRIP_ROWS", 8)  # nine strips, each with a halo of 5 rows
+    target = filter_target.filter_target(postfilter, decoded, original, 2)
+    difference = np.abs(target - expected)
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01 and not np.array_equal(target, original)
+
+
+def test_higher_efforts_recode_the_residual_for_the_filter_never_at_a_higher_cost(
+    monkeypatch, filtered_bytes: bytes
+) -> None:
+    """Effort 3's residual, recoded toward the filter's targets, costs no more filtered D + lambda R than
+    effort 3's without those passes (the passes keep their input where no recoding beats it)."""
+    codec, image, quality = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8), photo(seed=5), 4
+    assert effort.effort_plan(3).filter_passes > 0 and effort.effort_plan(2).filter_passes == 0
+
+    def cost(data: bytes) -> float:
+        return _squared_error(codec.decompress(data), image) + codec._lagrangian(quality) * 8 * len(data)
+
+    recoded = codec.compress(image, quality, effort=3)
+    plans = [replace(plan, filter_passes=0) for plan in effort.EFFORTS]
+    monkeypatch.setattr(effort, "EFFORTS", tuple(plans))
+    assert cost(recoded) <= cost(codec.compress(image, quality, effort=3))
 
 
 def test_large_images_are_tuned_on_a_bounded_grid_of_crops(monkeypatch) -> None:

@@ -40,6 +40,7 @@ from aecodec.bitstream.format import (
 from aecodec.codec import memory
 from aecodec.codec.alpha import decode_alpha, encode_alpha
 from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile, rd_lambda
+from aecodec.codec.filter_target import filter_target
 from aecodec.codec.filter_tuning import pack_tuning, tune_filter, unpack_tuning
 from aecodec.codec.images import ImageLike, SourceImage, load_source, read_binary, to_image, with_metadata
 from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
@@ -49,6 +50,7 @@ from aecodec.codec.residual_rdo import LAGRANGIAN, rdo_chooser
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
 from aecodec.errors import FormatError, InputError
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
+from aecodec.models.postfilter import FilterTuning
 from aecodec.models.resampling import downsample2x, upsample2x
 from aecodec.models.residual import blocks_shape
 
@@ -199,8 +201,8 @@ class Codec:
         files = [
             self._file(source, quality, tune, progress, effort, half) for half in self._bases(source, quality, effort)
         ]
-        tuned = plan.filter_steps and self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
-        if len(files) == 1 and not tuned:
+        filtered = self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
+        if len(files) == 1 and not (filtered and (plan.filter_steps or plan.filter_passes)):
             return pack(files[0], self.max_pixels)
         original, lagrangian = source.pixels[:, :, :3], self._lagrangian(quality)
         decoded = [self._unfiltered(file) for file in files]  # exactly what a decoder will filter
@@ -210,12 +212,41 @@ class Codec:
         ]
         best = min(range(len(files)), key=costs.__getitem__)
         file, unfiltered = files[best], decoded[best]
-        if tuned:
+        if filtered and plan.filter_passes:
+            file, unfiltered = self._recode_for_filter(file, unfiltered, original, plan.filter_passes, lagrangian)
+        if filtered and plan.filter_steps:
             tuning = tune_filter(self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian)
             if tuning is not None:
-                chunks = {**dict(file.chunks), FILTER_TUNING: pack_tuning(tuning)}
-                file = replace(file, chunks=tuple(sorted(chunks.items())))
+                file = _with_chunk(file, FILTER_TUNING, pack_tuning(tuning))
         return pack(file, self.max_pixels)
+
+    def _recode_for_filter(
+        self, file: AecFile, unfiltered: np.ndarray, original: np.ndarray, passes: int, lagrangian: float
+    ) -> tuple[AecFile, np.ndarray]:
+        """``file`` with its residual recoded ``passes`` times toward :func:`filter_target` of the last decode,
+        the candidate of least filtered squared error plus ``lagrangian`` times its bits (the input's included),
+        and its unfiltered decode."""
+        header = file.header
+        level, postfilter = self.model.quality_plan(header.quality)[1], self.model.postfilter
+        if level is None or float(postfilter.gain[header.quality - 1]) == 0:
+            return file, unfiltered
+        layer, shape = self.model.residual, blocks_shape(header.width, header.height)
+        base = self._synthesize(header, self.tile_indices(file))
+
+        def cost(chunk: bytes, pixels: np.ndarray) -> float:
+            return _squared_error(self._filtered(pixels, header.quality), original) + lagrangian * 8 * len(chunk)
+
+        chunk = file.chunk(RESIDUAL)
+        best = (cost(chunk, unfiltered), chunk, unfiltered)
+        pixels = unfiltered
+        for _ in range(passes):
+            target = filter_target(postfilter, pixels, original, header.quality)
+            with memory.unfragmented(header.width, header.height):
+                chunk = encode_residual(layer, level, rdo_chooser(layer, level, target, base), shape)
+                pixels = base.copy()
+                layer.add_to(pixels, decode_residual(layer, level, chunk, shape), level)
+            best = min(best, (cost(chunk, pixels), chunk, pixels), key=lambda candidate: candidate[0])
+        return _with_chunk(file, RESIDUAL, best[1]), best[2]
 
     def _bases(self, source: SourceImage, quality: int, effort: int) -> tuple[bool, ...]:
         """Which bases (``True``: half resolution) an image is coded on at ``quality`` and ``effort``.
@@ -315,11 +346,7 @@ class Codec:
         pixels = self._unfiltered(file)
         if postfilter is not None and raw is None:
             own = None if tuning is None else unpack_tuning(tuning, postfilter.quality_bias.shape[1])
-            filtered = postfilter.apply(pixels, header.quality, own)  # ``pixels`` itself where the gain is 0
-            level = self.model.quality_plan(header.quality)[1]
-            if level is not None and filtered is not pixels:
-                filtered = self.model.residual.bound_correction(filtered, pixels, level)
-            pixels = filtered
+            pixels = self._filtered(pixels, header.quality, own)
         if raw is not None:
             pixels = _raw_pixels(raw, header)
         alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
@@ -331,6 +358,15 @@ class Codec:
         file = unpack(data, self.max_pixels)
         pixels, raw = self._unfiltered(file), file.chunk(RAW_PIXELS)
         return pixels if raw is None else _raw_pixels(raw, file.header)
+
+    def _filtered(self, pixels: np.ndarray, quality: int, tuning: FilterTuning | None = None) -> np.ndarray:
+        """What the decoder shows of unfiltered ``pixels`` at ``quality``: the post-filter's output (with a file's
+        own ``tuning``), its correction bounded by the residual's quantizer cells where there is a residual."""
+        filtered = self.model.postfilter.apply(pixels, quality, tuning)  # ``pixels`` itself where the gain is 0
+        level = self.model.quality_plan(quality)[1]
+        if level is not None and filtered is not pixels:
+            filtered = self.model.residual.bound_correction(filtered, pixels, level)
+        return filtered
 
     def _unfiltered(self, file: AecFile) -> np.ndarray:
         """The (H, W, 3) uint8 base plus residual of a parsed file, before any post-filter."""
@@ -378,6 +414,11 @@ class Codec:
             raise FormatError(f"quality {header.quality} is beyond this model's {self.model.num_qualities}")
         if header.half_base and self.model.quality_plan(header.quality)[1] is None:
             raise FormatError(f"invalid file: quality {header.quality} codes no residual, so no half-resolution base")
+
+
+def _with_chunk(file: AecFile, key: bytes, payload: bytes) -> AecFile:
+    """``file`` with chunk ``key`` set to ``payload`` (added or replaced; chunks stay sorted)."""
+    return replace(file, chunks=tuple(sorted({**dict(file.chunks), key: payload}.items())))
 
 
 def _raw_pixels(raw: bytes, header: Header) -> np.ndarray:

@@ -12,7 +12,9 @@ residual layer a refined base gained nothing (0.0% BD-rate for 12x the encode ti
 absorbs it), so there the base is always the analysis's. Efforts 1 and 2 code the base of every
 residual level at half resolution (docs/FORMAT.md, flags), better on average at every rate; efforts
 3 and up code the image on both a full- and a half-resolution base and keep the file of lower
-squared error plus lambda times its bits.
+squared error plus lambda times its bits, then recode the residual toward what the post-filter makes
+of its decode (:mod:`aecodec.codec.filter_target`; 2 passes at effort 3, 4 at 4 and 5), keeping the
+recoding of least filtered squared error plus lambda times its bits.
 Effort 5 adds the first per-image layer: the post-filter tuned to the image
 (:mod:`aecodec.codec.filter_tuning`), about two minutes per megapixel on one core with the default filter.
 """
@@ -38,15 +40,16 @@ class Effort:
     rdoq: bool = False  # residual coefficients by RDOQ, else by the deadzone quantizer
     lr: float = 0.01  # refinement step size
     filter_steps: int = 0  # Adam steps tuning the post-filter to the image (0: the shared filter)
+    filter_passes: int = 0  # recodings of the residual toward what the post-filter makes of it
     base_choice: bool = False  # code on a full- and a half-resolution base, keep the lower D + lambda R
 
 
 EFFORTS: tuple[Effort, ...] = (
     Effort(0),
     Effort(0, rdoq=True),
-    Effort(8, rdoq=True, base_choice=True),
-    Effort(32, rdoq=True, base_choice=True),
-    Effort(32, rdoq=True, filter_steps=20, base_choice=True),
+    Effort(8, rdoq=True, base_choice=True, filter_passes=2),
+    Effort(32, rdoq=True, base_choice=True, filter_passes=4),
+    Effort(32, rdoq=True, filter_steps=20, base_choice=True, filter_passes=4),
 )
 
 

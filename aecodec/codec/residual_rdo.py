@@ -50,7 +50,8 @@ def rdo_chooser(
 ) -> Visit:
     """The chooser (for :func:`~aecodec.codec.residual_coding.encode_residual`) that codes ``pixels - base`` by RDOQ.
 
-    ``pixels`` and ``base`` are (H, W, 3) uint8. Distortion is measured on the KLT coefficients, which
+    ``pixels`` (H, W, 3) uint8, or int16 for a target beyond 0-255 (:mod:`aecodec.codec.filter_target`), and
+    ``base`` (H, W, 3) uint8. Distortion is measured on the KLT coefficients, which
     the orthonormal basis makes the pixel squared error before rounding; band b's Lagrangian is
     ``lagrangian * (1 + tilt * (b / 14 - 0.5))``.
     """

@@ -236,7 +236,8 @@ def blocks_shape(width: int, height: int) -> tuple[int, int]:
 
 
 def residual_blocks(pixels: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """:func:`to_blocks` of ``pixels - base`` (both (H, W, 3) uint8) as int16, a strip of block rows at a time."""
+    """:func:`to_blocks` of ``pixels - base`` ((H, W, 3) uint8 or int16, and uint8) as int16, a strip of block rows
+    at a time."""
     height, width = pixels.shape[:2]
     out = np.empty((*blocks_shape(width, height), COEFFICIENTS), dtype=np.int16)
     for rows in spans(len(out), STRIP_BLOCK_ROWS):
