@@ -201,8 +201,8 @@ class Codec:
         files = [
             self._file(source, quality, tune, progress, effort, half) for half in self._bases(source, quality, effort)
         ]
-        filtered = self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
-        if len(files) == 1 and not (filtered and (plan.filter_steps or plan.filter_passes)):
+        has_filter = self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
+        if len(files) == 1 and not (has_filter and (plan.filter_steps or plan.filter_passes)):
             return pack(files[0], self.max_pixels)
         original, lagrangian = source.pixels[:, :, :3], self._lagrangian(quality)
         decoded = [self._unfiltered(file) for file in files]  # exactly what a decoder will filter
@@ -212,9 +212,9 @@ class Codec:
         ]
         best = min(range(len(files)), key=costs.__getitem__)
         file, unfiltered = files[best], decoded[best]
-        if filtered and plan.filter_passes:
+        if has_filter and plan.filter_passes:
             file, unfiltered = self._recode_for_filter(file, unfiltered, original, plan.filter_passes, lagrangian)
-        if filtered and plan.filter_steps:
+        if has_filter and plan.filter_steps:
             tuning = tune_filter(self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian)
             if tuning is not None:
                 file = _with_chunk(file, FILTER_TUNING, pack_tuning(tuning))
