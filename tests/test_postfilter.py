@@ -203,7 +203,8 @@ def test_effort_5_tunes_the_filter_to_the_image(filtered_bytes: bytes) -> None:
         shared, tuned = codec.compress(image, quality, effort=4), codec.compress(image, quality, effort=5)
         chunk = unpack(tuned).chunk(FILTER_TUNING)
         assert chunk is not None and len(chunk) == 2 + 8  # version, gain, an offset per channel
-        assert _with_chunks(shared, {FILTER_TUNING: chunk}) == tuned  # the same file, plus the chunk
+        # The same base, plus the chunk; the residual may be recoded through the tuned filter.
+        assert unpack(tuned).streams == unpack(shared).streams
         assert _squared_error(codec.decompress(tuned), image) < _squared_error(codec.decompress(shared), image)
 
 

@@ -218,29 +218,37 @@ class Codec:
             tuning = tune_filter(self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian)
             if tuning is not None:
                 file = _with_chunk(file, FILTER_TUNING, pack_tuning(tuning))
+                file, _ = self._recode_for_filter(file, unfiltered, original, plan.tuned_passes, lagrangian, tuning)
         return pack(file, self.max_pixels)
 
     def _recode_for_filter(
-        self, file: AecFile, unfiltered: np.ndarray, original: np.ndarray, passes: int, lagrangian: float
+        self,
+        file: AecFile,
+        unfiltered: np.ndarray,
+        original: np.ndarray,
+        passes: int,
+        lagrangian: float,
+        tuning: FilterTuning | None = None,
     ) -> tuple[AecFile, np.ndarray]:
-        """``file`` with its residual recoded ``passes`` times toward :func:`filter_target` of the last decode,
-        the candidate of least filtered squared error plus ``lagrangian`` times its bits (the input's included),
-        and its unfiltered decode."""
+        """``file`` with its residual recoded ``passes`` times toward :func:`filter_target` of the last decode
+        (through the filter with the file's ``tuning``, if it has one), the candidate of least filtered squared
+        error plus ``lagrangian`` times its bits (the input's included), and its unfiltered decode."""
         header = file.header
         level, postfilter = self.model.quality_plan(header.quality)[1], self.model.postfilter
-        if level is None or float(postfilter.gain[header.quality - 1]) == 0:
+        if not passes or level is None or float(postfilter.gain[header.quality - 1]) == 0:
             return file, unfiltered
         layer, shape = self.model.residual, blocks_shape(header.width, header.height)
         base = self._synthesize(header, self.tile_indices(file))
 
         def cost(chunk: bytes, pixels: np.ndarray) -> float:
-            return _squared_error(self._filtered(pixels, header.quality), original) + lagrangian * 8 * len(chunk)
+            filtered = self._filtered(pixels, header.quality, tuning)
+            return _squared_error(filtered, original) + lagrangian * 8 * len(chunk)
 
         chunk = file.chunk(RESIDUAL)
         best = (cost(chunk, unfiltered), chunk, unfiltered)
         pixels = unfiltered
         for _ in range(passes):
-            target = filter_target(postfilter, pixels, original, header.quality)
+            target = filter_target(postfilter, pixels, original, header.quality, tuning)
             with memory.unfragmented(header.width, header.height):
                 chunk = encode_residual(layer, level, rdo_chooser(layer, level, target, base), shape)
                 pixels = base.copy()
