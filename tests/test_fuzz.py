@@ -36,6 +36,8 @@ def test_samples_have_several_tiles_and_every_critical_chunk(samples: list[Sampl
     assert max(len(s.data) for s in samples) > 300 and any(s.pixels.ndim == 2 for s in samples)
     tags = {tag for s in samples for tag, _ in unpack(s.data).chunks}
     assert {ALPHA, FILTER_TUNING, RESIDUAL} <= tags
+    versions = {payload[0] for s in samples for tag, payload in unpack(s.data).chunks if tag == FILTER_TUNING}
+    assert 2 in versions  # the filter chunk that offsets every bias
 
 
 def test_fuzz_cases_fail_cleanly(fuzz_codec: Codec, samples: list[Sample]) -> None:

@@ -10,6 +10,7 @@ from PIL import Image
 from safetensors.torch import load, save
 
 import aecodec.models.postfilter as postfilter_module
+from aecodec.bitstream import golomb
 from aecodec.bitstream.format import FILTER_TUNING, AecFile, pack, unpack
 from aecodec.codec import effort, filter_target, filter_tuning
 from aecodec.codec.api import Codec
@@ -191,9 +192,32 @@ def _squared_error(decoded, image: np.ndarray) -> float:
 
 
 def test_tuning_round_trips_through_its_chunk() -> None:
-    tuning = FilterTuning(torch.tensor([-1.0, 0.0, 127 / 128, 3 / 128]), 70 / 64)
-    back = unpack_tuning(pack_tuning(tuning), 4)
-    assert torch.equal(back.bias, tuning.bias) and back.gain == tuning.gain
+    postfilter = random_postfilter(2, channels=4, blocks=1)  # later convolutions: 4, 4, 4 and 3 channels
+    bias = torch.tensor([-1.0, 0.0, 127 / 128, 3 / 128])
+    first_only = unpack_tuning(pack_tuning(FilterTuning(bias, 70 / 64)), postfilter)
+    assert torch.equal(first_only.bias, bias) and first_only.gain == 70 / 64 and first_only.layers == ()
+    layers = (torch.tensor([1.0, -0.5, 0.0, 127 / 64]), torch.zeros(4), torch.full((4,), -1 / 64), torch.ones(3))
+    payload = pack_tuning(FilterTuning(bias, 1.0, layers), exponent=6)
+    back = unpack_tuning(payload, postfilter)
+    assert payload[0] == 2 and torch.equal(back.bias, bias) and back.gain == 1.0
+    assert all(torch.equal(a, b) for a, b in zip(back.layers, layers, strict=True))
+
+
+def test_signed_golomb_codes_round_trip_and_reject_what_they_cannot_hold() -> None:
+    generator = np.random.default_rng(5)
+    values = [int(v) for v in generator.laplace(0, 6, 200).round().clip(-127, 127)]
+    order = golomb.best_order(values)
+    data = golomb.encode_signed(values, order)
+    assert golomb.decode_signed(data, len(values), order, 127) == values
+    assert len(data) == -(-golomb.code_bits(values, order) // 8) < len(values)  # fewer bytes than int8
+    with pytest.raises(FormatError, match="end early"):
+        golomb.decode_signed(data[:-1], len(values), order, 127)
+    with pytest.raises(FormatError, match="after its coded offsets"):
+        golomb.decode_signed(data + b"\0", len(values), order, 127)
+    with pytest.raises(FormatError, match="beyond"):
+        golomb.decode_signed(golomb.encode_signed([200], 0), 1, 0, 127)
+    with pytest.raises(FormatError, match="order"):
+        golomb.decode_signed(data, len(values), 16, 127)
 
 
 def test_effort_5_tunes_the_filter_to_the_image(filtered_bytes: bytes) -> None:
@@ -202,7 +226,9 @@ def test_effort_5_tunes_the_filter_to_the_image(filtered_bytes: bytes) -> None:
     for quality in (2, 4):
         shared, tuned = codec.compress(image, quality, effort=4), codec.compress(image, quality, effort=5)
         chunk = unpack(tuned).chunk(FILTER_TUNING)
-        assert chunk is not None and len(chunk) == 2 + 8  # version, gain, an offset per channel
+        assert chunk is not None and chunk[0] in (1, 2)  # the first layer's bias alone, or every bias
+        tuning = unpack_tuning(chunk, codec.model.postfilter)
+        assert len(tuning.layers) in (0, len(codec.model.postfilter.later_convolutions()))
         # The same base, plus the chunk; the residual may be recoded through the tuned filter.
         assert unpack(tuned).streams == unpack(shared).streams
         assert _squared_error(codec.decompress(tuned), image) < _squared_error(codec.decompress(shared), image)
@@ -264,9 +290,13 @@ def test_large_images_are_tuned_on_a_bounded_grid_of_crops(monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        (bytes([1, 64, 0, 0, 0]), "needs 10"),
-        (bytes([2, 64, *[0] * 8]), "version 2"),
+        (bytes([1, 64, 0, 0, 0]), "5 bytes for a filter of 8 channels"),
+        (bytes([3, 64, *[0] * 8]), "version 3"),
         (bytes([1, 64]), "invalid filter chunk"),
+        (bytes([2, 64, *[0] * 8]), "10 bytes for a filter"),  # no step exponent and order
+        (bytes([2, 64, *[0] * 8, 11, 0]), "step exponent 11"),
+        (bytes([2, 64, *[0] * 8, 6, 0]), "end early"),  # no offsets for the later convolutions
+        (bytes([2, 64, *[0] * 8, 6, 0, *[0xFF] * 3, 0]), "after its coded offsets"),
     ],
 )
 def test_malformed_filter_chunks_raise_format_error(filtered_bytes: bytes, payload: bytes, message: str) -> None:

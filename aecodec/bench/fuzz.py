@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from aecodec.bench.memory import peak_rss_mb, reset_peak_rss
@@ -40,6 +41,7 @@ from aecodec.bitstream.format import (
     CHUNK_OVERHEAD,
     CHUNKED_VERSION,
     CRC_SIZE,
+    FILTER_TUNING,
     FORMAT_VERSION,
     HALF_BASE,
     HEADER_SIZE,
@@ -57,12 +59,14 @@ from aecodec.bitstream.format import (
     unpack,
 )
 from aecodec.codec.api import Codec
+from aecodec.codec.filter_tuning import pack_tuning
 from aecodec.codec.images import load_source
 from aecodec.codec.index_coding import decode_indices, indices_crc
 from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_TUNE
 from aecodec.codec.tiling import tile_grid
 from aecodec.errors import AecError, FormatError
 from aecodec.models.model_files import CodecModel, load_model_file
+from aecodec.models.postfilter import FilterTuning
 from aecodec.testing import random_residual_model
 
 TILE_SIZE = 64
@@ -550,6 +554,13 @@ def make_samples(codec: Codec) -> list[Sample]:
             samples.append(Sample(data, np.asarray(codec.decompress(data))))
     if codec.model.postfilter is not None:
         data = Codec(codec.model, TILE_SIZE, 8).compress(pixels, 1, effort=max(codec.efforts))
+        samples.append(Sample(data, np.asarray(codec.decompress(data))))
+        # A version-2 filter chunk, whichever version the encoder chose: every later bias a few steps off.
+        postfilter, file = codec.model.postfilter, unpack(data)
+        layers = tuple(torch.linspace(-0.1, 0.1, conv.out_channels) for conv in postfilter.later_convolutions())
+        tuning = FilterTuning(torch.zeros(postfilter.quality_bias.shape[1]), 1.0, layers)
+        chunks = {**dict(file.chunks), FILTER_TUNING: pack_tuning(tuning, 7)}
+        data = pack(replace(file, chunks=tuple(sorted(chunks.items()))))
         samples.append(Sample(data, np.asarray(codec.decompress(data))))
     return samples
 

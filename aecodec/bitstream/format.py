@@ -47,6 +47,10 @@ ALPHA, FILTER_TUNING, RAW_PIXELS, RESIDUAL = b"ALPH", b"FILT", b"PIXL", b"RESD"
 MAX_FILTER_CHANNELS = 64  # a model's post-filter: bounds its work per pixel (the shipped one has 32)
 MAX_FILTER_BLOCKS = 4  # and its residual blocks, two 3x3 convolutions each
 FILTER_TUNING_PREFIX_SIZE = 2  # version and gain bytes, then an offset byte per filter channel
+# Version 2 adds two bytes and the later convolutions' offsets, at most 16 bits each (aecodec.bitstream.golomb).
+MAX_FILTER_TUNING_SIZE = (
+    FILTER_TUNING_PREFIX_SIZE + MAX_FILTER_CHANNELS + 2 + 2 * (MAX_FILTER_CHANNELS * (1 + 2 * MAX_FILTER_BLOCKS) + 3)
+)
 RESIDUAL_BYTES_PER_BLOCK = 192 * 5  # 192 symbols of at most 24 bits plus 12 escape bits each
 RESIDUAL_PREFIX_SIZE = 5 + 15  # version, CRC32 and (version 2) a row offset per band; version 1 has no offsets
 RESIDUAL_MIN_SIZE = 5
@@ -181,7 +185,7 @@ def chunk_limit(tag: bytes, header: Header) -> int:
         # A method byte and a deflate stream of the plane (deflate adds 5 bytes per 16 KiB at most).
         ALPHA: pixels + pixels // 1024 + 64,
         RAW_PIXELS: header.channels * pixels if pixels <= MAX_RAW_PIXELS else 0,
-        FILTER_TUNING: FILTER_TUNING_PREFIX_SIZE + MAX_FILTER_CHANNELS,
+        FILTER_TUNING: MAX_FILTER_TUNING_SIZE,
         RESIDUAL: RESIDUAL_PREFIX_SIZE + RESIDUAL_BYTES_PER_BLOCK * -(-header.width // 8) * -(-header.height // 8),
     }
     if tag in limits:

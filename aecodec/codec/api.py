@@ -41,7 +41,7 @@ from aecodec.codec import memory
 from aecodec.codec.alpha import decode_alpha, encode_alpha
 from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile, rd_lambda
 from aecodec.codec.filter_target import filter_target
-from aecodec.codec.filter_tuning import pack_tuning, tune_filter, unpack_tuning
+from aecodec.codec.filter_tuning import tune_filter, unpack_tuning
 from aecodec.codec.images import ImageLike, SourceImage, load_source, read_binary, to_image, with_metadata
 from aecodec.codec.index_coding import decode_indices, encode_indices, indices_crc
 from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_OVERLAP, DEFAULT_QUALITY, DEFAULT_TILE_SIZE, DEFAULT_TUNE
@@ -215,9 +215,10 @@ class Codec:
         if has_filter and plan.filter_passes:
             file, unfiltered = self._recode_for_filter(file, unfiltered, original, plan.filter_passes, lagrangian)
         if has_filter and plan.filter_steps:
-            tuning = tune_filter(self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian)
-            if tuning is not None:
-                file = _with_chunk(file, FILTER_TUNING, pack_tuning(tuning))
+            payload = tune_filter(self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian)
+            if payload is not None:  # the passes use the tuning as the decoder will read it
+                tuning = unpack_tuning(payload, self.model.postfilter)
+                file = _with_chunk(file, FILTER_TUNING, payload)
                 file, _ = self._recode_for_filter(file, unfiltered, original, plan.tuned_passes, lagrangian, tuning)
         return pack(file, self.max_pixels)
 
@@ -353,7 +354,7 @@ class Codec:
             raise FormatError("invalid file: a filter chunk, but " + ("raw pixels" if postfilter else "no post-filter"))
         pixels = self._unfiltered(file)
         if postfilter is not None and raw is None:
-            own = None if tuning is None else unpack_tuning(tuning, postfilter.quality_bias.shape[1])
+            own = None if tuning is None else unpack_tuning(tuning, postfilter)
             pixels = self._filtered(pixels, header.quality, own)
         if raw is not None:
             pixels = _raw_pixels(raw, header)

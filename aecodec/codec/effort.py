@@ -15,9 +15,9 @@ residual level at half resolution (docs/FORMAT.md, flags), better on average at 
 squared error plus lambda times its bits, then recode the residual toward what the post-filter makes
 of its decode (:mod:`aecodec.codec.filter_target`; 2 passes at effort 3, 4 at 4 and 5), keeping the
 recoding of least filtered squared error plus lambda times its bits.
-Effort 5 adds the first per-image layer: the post-filter tuned to the image
+Effort 5 adds the first per-image layer: every bias of the post-filter tuned to the image
 (:mod:`aecodec.codec.filter_tuning`), then two more recoding passes through the tuned filter; about
-two and a half minutes per megapixel on one core with the default filter.
+four minutes per megapixel on one core with the default filter.
 """
 
 from dataclasses import dataclass
@@ -51,7 +51,7 @@ EFFORTS: tuple[Effort, ...] = (
     Effort(0, rdoq=True),
     Effort(8, rdoq=True, base_choice=True, filter_passes=2),
     Effort(32, rdoq=True, base_choice=True, filter_passes=4),
-    Effort(32, rdoq=True, filter_steps=20, base_choice=True, filter_passes=4, tuned_passes=2),
+    Effort(32, rdoq=True, filter_steps=40, base_choice=True, filter_passes=4, tuned_passes=2),
 )
 
 

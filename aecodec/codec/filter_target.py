@@ -32,7 +32,6 @@ def filter_target(
     """The target ``d - J^T (F(d) - x)`` (H, W, 3) int16 for an unfiltered decode ``d`` and the original ``x``
     (both (H, W, 3) uint8), with the filter ``F`` the decoder applies at ``quality`` (and ``tuning``)."""
     gain = float(postfilter.gain[quality - 1]) if tuning is None else tuning.gain
-    bias = None if tuning is None else tuning.bias
     height, width = decoded.shape[:2]
     rows, halo, q = max(MIN_STRIP_ROWS, STRIP_PIXELS // width), postfilter.halo, torch.tensor([quality])
 
@@ -41,7 +40,7 @@ def filter_target(
         stop = min(start + rows, height)
         low, high = max(start - halo, 0), min(stop + halo, height)
         d = torch.from_numpy(decoded[low:high].astype(np.float32) / 255).permute(2, 0, 1)[None].requires_grad_()
-        filtered = (d + gain * postfilter.correction(d, q, bias))[:, :, start - low : stop - low]
+        filtered = (d + gain * postfilter.correction(d, q, tuning))[:, :, start - low : stop - low]
         error = 255 * filtered.detach() - torch.from_numpy(original[start:stop].astype(np.float32)).permute(2, 0, 1)
         (gradient,) = torch.autograd.grad(filtered, d, error)  # in 8-bit units: d/255 in, error in 8-bit units
         return slice(low, high), gradient[0].permute(1, 2, 0).numpy()

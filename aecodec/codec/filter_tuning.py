@@ -1,11 +1,14 @@
 """Encoder effort 5: the model's post-filter tuned to one image, carried in the file's ``FILT`` chunk.
 
-The first per-image rung of the effort ladder (issue 19). The shared filter's bias vector at the
-image's quality gets a per-image offset (one int8 per channel, steps of 1/128) and the gain a
-per-image value (one byte, steps of 1/64): Adam on the decoded image against the original (a fixed
-grid of crops of it on large images, so the work is bounded), then the gain by least squares. The
-chunk is written only where the squared error it saves is worth its bits.
-Payload (docs/FORMAT.md): version byte 1, gain byte, then the offsets as int8, one per channel.
+The first per-image rung of the effort ladder (issue 19). Every bias of the shared filter gets a
+per-image offset: the first layer's (its bias vector at the image's quality; one int8 per channel,
+steps of 1/128) and those of the later convolutions (integers in steps of 2^-s, exponential-Golomb
+coded), and the gain a per-image value (one byte, steps of 1/64). Adam on the decoded image against
+the original (a fixed grid of crops of it on large images, so the work is bounded); then, for each
+step 2^-s the encoder tries, the gain by least squares; the chunk of least squared error plus lambda
+times its bits is written, and only where it saves more than it costs.
+Payload (docs/FORMAT.md): version byte 2, gain byte, an offset byte per channel, then the step's
+exponent s and the code's order, and the later offsets' code (version 1: the first three parts only).
 """
 
 import numpy as np
@@ -14,34 +17,54 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aecodec.bitstream.format import CHUNK_OVERHEAD, FILTER_TUNING_PREFIX_SIZE
+from aecodec.bitstream.golomb import best_order, decode_signed, encode_signed
 from aecodec.errors import FormatError
 from aecodec.models.postfilter import FilterTuning, PostFilter, one_onednn_thread
 
-PAYLOAD_VERSION = 1
 BIAS_STEP = 1 / 128
 GAIN_STEP = 1 / 64
 LEARNING_RATE = 0.01
+LAYER_LEARNING_RATE = 0.003  # the later biases move less: each feeds every pixel of the next layer
+LAYER_STEP_EXPONENTS = (6, 7, 8)  # the later offsets' steps 2^-s the encoder tries; the format allows 4..10
+MIN_LAYER_EXPONENT, MAX_LAYER_EXPONENT = 4, 10
+MAX_LAYER_OFFSET = 127  # in steps, as for the first layer's int8
 CROP = 128  # side of the crops a large image is tuned on
 # Images up to this are tuned whole, larger ones on a grid of crops of as many pixels: a 32-channel
 # filter's activations and gradients take ~1 KB per pixel.
 MAX_TUNED_PIXELS = 1 << 19
 
 
-def pack_tuning(tuning: FilterTuning) -> bytes:
-    """The ``FILT`` payload of a tuning already on its grid (as :func:`tune_filter` returns it)."""
-    offsets = torch.round(tuning.bias / BIAS_STEP).to(torch.int8).numpy()
-    return bytes([PAYLOAD_VERSION, round(tuning.gain / GAIN_STEP)]) + offsets.tobytes()
+def pack_tuning(tuning: FilterTuning, exponent: int = LAYER_STEP_EXPONENTS[0]) -> bytes:
+    """The ``FILT`` payload of a tuning already on its grid (as :func:`tune_filter` returns it): version 2 with the
+    later offsets in steps of ``2 ** -exponent``, version 1 where it moves only the first layer's bias."""
+    offsets = torch.round(tuning.bias / BIAS_STEP).to(torch.int8).numpy().tobytes()
+    if not tuning.layers:
+        return bytes([1, round(tuning.gain / GAIN_STEP)]) + offsets
+    steps = [round(float(v) * 2**exponent) for layer in tuning.layers for v in layer]
+    order = best_order(steps)
+    return bytes([2, round(tuning.gain / GAIN_STEP)]) + offsets + bytes([exponent, order]) + encode_signed(steps, order)
 
 
-def unpack_tuning(payload: bytes, channels: int) -> FilterTuning:
-    """The tuning a ``FILT`` payload holds for a filter of ``channels``; FormatError if it is not one."""
-    if len(payload) != FILTER_TUNING_PREFIX_SIZE + channels:
-        needed = FILTER_TUNING_PREFIX_SIZE + channels
-        raise FormatError(f"invalid filter chunk: {len(payload)} bytes, the model's filter needs {needed}")
-    if payload[0] != PAYLOAD_VERSION:
-        raise FormatError(f"filter chunk version {payload[0]} is not supported (written by a newer aecodec?)")
-    offsets = torch.from_numpy(np.frombuffer(payload[FILTER_TUNING_PREFIX_SIZE:], dtype=np.int8).astype(np.float32))
-    return FilterTuning(offsets * BIAS_STEP, payload[1] * GAIN_STEP)
+def unpack_tuning(payload: bytes, postfilter: PostFilter) -> FilterTuning:
+    """The tuning a ``FILT`` payload holds for ``postfilter``; FormatError if it is not one."""
+    channels = postfilter.quality_bias.shape[1]
+    prefix, version = FILTER_TUNING_PREFIX_SIZE + channels, payload[0]
+    if version not in (1, 2):
+        raise FormatError(f"filter chunk version {version} is not supported (written by a newer aecodec?)")
+    if (len(payload) != prefix) if version == 1 else (len(payload) < prefix + 2):
+        raise FormatError(f"invalid filter chunk: {len(payload)} bytes for a filter of {channels} channels")
+    offsets = np.frombuffer(payload[FILTER_TUNING_PREFIX_SIZE:prefix], dtype=np.int8).astype(np.float32)
+    bias, gain = torch.from_numpy(offsets) * BIAS_STEP, payload[1] * GAIN_STEP
+    if version == 1:
+        return FilterTuning(bias, gain)
+    exponent, order = payload[prefix], payload[prefix + 1]
+    if not MIN_LAYER_EXPONENT <= exponent <= MAX_LAYER_EXPONENT:
+        raise FormatError(
+            f"invalid filter chunk: step exponent {exponent} outside {MIN_LAYER_EXPONENT}..{MAX_LAYER_EXPONENT}"
+        )
+    sizes = [conv.out_channels for conv in postfilter.later_convolutions()]
+    steps = torch.tensor(decode_signed(payload[prefix + 2 :], sum(sizes), order, MAX_LAYER_OFFSET), dtype=torch.float32)
+    return FilterTuning(bias, gain, tuple(torch.split(steps / 2**exponent, sizes)))
 
 
 def _as_tensor(pixels: np.ndarray) -> Tensor:
@@ -66,28 +89,42 @@ def _squared_error(a: np.ndarray, b: np.ndarray) -> int:
     return int(((a.astype(np.int32) - b) ** 2).sum())
 
 
+def _on_grid(offsets: Tensor, exponent: int) -> Tensor:
+    """``offsets`` rounded to steps of ``2 ** -exponent``, at most MAX_LAYER_OFFSET steps either way."""
+    return torch.round(offsets * 2**exponent).clamp(-MAX_LAYER_OFFSET, MAX_LAYER_OFFSET) / 2**exponent
+
+
 def tune_filter(
     postfilter: PostFilter, decoded: np.ndarray, original: np.ndarray, quality: int, steps: int, lagrangian: float
-) -> FilterTuning | None:
-    """The tuning of ``postfilter`` for an image whose unfiltered decode is ``decoded`` (both (H, W, 3) uint8),
-    or None where the squared error it saves on the rounded output (8-bit units) is not worth its chunk's bits
-    at ``lagrangian`` squared error per bit."""
+) -> bytes | None:
+    """The ``FILT`` payload tuning ``postfilter`` to an image whose unfiltered decode is ``decoded`` (both (H, W, 3)
+    uint8): of the later offsets' steps tried (or none moved), the one whose squared error on the rounded output
+    (8-bit units) plus ``lagrangian`` times its chunk's bits is least; None where none beats the shared filter."""
     views, q = training_views(decoded, original), torch.tensor([quality])
     gain = float(postfilter.gain[quality - 1]) or 1.0
     offset = torch.zeros(postfilter.quality_bias.shape[1], requires_grad=True)
-    optimizer = torch.optim.Adam([offset], lr=LEARNING_RATE)
+    layers = tuple(torch.zeros(conv.out_channels, requires_grad=True) for conv in postfilter.later_convolutions())
+    groups = [{"params": [offset], "lr": LEARNING_RATE}, {"params": list(layers), "lr": LAYER_LEARNING_RATE}]
+    optimizer = torch.optim.Adam(groups)
     with one_onednn_thread(), torch.enable_grad():
         for _ in range(steps):
             optimizer.zero_grad()
             for x, target in views:  # one view's activations alive at a time
-                F.mse_loss(x + gain * postfilter.correction(x, q, offset), target).backward()
+                correction = postfilter.correction(x, q, FilterTuning(offset, gain, layers))
+                F.mse_loss(x + gain * correction, target).backward()
             optimizer.step()
+    shared = _squared_error(postfilter.apply(decoded, quality), original)
+    best, least = None, 0.0  # the cost of no chunk, relative to the shared filter's
     with torch.no_grad(), one_onednn_thread():
-        bias = torch.round(offset.detach() / BIAS_STEP).clamp(-128, 127) * BIAS_STEP
-        fitted = np.clip(round(postfilter.least_squares_gain(views, quality, bias) / GAIN_STEP), 0, 255)
-        tuning = FilterTuning(bias, float(fitted * GAIN_STEP))
-    saved = _squared_error(postfilter.apply(decoded, quality), original) - _squared_error(
-        postfilter.apply(decoded, quality, tuning), original
-    )
-    bits = 8 * (CHUNK_OVERHEAD + len(pack_tuning(tuning)))
-    return tuning if saved > lagrangian * bits else None
+        bias = torch.round(offset / BIAS_STEP).clamp(-128, 127) * BIAS_STEP
+        candidates = [(LAYER_STEP_EXPONENTS[0], ())]  # version 1: only the first layer's bias moves
+        candidates += [(e, tuple(_on_grid(layer, e) for layer in layers)) for e in LAYER_STEP_EXPONENTS]
+        for exponent, moved in candidates:
+            fitted = postfilter.least_squares_gain(views, quality, FilterTuning(bias, gain, moved))
+            tuning = FilterTuning(bias, float(np.clip(round(fitted / GAIN_STEP), 0, 255) * GAIN_STEP), moved)
+            payload = pack_tuning(tuning, exponent)
+            error = _squared_error(postfilter.apply(decoded, quality, tuning), original)
+            cost = error - shared + lagrangian * 8 * (CHUNK_OVERHEAD + len(payload))
+            if cost < least:
+                best, least = payload, cost
+    return best

@@ -46,10 +46,19 @@ def one_onednn_thread() -> Iterator[int]:
 
 @dataclass(frozen=True)
 class FilterTuning:
-    """A file's own filter settings (encoder effort 5): a bias added to its quality's, and the gain."""
+    """A file's own filter settings (encoder effort 5): a bias added to its quality's, offsets to the biases of
+    the later convolutions, and the gain."""
 
     bias: Tensor  # (channels,) float32, added to the first layer's output after the quality's bias
     gain: float  # replaces the quality's gain; 0 skips the filter
+    # Added to the biases of :meth:`PostFilter.later_convolutions`, one tensor each; empty: none moved.
+    layers: tuple[Tensor, ...] = ()
+
+
+def _convolve(layer: nn.Conv2d, x: Tensor, bias_offset: Tensor | None) -> Tensor:
+    """``layer(x)`` with ``bias_offset`` (if any) added to its bias."""
+    bias = layer.bias if bias_offset is None else layer.bias + bias_offset
+    return F.conv2d(x, layer.weight, bias, padding=layer.padding)
 
 
 class ResidualBlock(nn.Module):
@@ -63,8 +72,9 @@ class ResidualBlock(nn.Module):
         nn.init.zeros_(self.outer.weight)
         nn.init.zeros_(self.outer.bias)
 
-    def forward(self, hidden: Tensor) -> Tensor:
-        return F.relu(hidden + self.outer(F.relu(self.inner(hidden))))
+    def forward(self, hidden: Tensor, inner_offset: Tensor | None = None, outer_offset: Tensor | None = None) -> Tensor:
+        inner = F.relu(_convolve(self.inner, hidden, inner_offset))
+        return F.relu(hidden + _convolve(self.outer, inner, outer_offset))
 
 
 class PostFilter(nn.Module):
@@ -88,26 +98,35 @@ class PostFilter(nn.Module):
         """Rows a strip needs beyond its own on each side: one per 3x3 convolution."""
         return 3 + 2 * len(self.blocks)
 
-    def correction(self, x: Tensor, quality: Tensor, bias: Tensor | None = None) -> Tensor:
-        """What the filter adds to ``x`` (N, 3, H, W) at 1-based ``quality`` (N,), before the gain;
-        ``bias`` (channels,), a file's own, is added to the quality's."""
-        shift = self.quality_bias[quality - 1] if bias is None else self.quality_bias[quality - 1] + bias
+    def later_convolutions(self) -> list[nn.Conv2d]:
+        """The convolutions after the first, in the order a :class:`FilterTuning`'s ``layers`` offset their biases:
+        middle, each block's inner and outer, last."""
+        return [self.middle, *(conv for block in self.blocks for conv in (block.inner, block.outer)), self.last]
+
+    def correction(self, x: Tensor, quality: Tensor, tuning: FilterTuning | None = None) -> Tensor:
+        """What the filter adds to ``x`` (N, 3, H, W) at 1-based ``quality`` (N,), before the gain, with a file's
+        own ``tuning`` (its gain aside) if given."""
+        shift = self.quality_bias[quality - 1] if tuning is None else self.quality_bias[quality - 1] + tuning.bias
+        offsets = iter(tuning.layers) if tuning is not None and tuning.layers else repeat(None)
         hidden = F.relu(self.first(x) + shift[:, :, None, None])
-        return self.last(self.blocks(F.relu(self.middle(hidden))))
+        hidden = F.relu(_convolve(self.middle, hidden, next(offsets)))
+        for block in self.blocks:
+            hidden = block(hidden, next(offsets), next(offsets))
+        return _convolve(self.last, hidden, next(offsets))
 
     @torch.no_grad()
     def least_squares_gain(
         self,
         pairs: Iterable[tuple[Tensor, Tensor]],
         quality: int,
-        bias: Tensor | None = None,
+        tuning: FilterTuning | None = None,
         weights: Iterable[float] | None = None,
     ) -> float:
-        """The gain bringing ``x + gain * correction`` closest to the targets over (x, target) pairs (N, 3, H, W),
-        each pair's squared error counted ``weights`` times (default once)."""
+        """The gain bringing ``x + gain * correction`` (with ``tuning``'s offsets) closest to the targets over
+        (x, target) pairs (N, 3, H, W), each pair's squared error counted ``weights`` times (default once)."""
         dot = norm = 0.0
         for (x, target), weight in zip(pairs, repeat(1.0) if weights is None else weights):
-            correction = self.correction(x, torch.tensor([quality]), bias)
+            correction = self.correction(x, torch.tensor([quality]), tuning)
             dot += weight * float((correction * (target - x)).sum())
             norm += weight * float((correction**2).sum())
         return dot / max(norm, 1e-12)
@@ -130,7 +149,6 @@ class PostFilter(nn.Module):
         gain = float(self.gain[quality - 1]) if tuning is None else tuning.gain
         if gain == 0:
             return pixels
-        bias = None if tuning is None else tuning.bias
         out, (height, width), q, halo = np.empty_like(pixels), pixels.shape[:2], torch.tensor([quality]), self.halo
         rows = min(STRIP_ROWS, max(MIN_STRIP_ROWS, STRIP_PIXELS // width))
 
@@ -138,7 +156,7 @@ class PostFilter(nn.Module):
             stop = min(start + rows, height)
             low, high = max(start - halo, 0), min(stop + halo, height)
             x = torch.from_numpy(pixels[low:high].copy()).permute(2, 0, 1)[None].float() / 255
-            y = (x + gain * self.correction(x, q, bias))[0, :, start - low : stop - low]
+            y = (x + gain * self.correction(x, q, tuning))[0, :, start - low : stop - low]
             out[start:stop] = (y * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
 
         # Strips are independent and each runs on one thread (the same pixels on any machine), so the
