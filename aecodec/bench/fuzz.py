@@ -559,8 +559,7 @@ def make_samples(codec: Codec) -> list[Sample]:
         postfilter, file = codec.model.postfilter, unpack(data)
         layers = tuple(torch.linspace(-0.1, 0.1, conv.out_channels) for conv in postfilter.later_convolutions())
         tuning = FilterTuning(torch.zeros(postfilter.quality_bias.shape[1]), 1.0, layers)
-        chunks = {**dict(file.chunks), FILTER_TUNING: pack_tuning(tuning, 7)}
-        data = pack(replace(file, chunks=tuple(sorted(chunks.items()))))
+        data = pack(file.with_chunk(FILTER_TUNING, pack_tuning(tuning, 7)))
         samples.append(Sample(data, np.asarray(codec.decompress(data))))
     return samples
 

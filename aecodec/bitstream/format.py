@@ -10,7 +10,7 @@ import re
 import struct
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -244,6 +244,10 @@ class AecFile:
     def chunk(self, tag: bytes) -> bytes | None:
         """The payload of the chunk with this tag, or None if the file has none."""
         return dict(self.chunks).get(tag)
+
+    def with_chunk(self, tag: bytes, payload: bytes) -> AecFile:
+        """This file with chunk ``tag`` set to ``payload`` (added or replaced; the chunks stay in tag order)."""
+        return replace(self, chunks=tuple(sorted({**dict(self.chunks), tag: payload}.items())))
 
 
 def _check_chunks(chunks: tuple[tuple[bytes, bytes], ...], header: Header) -> None:

@@ -218,7 +218,7 @@ class Codec:
             payload = tune_filter(self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian)
             if payload is not None:  # the passes use the tuning as the decoder will read it
                 tuning = unpack_tuning(payload, self.model.postfilter)
-                file = _with_chunk(file, FILTER_TUNING, payload)
+                file = file.with_chunk(FILTER_TUNING, payload)
                 file, _ = self._recode_for_filter(file, unfiltered, original, plan.tuned_passes, lagrangian, tuning)
         return pack(file, self.max_pixels)
 
@@ -255,7 +255,7 @@ class Codec:
                 pixels = base.copy()
                 layer.add_to(pixels, decode_residual(layer, level, chunk, shape), level)
             best = min(best, (cost(chunk, pixels), chunk, pixels), key=lambda candidate: candidate[0])
-        return _with_chunk(file, RESIDUAL, best[1]), best[2]
+        return file.with_chunk(RESIDUAL, best[1]), best[2]
 
     def _bases(self, source: SourceImage, quality: int, effort: int) -> tuple[bool, ...]:
         """Which bases (``True``: half resolution) an image is coded on at ``quality`` and ``effort``.
@@ -423,11 +423,6 @@ class Codec:
             raise FormatError(f"quality {header.quality} is beyond this model's {self.model.num_qualities}")
         if header.half_base and self.model.quality_plan(header.quality)[1] is None:
             raise FormatError(f"invalid file: quality {header.quality} codes no residual, so no half-resolution base")
-
-
-def _with_chunk(file: AecFile, key: bytes, payload: bytes) -> AecFile:
-    """``file`` with chunk ``key`` set to ``payload`` (added or replaced; chunks stay sorted)."""
-    return replace(file, chunks=tuple(sorted({**dict(file.chunks), key: payload}.items())))
 
 
 def _raw_pixels(raw: bytes, header: Header) -> np.ndarray:
