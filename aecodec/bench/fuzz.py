@@ -40,6 +40,7 @@ from aecodec.bitstream.format import (
     ALPHA,
     CHUNK_OVERHEAD,
     CHUNKED_VERSION,
+    CORRECTION_FIELD,
     CRC_SIZE,
     FILTER_TUNING,
     FORMAT_VERSION,
@@ -59,6 +60,7 @@ from aecodec.bitstream.format import (
     unpack,
 )
 from aecodec.codec.api import Codec
+from aecodec.codec.correction_field import field_shape, pack_field
 from aecodec.codec.filter_tuning import pack_tuning
 from aecodec.codec.images import load_source
 from aecodec.codec.index_coding import decode_indices, indices_crc
@@ -530,8 +532,8 @@ class Report:
 
 def make_samples(codec: Codec) -> list[Sample]:
     """The valid files to mutate: smooth noisy images, RGB and grayscale, 1 to 6 tiles, one with chunks,
-    for a model with a residual layer two with a residual chunk, and with a post-filter one with a filter chunk
-    (effort 5)."""
+    for a model with a residual layer two with a residual chunk, with a post-filter one with a filter chunk
+    (effort 5), and one with a correction field."""
     rng = np.random.default_rng(0)
     samples = []
     for height, width, gray, quality, overlap in SAMPLE_SPECS:
@@ -561,6 +563,11 @@ def make_samples(codec: Codec) -> list[Sample]:
         tuning = FilterTuning(torch.zeros(postfilter.quality_bias.shape[1]), 1.0, layers)
         data = pack(file.with_chunk(FILTER_TUNING, pack_tuning(tuning, 7)))
         samples.append(Sample(data, np.asarray(codec.decompress(data))))
+    # A correction field on the first (colour) sample, whichever the encoder chose: -3..3 quarter levels per cell.
+    file = unpack(samples[0].data)
+    shape = field_shape(file.header.width, file.header.height, 5)
+    data = pack(file.with_chunk(CORRECTION_FIELD, pack_field((np.arange(np.prod(shape)) % 7 - 3).reshape(shape), 1, 5)))
+    samples.append(Sample(data, np.asarray(codec.decompress(data))))
     return samples
 
 

@@ -44,6 +44,7 @@ MAX_METADATA_BYTES = 1 << 20
 MAX_RAW_PIXELS = 64
 ICC_PROFILE, EXIF, XMP = b"iccp", b"exif", b"xmp "
 ALPHA, FILTER_TUNING, RAW_PIXELS, RESIDUAL = b"ALPH", b"FILT", b"PIXL", b"RESD"
+CORRECTION_FIELD = b"CFLD"
 MAX_FILTER_CHANNELS = 64  # a model's post-filter: bounds its work per pixel (the shipped one has 32)
 MAX_FILTER_BLOCKS = 4  # and its residual blocks, two 3x3 convolutions each
 FILTER_TUNING_PREFIX_SIZE = 2  # version and gain bytes, then an offset byte per filter channel
@@ -54,6 +55,9 @@ MAX_FILTER_TUNING_SIZE = (
 RESIDUAL_BYTES_PER_BLOCK = 192 * 5  # 192 symbols of at most 24 bits plus 12 escape bits each
 RESIDUAL_PREFIX_SIZE = 5 + 15  # version, CRC32 and (version 2) a row offset per band; version 1 has no offsets
 RESIDUAL_MIN_SIZE = 5
+CORRECTION_FIELD_PREFIX_SIZE = 4  # version, cell exponent, step, order
+# Cells of at least 32 pixels, three values each of at most 23 bits (aecodec.codec.correction_field).
+CORRECTION_FIELD_BYTES_PER_CELL, MIN_CORRECTION_CELL = 9, 32
 
 _HEADER_STRUCT = struct.Struct("<4sBBBB16s8sIIHHI")
 _U32 = struct.Struct("<I")
@@ -178,6 +182,7 @@ def _padded_regions(size: int, step: int, overlap: int) -> int:
 def chunk_limit(tag: bytes, header: Header) -> int:
     """Largest payload a chunk may have (docs/FORMAT.md); FormatError for unknown critical tags."""
     pixels = header.width * header.height
+    cells = -(-header.width // MIN_CORRECTION_CELL) * -(-header.height // MIN_CORRECTION_CELL)
     limits = {
         ICC_PROFILE: MAX_METADATA_BYTES,
         EXIF: MAX_METADATA_BYTES,
@@ -186,6 +191,7 @@ def chunk_limit(tag: bytes, header: Header) -> int:
         ALPHA: pixels + pixels // 1024 + 64,
         RAW_PIXELS: header.channels * pixels if pixels <= MAX_RAW_PIXELS else 0,
         FILTER_TUNING: MAX_FILTER_TUNING_SIZE,
+        CORRECTION_FIELD: CORRECTION_FIELD_PREFIX_SIZE + CORRECTION_FIELD_BYTES_PER_CELL * cells,
         RESIDUAL: RESIDUAL_PREFIX_SIZE + RESIDUAL_BYTES_PER_BLOCK * -(-header.width // 8) * -(-header.height // 8),
     }
     if tag in limits:
@@ -220,6 +226,8 @@ def check_chunk(tag: bytes, payload: bytes, header: Header) -> None:
         raise FormatError("invalid alpha chunk (empty)")
     if tag == RESIDUAL and len(payload) < RESIDUAL_MIN_SIZE:
         raise FormatError("invalid residual chunk: shorter than a version byte and a CRC")
+    if tag == CORRECTION_FIELD and len(payload) < CORRECTION_FIELD_PREFIX_SIZE:
+        raise FormatError("invalid correction field chunk: shorter than its 4-byte prefix")
     if tag == FILTER_TUNING and len(payload) <= FILTER_TUNING_PREFIX_SIZE:
         raise FormatError("invalid filter chunk: not a version byte, a gain byte and an offset per channel")
     if tag == RAW_PIXELS and len(payload) != header.channels * header.width * header.height:
@@ -248,6 +256,10 @@ class AecFile:
     def with_chunk(self, tag: bytes, payload: bytes) -> AecFile:
         """This file with chunk ``tag`` set to ``payload`` (added or replaced; the chunks stay in tag order)."""
         return replace(self, chunks=tuple(sorted({**dict(self.chunks), tag: payload}.items())))
+
+    def without_chunk(self, tag: bytes) -> AecFile:
+        """This file without chunk ``tag`` (unchanged if it has none)."""
+        return replace(self, chunks=tuple((t, payload) for t, payload in self.chunks if t != tag))
 
 
 def _check_chunks(chunks: tuple[tuple[bytes, bytes], ...], header: Header) -> None:

@@ -1,4 +1,5 @@
-"""Signed exponential-Golomb codes: a few hundred small integers (a file's filter offsets) in few bytes.
+"""Signed exponential-Golomb codes: a few hundred small integers (a file's filter offsets,
+its correction field) in few bytes.
 
 Each value v is zigzagged to u = 2v (v >= 0) or -2v - 1 (v < 0), then written as the order-k
 exponential-Golomb code of u: with m = (u >> k) + 1 of n + 1 bits, n zero bits, m's n + 1 bits and
@@ -45,9 +46,10 @@ def encode_signed(values: Sequence[int], order: int) -> bytes:
     return int(text, 2).to_bytes(len(text) // 8, "big") if text else b""
 
 
-def decode_signed(data: bytes, count: int, order: int, limit: int) -> list[int]:
+def decode_signed(data: bytes, count: int, order: int, limit: int, what: str = "filter chunk") -> list[int]:
     """``count`` values of magnitude at most ``limit`` from ``data``, coded by :func:`encode_signed`; FormatError
-    if ``data`` ends early, holds more than their padding, a value exceeds ``limit`` or ``order`` is out of range."""
+    naming the chunk (``what``) if ``data`` ends early, holds more than their padding, a value exceeds ``limit``
+    or ``order`` is out of range."""
     if not 0 <= order <= MAX_ORDER:
         raise FormatError(f"invalid exponential-Golomb order {order} (at most {MAX_ORDER})")
     text, position, values = format(int.from_bytes(data, "big"), f"0{8 * len(data)}b") if data else "", 0, []
@@ -58,14 +60,14 @@ def decode_signed(data: bytes, count: int, order: int, limit: int) -> list[int]:
             zeros += 1
         end = position + 2 * zeros + 1 + order
         if zeros > longest or end > len(text):
-            raise FormatError("invalid filter chunk: its coded offsets end early or are out of range")
+            raise FormatError(f"invalid {what}: its coded values end early or are out of range")
         m = int(text[position + zeros : position + 2 * zeros + 1], 2)
         u = ((m - 1) << order) | (int(text[position + 2 * zeros + 1 : end], 2) if order else 0)
         value = u // 2 if u % 2 == 0 else -(u + 1) // 2
         if abs(value) > limit:
-            raise FormatError(f"invalid filter chunk: offset {value} beyond +-{limit}")
+            raise FormatError(f"invalid {what}: value {value} beyond +-{limit}")
         values.append(value)
         position = end
     if len(text) - position >= 8 or "1" in text[position:]:
-        raise FormatError("invalid filter chunk: bytes after its coded offsets")
+        raise FormatError(f"invalid {what}: bytes after its coded values")
     return values

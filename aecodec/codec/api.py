@@ -27,6 +27,7 @@ from PIL import Image
 from aecodec.bitstream import format as container
 from aecodec.bitstream.format import (
     ALPHA,
+    CORRECTION_FIELD,
     DEFAULT_MAX_PIXELS,
     FILTER_TUNING,
     MAX_RAW_PIXELS,
@@ -39,6 +40,7 @@ from aecodec.bitstream.format import (
 )
 from aecodec.codec import memory
 from aecodec.codec.alpha import decode_alpha, encode_alpha
+from aecodec.codec.correction_field import add_field, fit_field, unpack_field
 from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile, rd_lambda
 from aecodec.codec.filter_target import filter_target
 from aecodec.codec.filter_tuning import tune_filter, unpack_tuning
@@ -196,15 +198,16 @@ class Codec:
         )
 
     def _encode(self, source: SourceImage, quality: int, tune: str, progress: Progress | None, effort: int) -> bytes:
-        """The file of an image at one quality: of the bases the effort tries, the one of least D + lambda R."""
+        """The file of an image at one quality: of the bases the effort tries, the one of least D + lambda R, with the
+        effort's recoding and filter tuning, then the correction field that pays for itself on its decode."""
         plan = effort_plan(effort)
         files = [
             self._file(source, quality, tune, progress, effort, half) for half in self._bases(source, quality, effort)
         ]
+        original, lagrangian = source.pixels[:, :, :3], self._lagrangian(quality)
         has_filter = self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
         if len(files) == 1 and not (has_filter and (plan.filter_steps or plan.filter_passes)):
-            return pack(files[0], self.max_pixels)
-        original, lagrangian = source.pixels[:, :, :3], self._lagrangian(quality)
+            return pack(self._with_field(files[0], source, lagrangian), self.max_pixels)
         decoded = [self._unfiltered(file) for file in files]  # exactly what a decoder will filter
         costs = [
             _squared_error(pixels, original) + lagrangian * 8 * len(pack(file, self.max_pixels))
@@ -220,7 +223,15 @@ class Codec:
                 tuning = unpack_tuning(payload, self.model.postfilter)
                 file = file.with_chunk(FILTER_TUNING, payload)
                 file, _ = self._recode_for_filter(file, unfiltered, original, plan.tuned_passes, lagrangian, tuning)
-        return pack(file, self.max_pixels)
+        return pack(self._with_field(file, source, lagrangian), self.max_pixels)
+
+    def _with_field(self, file: AecFile, source: SourceImage, lagrangian: float) -> AecFile:
+        """``file`` with the correction field (:mod:`aecodec.codec.correction_field`) of least squared error plus
+        ``lagrangian`` times its bits on the file's decode, where one beats none (colour images, not raw pixels)."""
+        if source.channels != 3 or file.chunk(RAW_PIXELS) is not None:
+            return file
+        payload = fit_field(self._shown(file), source.pixels[:, :, :3], lagrangian)
+        return file if payload is None else file.with_chunk(CORRECTION_FIELD, payload)
 
     def _recode_for_filter(
         self,
@@ -346,20 +357,29 @@ class Codec:
         :class:`InputError` for an unreadable source.
         """
         file = unpack(read_binary(data, "an .aec file"), self.max_pixels)
-        header = file.header
-        self._check_file(header)
-        raw, alpha, tuning = file.chunk(RAW_PIXELS), file.chunk(ALPHA), file.chunk(FILTER_TUNING)
-        postfilter = self.model.postfilter
-        if tuning is not None and (postfilter is None or raw is not None):
-            raise FormatError("invalid file: a filter chunk, but " + ("raw pixels" if postfilter else "no post-filter"))
-        pixels = self._unfiltered(file)
-        if postfilter is not None and raw is None:
-            own = None if tuning is None else unpack_tuning(tuning, postfilter)
-            pixels = self._filtered(pixels, header.quality, own)
-        if raw is not None:
-            pixels = _raw_pixels(raw, header)
+        header, field, alpha = file.header, file.chunk(CORRECTION_FIELD), file.chunk(ALPHA)
+        pixels = self._shown(file)
+        if field is not None:
+            pixels = add_field(pixels, *unpack_field(field, header.width, header.height))
         alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
         return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
+
+    def _shown(self, file: AecFile) -> np.ndarray:
+        """The (H, W, 3) uint8 pixels of a parsed file before its correction field: its raw pixels, or the decode
+        through the post-filter (with the file's own tuning, if it has one)."""
+        header = file.header
+        self._check_file(header)
+        raw, tuning, postfilter = file.chunk(RAW_PIXELS), file.chunk(FILTER_TUNING), self.model.postfilter
+        if tuning is not None and (postfilter is None or raw is not None):
+            raise FormatError("invalid file: a filter chunk, but " + ("raw pixels" if postfilter else "no post-filter"))
+        if raw is not None and file.chunk(CORRECTION_FIELD) is not None:
+            raise FormatError("invalid file: a correction field chunk, but raw pixels")
+        pixels = self._unfiltered(file)
+        if raw is not None:
+            return _raw_pixels(raw, header)
+        if postfilter is None:
+            return pixels
+        return self._filtered(pixels, header.quality, None if tuning is None else unpack_tuning(tuning, postfilter))
 
     def decompress_unfiltered(self, data: bytes) -> np.ndarray:
         """The (H, W, 3) uint8 pixels of an ``.aec`` file before the post-filter: what a filter is trained on

@@ -18,7 +18,8 @@ recoding of least filtered squared error plus lambda times its bits.
 Effort 5 adds the first per-image layer: every bias of the post-filter tuned to the image
 (:mod:`aecodec.codec.filter_tuning`), then two more recoding passes through the tuned filter; about
 two and a half minutes per 768x512 image on one core with the default filter (larger images are
-tuned on 0.5 MP of crops).
+tuned on 0.5 MP of crops). Every effort ends with the correction field
+(:mod:`aecodec.codec.correction_field`), where it pays for its bits on the final decode.
 """
 
 from dataclasses import dataclass
