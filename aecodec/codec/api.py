@@ -357,10 +357,11 @@ class Codec:
         :class:`InputError` for an unreadable source.
         """
         file = unpack(read_binary(data, "an .aec file"), self.max_pixels)
-        header, field, alpha = file.header, file.chunk(CORRECTION_FIELD), file.chunk(ALPHA)
+        header, coded, alpha = file.header, file.chunk(CORRECTION_FIELD), file.chunk(ALPHA)
+        field = None if coded is None else unpack_field(coded, header.width, header.height)  # checked before decoding
         pixels = self._shown(file)
         if field is not None:
-            pixels = add_field(pixels, *unpack_field(field, header.width, header.height))
+            pixels = add_field(pixels, *field)
         alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
         return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
 
