@@ -105,6 +105,7 @@ def test_the_encoder_writes_a_field_only_where_it_pays(codec: Codec) -> None:
     assert ((corrected.astype(int) - image) ** 2).sum() < ((shown.astype(int) - image) ** 2).sum()
     gray = codec.compress(image[:, :, 0], 1)
     assert unpack(gray).chunk(CORRECTION_FIELD) is None  # colour images only
+    assert unpack(codec.compress(image, 1, effort=1)).chunk(CORRECTION_FIELD) is None  # the fastest encoder fits none
 
 
 def test_a_field_next_to_raw_pixels_is_rejected(codec: Codec) -> None:

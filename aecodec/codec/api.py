@@ -41,7 +41,7 @@ from aecodec.bitstream.format import (
 from aecodec.codec import memory
 from aecodec.codec.alpha import decode_alpha, encode_alpha
 from aecodec.codec.correction_field import add_field, fit_field, unpack_field
-from aecodec.codec.effort import EFFORTS, effort_plan, encode_tile, rd_lambda
+from aecodec.codec.effort import EFFORTS, Effort, effort_plan, encode_tile, rd_lambda
 from aecodec.codec.filter_target import filter_target
 from aecodec.codec.filter_tuning import tune_filter, unpack_tuning
 from aecodec.codec.images import ImageLike, SourceImage, load_source, read_binary, to_image, with_metadata
@@ -207,7 +207,7 @@ class Codec:
         original, lagrangian = source.pixels[:, :, :3], self._lagrangian(quality)
         has_filter = self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
         if len(files) == 1 and not (has_filter and (plan.filter_steps or plan.filter_passes)):
-            return pack(self._with_field(files[0], source, lagrangian), self.max_pixels)
+            return pack(self._with_field(files[0], source, lagrangian, plan), self.max_pixels)
         decoded = [self._unfiltered(file) for file in files]  # exactly what a decoder will filter
         costs = [
             _squared_error(pixels, original) + lagrangian * 8 * len(pack(file, self.max_pixels))
@@ -223,12 +223,13 @@ class Codec:
                 tuning = unpack_tuning(payload, self.model.postfilter)
                 file = file.with_chunk(FILTER_TUNING, payload)
                 file, _ = self._recode_for_filter(file, unfiltered, original, plan.tuned_passes, lagrangian, tuning)
-        return pack(self._with_field(file, source, lagrangian), self.max_pixels)
+        return pack(self._with_field(file, source, lagrangian, plan), self.max_pixels)
 
-    def _with_field(self, file: AecFile, source: SourceImage, lagrangian: float) -> AecFile:
+    def _with_field(self, file: AecFile, source: SourceImage, lagrangian: float, plan: Effort) -> AecFile:
         """``file`` with the correction field (:mod:`aecodec.codec.correction_field`) of least squared error plus
-        ``lagrangian`` times its bits on the file's decode, where one beats none (colour images, not raw pixels)."""
-        if source.channels != 3 or file.chunk(RAW_PIXELS) is not None:
+        ``lagrangian`` times its bits on the file's decode, where one beats none (colour images, not raw pixels,
+        efforts that fit one)."""
+        if not plan.correction_field or source.channels != 3 or file.chunk(RAW_PIXELS) is not None:
             return file
         payload = fit_field(self._shown(file), source.pixels[:, :, :3], lagrangian)
         return file if payload is None else file.with_chunk(CORRECTION_FIELD, payload)
