@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from aecodec.bitstream.format import CORRECTION_FIELD, RAW_PIXELS, pack, unpack
 from aecodec.bitstream.golomb import encode_signed
+from aecodec.codec import correction_field
 from aecodec.codec.api import Codec
 from aecodec.codec.correction_field import (
     MAX_CORRECTION,
@@ -32,6 +33,13 @@ def test_the_field_is_bilinear_interpolation_between_cell_centres(height: int, w
     expected = F.interpolate(grid, scale_factor=1 << exponent, mode="bilinear", align_corners=False)
     expected = expected[0, :, :height, :width].permute(1, 2, 0).numpy()
     assert np.abs(out.astype(float) - 128 - expected).max() <= 0.5 + 1e-9
+
+
+def test_strips_add_the_same_field_as_the_whole_image(monkeypatch) -> None:
+    pixels, values = smooth_photo(), np.random.default_rng(3).integers(-9, 10, field_shape(140, 90, 5))
+    whole = add_field(pixels, values, 5, 5)
+    monkeypatch.setattr(correction_field, "STRIP_PIXELS", 1)  # a row at a time
+    assert np.array_equal(add_field(pixels, values, 5, 5), whole)
 
 
 def test_the_field_rounds_halves_up_and_clips() -> None:

@@ -5,9 +5,10 @@ to zero (a uniform error e in an 8x8 RGB block is a KLT coefficient of about 14e
 the base's slow colour drifts, which a large transform (AVIF's 64x64) corrects for a few bits. Here
 the encoder measures the final decode's error on a grid of cells of 32, 64 or 128 pixels, each cell's
 mean error per channel quantized with a step; the decoder interpolates the grid bilinearly (integer
-weights, so every machine adds the same values) and adds it to its output. The encoder tries every
-cell size and step and keeps the field of least squared error plus lambda times its chunk's bits,
-where that beats no field. Payload (``CFLD``, docs/FORMAT.md): version byte 1, the cell size's
+weights, so every machine adds the same values) and adds it to its output. The encoder keeps the
+cell size and step of least squared error plus lambda times the chunk's bits, where that beats no
+field (the step of each cell size chosen on an estimate, the three candidates then
+weighed on the image). Payload (``CFLD``, docs/FORMAT.md): version byte 1, the cell size's
 exponent, the step in quarter levels, the code's order, then each channel's values, predicted from
 the left neighbour (the first column from the one above), in the signed exponential-Golomb code.
 """
@@ -24,7 +25,12 @@ CELL_EXPONENTS = (5, 6, 7)  # cells of 32, 64 and 128 pixels
 STEPS = (2, 3, 4, 6, 8, 12, 16, 24)  # in quarter levels: the steps the encoder tries (the format allows 1..255)
 QUARTER = 4  # steps are in quarter levels
 MAX_CORRECTION = QUARTER * 255  # |value x step| of a cell, in quarter levels
-STRIP_ROWS = 64  # rows corrected at a time: int64 temporaries of 24 bytes per pixel
+STRIP_PIXELS = 1 << 16  # pixels corrected or compared at a time: int64 temporaries of 24 bytes per pixel
+
+
+def _strips(height: int, width: int) -> list[slice]:
+    """Row spans of about STRIP_PIXELS pixels each (one row at least), however wide the image."""
+    return spans(height, max(1, STRIP_PIXELS // width))
 
 
 def field_shape(width: int, height: int, exponent: int) -> tuple[int, int, int]:
@@ -52,7 +58,7 @@ def add_field(pixels: np.ndarray, values: np.ndarray, step: int, exponent: int) 
     scaled = values.astype(np.int64) * step
     denominator = QUARTER * (2 * cell) ** 2
     out = np.empty_like(pixels)
-    for rows in spans(height, STRIP_ROWS):
+    for rows in _strips(height, width):
         along = scaled[:, top[rows]] * (2 * cell - down[rows, None]) + scaled[:, bottom[rows]] * down[rows, None]
         field = along[:, :, left] * (2 * cell - across) + along[:, :, right] * across
         delta = np.floor_divide(2 * field + denominator, 2 * denominator).transpose(1, 2, 0)
@@ -118,7 +124,9 @@ def _cell_means(error: np.ndarray, exponent: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _squared_error(a: np.ndarray, b: np.ndarray) -> int:
-    return int(sum(((a[rows].astype(np.int32) - b[rows]) ** 2).sum(dtype=np.int64) for rows in spans(len(a), 256)))
+    """Sum of squared differences of two (H, W, 3) uint8 images, exactly, a strip at a time."""
+    strips = _strips(*a.shape[:2])
+    return int(sum(((a[rows].astype(np.int32) - b[rows]) ** 2).sum(dtype=np.int64) for rows in strips))
 
 
 def _field_bytes(values: np.ndarray) -> int:
