@@ -41,6 +41,7 @@ from aecodec.bitstream.format import (
 from aecodec.codec import memory
 from aecodec.codec.alpha import decode_alpha, encode_alpha
 from aecodec.codec.correction_field import add_field, fit_field, unpack_field
+from aecodec.codec.distortion import squared_error
 from aecodec.codec.effort import EFFORTS, Effort, effort_plan, encode_tile, rd_lambda
 from aecodec.codec.filter_target import filter_target
 from aecodec.codec.filter_tuning import tune_filter, unpack_tuning
@@ -210,7 +211,7 @@ class Codec:
             return pack(self._with_field(files[0], source, lagrangian, plan), self.max_pixels)
         decoded = [self._unfiltered(file) for file in files]  # exactly what a decoder will filter
         costs = [
-            _squared_error(pixels, original) + lagrangian * 8 * len(pack(file, self.max_pixels))
+            squared_error(pixels, original) + lagrangian * 8 * len(pack(file, self.max_pixels))
             for file, pixels in zip(files, decoded)
         ]
         best = min(range(len(files)), key=costs.__getitem__)
@@ -255,7 +256,7 @@ class Codec:
 
         def cost(chunk: bytes, pixels: np.ndarray) -> float:
             filtered = self._filtered(pixels, header.quality, tuning)
-            return _squared_error(filtered, original) + lagrangian * 8 * len(chunk)
+            return squared_error(filtered, original) + lagrangian * 8 * len(chunk)
 
         chunk = file.chunk(RESIDUAL)
         best = (cost(chunk, unfiltered), chunk, unfiltered)
@@ -465,11 +466,6 @@ def _allocate_image(width: int, height: int) -> np.ndarray:
         return np.empty((height, width, 3), dtype=np.uint8)
     except MemoryError:
         raise InputError(f"not enough memory for a {width}x{height} image ({size / 2**30:.1f} GiB)") from None
-
-
-def _squared_error(decoded: np.ndarray, original: np.ndarray) -> float:
-    """Sum of squared 8-bit differences of two (H, W, 3) uint8 images."""
-    return float(np.square(decoded.astype(np.float64) - original).sum())
 
 
 def _usable_device(device: str | torch.device) -> torch.device:

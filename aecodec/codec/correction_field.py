@@ -17,6 +17,7 @@ import numpy as np
 
 from aecodec.bitstream.format import CHUNK_OVERHEAD, CORRECTION_FIELD_PREFIX_SIZE
 from aecodec.bitstream.golomb import best_order, code_bits, decode_signed, encode_signed
+from aecodec.codec.distortion import squared_error
 from aecodec.errors import FormatError
 from aecodec.models.residual import spans
 
@@ -25,12 +26,7 @@ CELL_EXPONENTS = (5, 6, 7)  # cells of 32, 64 and 128 pixels
 STEPS = (2, 3, 4, 6, 8, 12, 16, 24)  # in quarter levels: the steps the encoder tries (the format allows 1..255)
 QUARTER = 4  # steps are in quarter levels
 MAX_CORRECTION = QUARTER * 255  # |value x step| of a cell, in quarter levels
-STRIP_PIXELS = 1 << 16  # pixels corrected or compared at a time: int64 temporaries of 24 bytes per pixel
-
-
-def _strips(height: int, width: int) -> list[slice]:
-    """Row spans of about STRIP_PIXELS pixels each (one row at least), however wide the image."""
-    return spans(height, max(1, STRIP_PIXELS // width))
+STRIP_PIXELS = 1 << 16  # pixels corrected at a time: int64 temporaries of 24 bytes per pixel
 
 
 def field_shape(width: int, height: int, exponent: int) -> tuple[int, int, int]:
@@ -58,7 +54,7 @@ def add_field(pixels: np.ndarray, values: np.ndarray, step: int, exponent: int) 
     scaled = values.astype(np.int64) * step
     denominator = QUARTER * (2 * cell) ** 2
     out = np.empty_like(pixels)
-    for rows in _strips(height, width):
+    for rows in spans(height, max(1, STRIP_PIXELS // width)):
         along = scaled[:, top[rows]] * (2 * cell - down[rows, None]) + scaled[:, bottom[rows]] * down[rows, None]
         field = along[:, :, left] * (2 * cell - across) + along[:, :, right] * across
         delta = np.floor_divide(2 * field + denominator, 2 * denominator).transpose(1, 2, 0)
@@ -123,12 +119,6 @@ def _cell_means(error: np.ndarray, exponent: int) -> tuple[np.ndarray, np.ndarra
     return sums / counts, counts
 
 
-def _squared_error(a: np.ndarray, b: np.ndarray) -> int:
-    """Sum of squared differences of two (H, W, 3) uint8 images, exactly, a strip at a time."""
-    strips = _strips(*a.shape[:2])
-    return int(sum(((a[rows].astype(np.int32) - b[rows]) ** 2).sum(dtype=np.int64) for rows in strips))
-
-
 def _field_bytes(values: np.ndarray) -> int:
     """The ``CFLD`` chunk's size, its overhead included, for integer ``values``."""
     differences = _predicted(values).ravel().tolist()
@@ -143,7 +133,7 @@ def fit_field(decoded: np.ndarray, original: np.ndarray, lagrangian: float) -> b
     as if the field were piecewise constant); the three candidates are then weighed on the image.
     """
     error = original.astype(np.int16) - decoded
-    plain, best, least = _squared_error(decoded, original), None, 0.0
+    plain, best, least = squared_error(decoded, original), None, 0.0
     for exponent in CELL_EXPONENTS:
         means, counts = _cell_means(error, exponent)
         candidates = []
@@ -157,7 +147,7 @@ def fit_field(decoded: np.ndarray, original: np.ndarray, lagrangian: float) -> b
         if estimate >= 0 or not values.any():
             continue
         corrected = add_field(decoded, values, step, exponent)
-        cost = _squared_error(corrected, original) - plain + lagrangian * 8 * _field_bytes(values)
+        cost = squared_error(corrected, original) - plain + lagrangian * 8 * _field_bytes(values)
         if cost < least:
             best, least = pack_field(values, step, exponent), cost
     return best

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from aecodec.bitstream.format import CHUNK_OVERHEAD, FILTER_TUNING_PREFIX_SIZE
 from aecodec.bitstream.golomb import best_order, decode_signed, encode_signed
+from aecodec.codec.distortion import squared_error
 from aecodec.errors import FormatError
 from aecodec.models.postfilter import FilterTuning, PostFilter, one_onednn_thread
 
@@ -85,10 +86,6 @@ def training_views(decoded: np.ndarray, original: np.ndarray) -> list[tuple[Tens
     return [(_as_tensor(decoded[c]), _as_tensor(original[c])) for c in crops]
 
 
-def _squared_error(a: np.ndarray, b: np.ndarray) -> int:
-    return int(((a.astype(np.int32) - b) ** 2).sum())
-
-
 def _on_grid(offsets: Tensor, exponent: int) -> Tensor:
     """``offsets`` rounded to steps of ``2 ** -exponent``, at most MAX_LAYER_OFFSET steps either way."""
     return torch.round(offsets * 2**exponent).clamp(-MAX_LAYER_OFFSET, MAX_LAYER_OFFSET) / 2**exponent
@@ -113,7 +110,7 @@ def tune_filter(
                 correction = postfilter.correction(x, q, FilterTuning(offset, gain, layers))
                 F.mse_loss(x + gain * correction, target).backward()
             optimizer.step()
-    shared = _squared_error(postfilter.apply(decoded, quality), original)
+    shared = squared_error(postfilter.apply(decoded, quality), original)
     best, least = None, 0.0  # the cost of no chunk, relative to the shared filter's
     with torch.no_grad(), one_onednn_thread():
         bias = torch.round(offset / BIAS_STEP).clamp(-128, 127) * BIAS_STEP
@@ -123,7 +120,7 @@ def tune_filter(
             fitted = postfilter.least_squares_gain(views, quality, FilterTuning(bias, gain, moved))
             tuning = FilterTuning(bias, float(np.clip(round(fitted / GAIN_STEP), 0, 255) * GAIN_STEP), moved)
             payload = pack_tuning(tuning, exponent)
-            error = _squared_error(postfilter.apply(decoded, quality, tuning), original)
+            error = squared_error(postfilter.apply(decoded, quality, tuning), original)
             cost = error - shared + lagrangian * 8 * (CHUNK_OVERHEAD + len(payload))
             if cost < least:
                 best, least = payload, cost

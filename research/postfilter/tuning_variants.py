@@ -17,6 +17,7 @@ from PIL import Image
 from aecodec.bitstream.format import CHUNK_OVERHEAD
 from aecodec.codec import filter_tuning
 from aecodec.codec.api import Codec
+from aecodec.codec.distortion import squared_error
 
 VARIANTS = [("first bias only, 20 steps", 0.0, 20), ("lr 0.003, 20", 0.003, 20), ("lr 0.01, 20", 0.01, 20)]
 VARIANTS += [("lr 0.003, 40", 0.003, 40), ("lr 0.01, 40", 0.01, 40)]
@@ -31,7 +32,7 @@ def main() -> None:
         for quality in map(int, sys.argv[2].split(",")):
             data = codec.compress(x, quality, effort=4)
             decoded, lagrangian = codec.decompress_unfiltered(data), codec._lagrangian(quality)
-            shared = filter_tuning._squared_error(postfilter.apply(decoded, quality), x)
+            shared = squared_error(postfilter.apply(decoded, quality), x)
             line = [f"{name} q{quality} {len(data)} B"]
             for label, rate, steps in VARIANTS:
                 filter_tuning.LAYER_LEARNING_RATE = rate
@@ -41,7 +42,7 @@ def main() -> None:
                 if payload is None:
                     line.append(f"{label}: no chunk")
                     continue
-                error = filter_tuning._squared_error(
+                error = squared_error(
                     postfilter.apply(decoded, quality, filter_tuning.unpack_tuning(payload, postfilter)), x
                 )
                 saving = (shared - error) / lagrangian - 8 * (CHUNK_OVERHEAD + len(payload))

@@ -16,6 +16,7 @@ from PIL import Image
 from aecodec.bitstream.format import CHUNK_OVERHEAD, CORRECTION_FIELD, pack, unpack
 from aecodec.codec import correction_field
 from aecodec.codec.api import Codec
+from aecodec.codec.distortion import squared_error
 
 SHIPPED_MEANS, SHIPPED_ROUND = correction_field._cell_means, np.round
 
@@ -58,7 +59,7 @@ def main() -> None:
         for quality in map(int, qualities.split("/")):
             file = unpack(codec.compress(x, quality)).without_chunk(CORRECTION_FIELD)
             size, shown, lagrangian = len(pack(file)), codec._shown(file), codec._lagrangian(quality)
-            plain = correction_field._squared_error(shown, x)
+            plain = squared_error(shown, x)
             line = [f"{path.rsplit('/', 1)[-1]} q{quality} {size} B"]
             for name, (fit, rounding) in VARIANTS.items():
                 correction_field._cell_means, correction_field.np.round = fit, rounding
@@ -70,7 +71,7 @@ def main() -> None:
                     line.append(f"{name}: none")
                     continue
                 values, step, exponent = correction_field.unpack_field(payload, x.shape[1], x.shape[0])
-                error = correction_field._squared_error(correction_field.add_field(shown, values, step, exponent), x)
+                error = squared_error(correction_field.add_field(shown, values, step, exponent), x)
                 saved = (plain - error) / lagrangian - 8 * (CHUNK_OVERHEAD + len(payload))
                 line.append(f"{name}: {100 * saved / (8 * size):+.2f}% (e{exponent} s{step} {len(payload)} B)")
             print(" | ".join(line), flush=True)
