@@ -31,6 +31,7 @@ from aecodec.bitstream.format import (
     MAX_WORK_FACTOR,
     RAW_PIXELS,
     RESIDUAL,
+    WIENER_FILTER,
     XMP,
     AecFile,
     Header,
@@ -411,7 +412,7 @@ def test_chunks_round_trip_as_version_2() -> None:
 def test_chunk_table_in_format_md_matches_the_code() -> None:
     section = FORMAT_MD.read_text().split("## Chunks", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(.{4})` \| (critical|ancillary) +\| `([^`]+)`", section, re.M)
-    known = (ALPHA, CORRECTION_FIELD, FILTER_TUNING, RAW_PIXELS, RESIDUAL, EXIF, ICC_PROFILE, XMP)
+    known = (ALPHA, CORRECTION_FIELD, FILTER_TUNING, RAW_PIXELS, RESIDUAL, WIENER_FILTER, EXIF, ICC_PROFILE, XMP)
     assert {tag for tag, *_ in rows} == {t.decode() for t in known}
     for header in (make_header(), make_header(width=4, height=4, channels=1, tile_count=1)):
         sizes = {"w": header.width, "h": header.height, "channels": header.channels}
@@ -442,6 +443,7 @@ def test_unknown_chunks_follow_the_case_rule() -> None:
         (((ALPHA, b""),), "empty"),
         (((FILTER_TUNING, b"\x01\x40"),), "invalid filter chunk"),
         (((CORRECTION_FIELD, b"\x01\x06"),), "4-byte prefix"),
+        (((WIENER_FILTER, b"\x01\x04\x02\x08"),), "5-byte prefix"),
         (((XMP, bytes((1 << 20) + 1)),), "over its limit"),
         (tuple((b"z%03d" % i, b"") for i in range(MAX_CHUNKS + 1)), "17 chunks"),
     ],

@@ -15,7 +15,7 @@ from aecodec.bench.fuzz import (
     mutate,
     summary,
 )
-from aecodec.bitstream.format import ALPHA, CORRECTION_FIELD, FILTER_TUNING, RESIDUAL, unpack
+from aecodec.bitstream.format import ALPHA, CORRECTION_FIELD, FILTER_TUNING, RESIDUAL, WIENER_FILTER, unpack
 from aecodec.codec.api import Codec
 from aecodec.testing import random_residual_model
 
@@ -35,7 +35,7 @@ def samples(fuzz_codec: Codec) -> list[Sample]:
 def test_samples_have_several_tiles_and_every_critical_chunk(samples: list[Sample]) -> None:
     assert max(len(s.data) for s in samples) > 300 and any(s.pixels.ndim == 2 for s in samples)
     tags = {tag for s in samples for tag, _ in unpack(s.data).chunks}
-    assert {ALPHA, CORRECTION_FIELD, FILTER_TUNING, RESIDUAL} <= tags
+    assert {ALPHA, CORRECTION_FIELD, FILTER_TUNING, RESIDUAL, WIENER_FILTER} <= tags
     versions = {payload[0] for s in samples for tag, payload in unpack(s.data).chunks if tag == FILTER_TUNING}
     assert 2 in versions  # the filter chunk that offsets every bias
 

@@ -54,6 +54,7 @@ from aecodec.bitstream.format import (
     MAX_TILE_SIZE,
     MIN_TILE_SIZE,
     TILE_ENTRY_SIZE,
+    WIENER_FILTER,
     XMP,
     pack,
     read_header,
@@ -66,6 +67,7 @@ from aecodec.codec.images import load_source
 from aecodec.codec.index_coding import decode_indices, indices_crc
 from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_TUNE
 from aecodec.codec.tiling import tile_grid
+from aecodec.codec.wiener_filter import WienerFilter, pack_filter, taps_per_channel
 from aecodec.errors import AecError, FormatError
 from aecodec.models.model_files import CodecModel, load_model_file
 from aecodec.models.postfilter import FilterTuning
@@ -567,6 +569,10 @@ def make_samples(codec: Codec) -> list[Sample]:
     file = unpack(samples[0].data)
     shape = field_shape(file.header.width, file.header.height, 5)
     data = pack(file.with_chunk(CORRECTION_FIELD, pack_field((np.arange(np.prod(shape)) % 7 - 3).reshape(shape), 1, 5)))
+    samples.append(Sample(data, np.asarray(codec.decompress(data))))
+    # And a Wiener filter of the largest shape beside it: taps of -40..40 in 1/256.
+    taps = (np.arange(3 * taps_per_channel(5, 3)) * 7 % 81 - 40).reshape(3, -1)
+    data = pack(unpack(data).with_chunk(WIENER_FILTER, pack_filter(WienerFilter(5, 3, 8, taps))))
     samples.append(Sample(data, np.asarray(codec.decompress(data))))
     return samples
 

@@ -44,7 +44,7 @@ MAX_METADATA_BYTES = 1 << 20
 MAX_RAW_PIXELS = 64
 ICC_PROFILE, EXIF, XMP = b"iccp", b"exif", b"xmp "
 ALPHA, FILTER_TUNING, RAW_PIXELS, RESIDUAL = b"ALPH", b"FILT", b"PIXL", b"RESD"
-CORRECTION_FIELD = b"CFLD"
+CORRECTION_FIELD, WIENER_FILTER = b"CFLD", b"WIEN"
 MAX_FILTER_CHANNELS = 64  # a model's post-filter: bounds its work per pixel (the shipped one has 32)
 MAX_FILTER_BLOCKS = 4  # and its residual blocks, two 3x3 convolutions each
 FILTER_TUNING_PREFIX_SIZE = 2  # version and gain bytes, then an offset byte per filter channel
@@ -58,6 +58,9 @@ RESIDUAL_MIN_SIZE = 5
 CORRECTION_FIELD_PREFIX_SIZE = 4  # version, cell exponent, step, order
 # Cells of at least 32 pixels, three values each of at most 23 bits (aecodec.codec.correction_field).
 CORRECTION_FIELD_BYTES_PER_CELL, MIN_CORRECTION_CELL = 9, 32
+WIENER_FILTER_PREFIX_SIZE = 5  # version, own radius, cross radius, shift, order
+# At most 3 x 56 taps (radii 5 and 3) of |tap| <= 8 << 10, 29 bits each (aecodec.codec.wiener_filter).
+MAX_WIENER_FILTER_SIZE = WIENER_FILTER_PREFIX_SIZE + (3 * 56 * 29 + 7) // 8
 
 _HEADER_STRUCT = struct.Struct("<4sBBBB16s8sIIHHI")
 _U32 = struct.Struct("<I")
@@ -192,6 +195,7 @@ def chunk_limit(tag: bytes, header: Header) -> int:
         RAW_PIXELS: header.channels * pixels if pixels <= MAX_RAW_PIXELS else 0,
         FILTER_TUNING: MAX_FILTER_TUNING_SIZE,
         CORRECTION_FIELD: CORRECTION_FIELD_PREFIX_SIZE + CORRECTION_FIELD_BYTES_PER_CELL * cells,
+        WIENER_FILTER: MAX_WIENER_FILTER_SIZE,
         RESIDUAL: RESIDUAL_PREFIX_SIZE + RESIDUAL_BYTES_PER_BLOCK * -(-header.width // 8) * -(-header.height // 8),
     }
     if tag in limits:
@@ -228,6 +232,8 @@ def check_chunk(tag: bytes, payload: bytes, header: Header) -> None:
         raise FormatError("invalid residual chunk: shorter than a version byte and a CRC")
     if tag == CORRECTION_FIELD and len(payload) < CORRECTION_FIELD_PREFIX_SIZE:
         raise FormatError("invalid correction field chunk: shorter than its 4-byte prefix")
+    if tag == WIENER_FILTER and len(payload) < WIENER_FILTER_PREFIX_SIZE:
+        raise FormatError(f"invalid Wiener filter chunk: shorter than its {WIENER_FILTER_PREFIX_SIZE}-byte prefix")
     if tag == FILTER_TUNING and len(payload) <= FILTER_TUNING_PREFIX_SIZE:
         raise FormatError("invalid filter chunk: not a version byte, a gain byte and an offset per channel")
     if tag == RAW_PIXELS and len(payload) != header.channels * header.width * header.height:

@@ -9,7 +9,9 @@ indices (at the encoder effort asked, :mod:`~aecodec.codec.effort`),
 base's own, the image minus its decoded base is coded too, as a residual chunk
 (:mod:`~aecodec.codec.residual_coding`). Decoding runs the same steps backwards; each tile's index
 CRC is checked before its pixels are synthesized, and a model's post-filter
-(:mod:`~aecodec.models.postfilter`) runs last.
+(:mod:`~aecodec.models.postfilter`) runs, then the file's own corrections, where the encoder wrote
+them: a Wiener filter (:mod:`~aecodec.codec.wiener_filter`) and a correction field
+(:mod:`~aecodec.codec.correction_field`).
 """
 
 import copy
@@ -33,6 +35,7 @@ from aecodec.bitstream.format import (
     MAX_RAW_PIXELS,
     RAW_PIXELS,
     RESIDUAL,
+    WIENER_FILTER,
     AecFile,
     Header,
     pack,
@@ -51,6 +54,7 @@ from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_OVERLAP, DEFAULT_QUALI
 from aecodec.codec.residual_coding import decode_residual, encode_residual, given
 from aecodec.codec.residual_rdo import LAGRANGIAN, rdo_chooser
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
+from aecodec.codec.wiener_filter import apply_filter, fit_filter, unpack_filter
 from aecodec.errors import FormatError, InputError
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
 from aecodec.models.postfilter import FilterTuning
@@ -200,7 +204,7 @@ class Codec:
 
     def _encode(self, source: SourceImage, quality: int, tune: str, progress: Progress | None, effort: int) -> bytes:
         """The file of an image at one quality: of the bases the effort tries, the one of least D + lambda R, with the
-        effort's recoding and filter tuning, then the correction field that pays for itself on its decode."""
+        effort's recoding and filter tuning, then the corrections that pay for themselves on its decode."""
         plan = effort_plan(effort)
         files = [
             self._file(source, quality, tune, progress, effort, half) for half in self._bases(source, quality, effort)
@@ -208,7 +212,7 @@ class Codec:
         original, lagrangian = source.pixels[:, :, :3], self._lagrangian(quality)
         has_filter = self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
         if len(files) == 1 and not (has_filter and (plan.filter_steps or plan.filter_passes)):
-            return pack(self._with_field(files[0], source, lagrangian, plan), self.max_pixels)
+            return pack(self._with_corrections(files[0], source, lagrangian, plan), self.max_pixels)
         decoded = [self._unfiltered(file) for file in files]  # exactly what a decoder will filter
         costs = [
             squared_error(pixels, original) + lagrangian * 8 * len(pack(file, self.max_pixels))
@@ -224,16 +228,21 @@ class Codec:
                 tuning = unpack_tuning(payload, self.model.postfilter)
                 file = file.with_chunk(FILTER_TUNING, payload)
                 file, _ = self._recode_for_filter(file, unfiltered, original, plan.tuned_passes, lagrangian, tuning)
-        return pack(self._with_field(file, source, lagrangian, plan), self.max_pixels)
+        return pack(self._with_corrections(file, source, lagrangian, plan), self.max_pixels)
 
-    def _with_field(self, file: AecFile, source: SourceImage, lagrangian: float, plan: Effort) -> AecFile:
-        """``file`` with the correction field (:mod:`aecodec.codec.correction_field`) of least squared error plus
-        ``lagrangian`` times its bits on the file's decode, where one beats none (colour images, not raw pixels,
-        efforts that fit one)."""
-        if not plan.correction_field or source.channels != 3 or file.chunk(RAW_PIXELS) is not None:
+    def _with_corrections(self, file: AecFile, source: SourceImage, lagrangian: float, plan: Effort) -> AecFile:
+        """``file`` with the corrections fitted to its decode, each where it beats none in squared error plus
+        ``lagrangian`` times its bits: the Wiener filter (:mod:`aecodec.codec.wiener_filter`), then the correction
+        field (:mod:`aecodec.codec.correction_field`) on the filtered decode (colour images, not raw pixels,
+        efforts that fit them)."""
+        if not plan.corrections or source.channels != 3 or file.chunk(RAW_PIXELS) is not None:
             return file
-        payload = fit_field(self._shown(file), source.pixels[:, :, :3], lagrangian)
-        return file if payload is None else file.with_chunk(CORRECTION_FIELD, payload)
+        original, shown = source.pixels[:, :, :3], self._shown(file)
+        wiener = fit_filter(shown, original, lagrangian)
+        if wiener is not None:
+            file, shown = file.with_chunk(WIENER_FILTER, wiener), apply_filter(shown, unpack_filter(wiener))
+        field = fit_field(shown, original, lagrangian)
+        return file if field is None else file.with_chunk(CORRECTION_FIELD, field)
 
     def _recode_for_filter(
         self,
@@ -360,23 +369,28 @@ class Codec:
         """
         file = unpack(read_binary(data, "an .aec file"), self.max_pixels)
         header, coded, alpha = file.header, file.chunk(CORRECTION_FIELD), file.chunk(ALPHA)
-        field = None if coded is None else unpack_field(coded, header.width, header.height)  # checked before decoding
+        # Both corrections are checked before the image is decoded.
+        field = None if coded is None else unpack_field(coded, header.width, header.height)
+        wiener = None if file.chunk(WIENER_FILTER) is None else unpack_filter(file.chunk(WIENER_FILTER))
         pixels = self._shown(file)
+        if wiener is not None:
+            pixels = apply_filter(pixels, wiener)
         if field is not None:
             pixels = add_field(pixels, *field)
         alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
         return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
 
     def _shown(self, file: AecFile) -> np.ndarray:
-        """The (H, W, 3) uint8 pixels of a parsed file before its correction field: its raw pixels, or the decode
-        through the post-filter (with the file's own tuning, if it has one)."""
+        """The (H, W, 3) uint8 pixels of a parsed file before its corrections (Wiener filter, correction field): its
+        raw pixels, or the decode through the post-filter (with the file's own tuning, if it has one)."""
         header = file.header
         self._check_file(header)
         raw, tuning, postfilter = file.chunk(RAW_PIXELS), file.chunk(FILTER_TUNING), self.model.postfilter
         if tuning is not None and (postfilter is None or raw is not None):
             raise FormatError("invalid file: a filter chunk, but " + ("raw pixels" if postfilter else "no post-filter"))
-        if raw is not None and file.chunk(CORRECTION_FIELD) is not None:
-            raise FormatError("invalid file: a correction field chunk, but raw pixels")
+        for tag, name in ((CORRECTION_FIELD, "correction field"), (WIENER_FILTER, "Wiener filter")):
+            if raw is not None and file.chunk(tag) is not None:
+                raise FormatError(f"invalid file: a {name} chunk, but raw pixels")
         pixels = self._unfiltered(file)
         if raw is not None:
             return _raw_pixels(raw, header)

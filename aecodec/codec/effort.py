@@ -18,9 +18,10 @@ recoding of least filtered squared error plus lambda times its bits.
 Effort 5 adds the first per-image layer: every bias of the post-filter tuned to the image
 (:mod:`aecodec.codec.filter_tuning`), then two more recoding passes through the tuned filter; about
 two and a half minutes per 768x512 image on one core with the default filter (larger images are
-tuned on 0.5 MP of crops). Every effort but the first ends with the correction field
-(:mod:`aecodec.codec.correction_field`), where it pays for its bits on the final decode: fitting it
-takes a decode of the file (the post-filter, mostly), which would triple effort 1's encode time.
+tuned on 0.5 MP of crops). Every effort but the first ends with two corrections fitted to the final
+decode, each where it pays for its bits: a Wiener filter (:mod:`aecodec.codec.wiener_filter`), then
+the correction field (:mod:`aecodec.codec.correction_field`). Fitting them takes a decode of the file
+(the post-filter, mostly), which would triple effort 1's encode time.
 """
 
 from dataclasses import dataclass
@@ -47,11 +48,11 @@ class Effort:
     filter_passes: int = 0  # recodings of the residual toward what the post-filter makes of it
     tuned_passes: int = 0  # recodings through the image's tuned filter, once it is tuned
     base_choice: bool = False  # code on a full- and a half-resolution base, keep the lower D + lambda R
-    correction_field: bool = True  # fit a correction field on the final decode (one more decode of the file)
+    corrections: bool = True  # fit the Wiener filter and correction field on the final decode (one more decode)
 
 
 EFFORTS: tuple[Effort, ...] = (
-    Effort(0, correction_field=False),
+    Effort(0, corrections=False),
     Effort(0, rdoq=True),
     Effort(8, rdoq=True, base_choice=True, filter_passes=2),
     Effort(32, rdoq=True, base_choice=True, filter_passes=4),
