@@ -6,12 +6,19 @@ from pathlib import Path
 import pytest
 import torch
 
+from aecodec.bitstream.format import CORRECTION_FIELD, WIENER_FILTER, AecFile
 from aecodec.codec.api import Codec
 from aecodec.models.model_files import CodecModel, model_from_bytes
 from aecodec.testing import random_model_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+
+
+def without_corrections(file: AecFile) -> AecFile:
+    """``file`` without the corrections fitted to its decode (Wiener filter, correction field), which the decoder
+    applies after everything else: what the post-filter and base tests compare."""
+    return file.without_chunk(WIENER_FILTER).without_chunk(CORRECTION_FIELD)
 
 
 def shared_path(*parts: str) -> Path:

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import without_corrections
 
-from aecodec.bitstream.format import CORRECTION_FIELD, RAW_PIXELS, WIENER_FILTER, pack, unpack
+from aecodec.bitstream.format import CORRECTION_FIELD, RAW_PIXELS, pack, unpack
 from aecodec.bitstream.golomb import encode_signed
 from aecodec.codec import correction_field
 from aecodec.codec.api import Codec
@@ -98,7 +99,7 @@ def _forged(data: bytes, values: np.ndarray, step: int, exponent: int) -> bytes:
 
 
 def test_the_decoder_adds_the_field_to_what_it_would_show(codec: Codec) -> None:
-    plain = unpack(codec.compress(smooth_photo(), 3)).without_chunk(CORRECTION_FIELD).without_chunk(WIENER_FILTER)
+    plain = without_corrections(unpack(codec.compress(smooth_photo(), 3)))
     values = np.random.default_rng(2).integers(-5, 6, field_shape(140, 90, 5))
     decoded = np.asarray(codec.decompress(_forged(pack(plain), values, 4, 5)))
     assert np.array_equal(decoded, add_field(codec._shown(plain), values, 4, 5))

@@ -6,9 +6,10 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import without_corrections
 from PIL import Image
 
-from aecodec.bitstream.format import CORRECTION_FIELD, HALF_BASE, HEADER_SIZE, TILE_ENTRY_SIZE, Header, pack, unpack
+from aecodec.bitstream.format import HALF_BASE, HEADER_SIZE, TILE_ENTRY_SIZE, Header, pack, unpack
 from aecodec.codec.api import Codec
 from aecodec.codec.images import SourceImage, load_source
 from aecodec.codec.options import DEFAULT_TUNE
@@ -116,8 +117,8 @@ def test_higher_efforts_keep_the_base_of_lower_cost(residual_codec: Codec) -> No
             error = np.square(residual_codec._unfiltered(file).astype(float) - pixels).sum()
             files.append(pack(file))
             costs.append(error + residual_codec._lagrangian(quality) * 8 * len(files[-1]))
-        chosen = unpack(residual_codec.compress(pixels, quality, effort=3)).without_chunk(CORRECTION_FIELD)
-        assert pack(chosen) == files[int(np.argmin(costs))]  # the correction field comes after the choice
+        chosen = without_corrections(unpack(residual_codec.compress(pixels, quality, effort=3)))
+        assert pack(chosen) == files[int(np.argmin(costs))]  # the corrections come after the choice
 
 
 def test_a_half_base_needs_a_residual_level(residual_codec: Codec) -> None:

@@ -6,12 +6,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import without_corrections
 from PIL import Image
 from safetensors.torch import load, save
 
 import aecodec.models.postfilter as postfilter_module
 from aecodec.bitstream import golomb
-from aecodec.bitstream.format import CORRECTION_FIELD, FILTER_TUNING, AecFile, pack, unpack
+from aecodec.bitstream.format import FILTER_TUNING, AecFile, pack, unpack
 from aecodec.codec import effort, filter_target, filter_tuning
 from aecodec.codec.api import Codec
 from aecodec.codec.filter_tuning import pack_tuning, tune_filter, unpack_tuning
@@ -64,9 +65,9 @@ def photo(height: int = 72, width: int = 96, seed: int = 5) -> np.ndarray:
     return (ramp + np.random.default_rng(seed).normal(0, 12, (height, width, 3))).clip(0, 255).astype(np.uint8)
 
 
-def without_field(data: bytes) -> bytes:
-    """A file without its correction field, which the decoder adds after the filter: what these tests compare."""
-    return pack(unpack(data).without_chunk(CORRECTION_FIELD))
+def without_corrections_of(data: bytes) -> bytes:
+    """A file without its corrections, which the decoder applies after the filter: what these tests compare."""
+    return pack(without_corrections(unpack(data)))
 
 
 def filtered_as_the_decoder_does(codec: Codec, unfiltered: np.ndarray, quality: int) -> np.ndarray:
@@ -80,7 +81,7 @@ def test_the_decoder_filters_last_and_a_zero_gain_skips_the_filter(filtered_byte
     postfilter = codec.model.postfilter
     assert postfilter is not None and len(postfilter.gain) == codec.model.num_qualities == 4
     for quality in (2, 4):  # base alone, and a residual level
-        data = without_field(codec.compress(photo(), quality))
+        data = without_corrections_of(codec.compress(photo(), quality))
         filtered = np.asarray(codec.decompress(data))
         postfilter.gain[quality - 1] = 0.0
         plain = np.asarray(codec.decompress(data))
@@ -101,7 +102,7 @@ def test_strips_filter_like_the_whole_image(monkeypatch, blocks: int) -> None:
 
 def test_unfiltered_decodes_are_the_decodes_before_the_filter(filtered_bytes: bytes) -> None:
     codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
-    data, tiny = without_field(codec.compress(photo(), 4)), photo(6, 8)
+    data, tiny = without_corrections_of(codec.compress(photo(), 4)), photo(6, 8)
     unfiltered = codec.decompress_unfiltered(data)
     assert np.array_equal(np.asarray(codec.decompress(data)), filtered_as_the_decoder_does(codec, unfiltered, 4))
     assert np.array_equal(codec.decompress_unfiltered(codec.compress(tiny, 4)), tiny)  # raw pixels, exactly
@@ -229,7 +230,7 @@ def test_effort_5_tunes_the_filter_to_the_image(filtered_bytes: bytes) -> None:
     codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
     image = photo(seed=2)
     for quality in (2, 4):
-        shared, tuned = (without_field(codec.compress(image, quality, effort=effort)) for effort in (4, 5))
+        shared, tuned = (without_corrections_of(codec.compress(image, quality, effort=effort)) for effort in (4, 5))
         chunk = unpack(tuned).chunk(FILTER_TUNING)
         assert chunk is not None and chunk[0] in (1, 2)  # the first layer's bias alone, or every bias
         tuning = unpack_tuning(chunk, codec.model.postfilter)

@@ -8,7 +8,16 @@ import pytest
 from PIL import Image, ImageCms
 
 import aecodec
-from aecodec.bitstream.format import CORRECTION_FIELD, EXIF, ICC_PROFILE, RAW_PIXELS, RESIDUAL, XMP, unpack
+from aecodec.bitstream.format import (
+    CORRECTION_FIELD,
+    EXIF,
+    ICC_PROFILE,
+    RAW_PIXELS,
+    RESIDUAL,
+    WIENER_FILTER,
+    XMP,
+    unpack,
+)
 from aecodec.codec.api import Codec
 from aecodec.codec.images import load_source
 from aecodec.errors import FormatError, InputError
@@ -32,15 +41,16 @@ def photo_with_metadata(orientation: int = 1) -> bytes:
 def test_metadata_is_carried_and_restored(codec: Codec) -> None:
     source = Image.open(io.BytesIO(photo_with_metadata()))
     data = codec.compress(source, 1)
-    assert {tag for tag, _ in unpack(data).chunks} - {CORRECTION_FIELD} == {EXIF, ICC_PROFILE, XMP}
+    assert {tag for tag, _ in unpack(data).chunks} - {CORRECTION_FIELD, WIENER_FILTER} == {EXIF, ICC_PROFILE, XMP}
     decoded = codec.decompress(data)
     assert decoded.info["icc_profile"] == source.info["icc_profile"]
     assert decoded.info["xmp"] == XMP_PACKET
     assert decoded.getexif()[0x010F] == "aecodec camera"
     stripped = codec.compress(source, 1, strip=True)
-    assert {tag for tag, _ in unpack(stripped).chunks} <= {CORRECTION_FIELD} and "exif" not in codec.decompress(
-        stripped
-    ).info
+    assert {tag for tag, _ in unpack(stripped).chunks} <= {
+        CORRECTION_FIELD,
+        WIENER_FILTER,
+    } and "exif" not in codec.decompress(stripped).info
 
 
 def test_exif_orientation_is_applied_before_coding(codec: Codec) -> None:

@@ -3,8 +3,9 @@ encoder's fit, the decoder."""
 
 import numpy as np
 import pytest
+from conftest import without_corrections
 
-from aecodec.bitstream.format import CORRECTION_FIELD, RAW_PIXELS, WIENER_FILTER, pack, unpack
+from aecodec.bitstream.format import RAW_PIXELS, WIENER_FILTER, pack, unpack
 from aecodec.bitstream.golomb import encode_signed
 from aecodec.codec import distortion
 from aecodec.codec.api import Codec
@@ -156,7 +157,7 @@ def _forged(data: bytes, wiener: WienerFilter) -> bytes:
 
 
 def test_the_decoder_filters_what_it_would_show_before_the_field(codec: Codec) -> None:
-    plain = unpack(codec.compress(photo(), 3)).without_chunk(WIENER_FILTER).without_chunk(CORRECTION_FIELD)
+    plain = without_corrections(unpack(codec.compress(photo(), 3)))
     wiener = random_filter(2, 1, seed=3, spread=20)
     assert np.array_equal(
         np.asarray(codec.decompress(_forged(pack(plain), wiener))), apply_filter(codec._shown(plain), wiener)
@@ -168,7 +169,7 @@ def test_the_encoder_writes_a_filter_only_where_it_pays(codec: Codec) -> None:
     data = codec.compress(image, 3)
     file = unpack(data)
     assert file.chunk(WIENER_FILTER) is not None  # a random model's decode is far off: a filter pays
-    plain = codec._shown(file.without_chunk(WIENER_FILTER).without_chunk(CORRECTION_FIELD))
+    plain = codec._shown(without_corrections(file))
     shown = np.asarray(codec.decompress(data))
     assert ((shown.astype(int) - image) ** 2).sum() < ((plain.astype(int) - image) ** 2).sum()
     assert unpack(codec.compress(image[:, :, 0], 3)).chunk(WIENER_FILTER) is None  # colour images only
