@@ -69,7 +69,8 @@ def unpack_tuning(payload: bytes, postfilter: PostFilter) -> FilterTuning:
 
 
 def _as_tensor(pixels: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255
+    """(1, 3, H, W) float32 in [0, 1] of (H, W, 3) uint8 ``pixels``, a copy (a caller's array may be read-only)."""
+    return torch.tensor(pixels).permute(2, 0, 1)[None].float() / 255
 
 
 def training_views(decoded: np.ndarray, original: np.ndarray) -> list[tuple[Tensor, Tensor]]:
