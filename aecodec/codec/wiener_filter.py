@@ -205,7 +205,7 @@ def fit_filter(decoded: np.ndarray, original: np.ndarray, lagrangian: float) -> 
     worth keeps no taps.
     """
     plain = [_channel_error(decoded, original, channel) for channel in range(3)]
-    largest = max(SHAPES)
+    largest = (max(own for own, _ in SHAPES), max(cross for _, cross in SHAPES))  # its features hold every shape's
     gram, moment = _normal_equations(decoded, original, *largest)
     best, least = None, 0.0
     for own, cross in SHAPES:
