@@ -368,10 +368,11 @@ class Codec:
         :class:`InputError` for an unreadable source.
         """
         file = unpack(read_binary(data, "an .aec file"), self.max_pixels)
-        header, coded, alpha = file.header, file.chunk(CORRECTION_FIELD), file.chunk(ALPHA)
+        header, alpha = file.header, file.chunk(ALPHA)
+        coded_field, coded_filter = file.chunk(CORRECTION_FIELD), file.chunk(WIENER_FILTER)
         # Both corrections are checked before the image is decoded.
-        field = None if coded is None else unpack_field(coded, header.width, header.height)
-        wiener = None if file.chunk(WIENER_FILTER) is None else unpack_filter(file.chunk(WIENER_FILTER))
+        field = None if coded_field is None else unpack_field(coded_field, header.width, header.height)
+        wiener = None if coded_filter is None else unpack_filter(coded_filter)
         pixels = self._shown(file)
         if wiener is not None:
             pixels = apply_filter(pixels, wiener)
