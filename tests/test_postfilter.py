@@ -13,7 +13,7 @@ from safetensors.torch import load, save
 import aecodec.models.postfilter as postfilter_module
 from aecodec.bitstream import golomb
 from aecodec.bitstream.format import FILTER_TUNING, AecFile, pack, unpack
-from aecodec.codec import effort, filter_target, filter_tuning
+from aecodec.codec import api, effort, filter_target, filter_tuning
 from aecodec.codec.api import Codec
 from aecodec.codec.filter_tuning import pack_tuning, tune_filter, unpack_tuning
 from aecodec.errors import FormatError, InputError, ModelError
@@ -268,21 +268,43 @@ def test_filter_target_is_one_gauss_newton_step_strip_by_strip(monkeypatch) -> N
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01 and not np.array_equal(target, original)
 
 
+@pytest.mark.parametrize("passes", ["filter_passes", "corrected_passes"])
 def test_higher_efforts_recode_the_residual_for_the_filter_never_at_a_higher_cost(
-    monkeypatch, filtered_bytes: bytes
+    monkeypatch, filtered_bytes: bytes, passes: str
 ) -> None:
-    """Effort 3's residual, recoded toward the filter's targets, costs no more filtered D + lambda R than
-    effort 3's without those passes (the passes keep their input where no recoding beats it)."""
+    """Effort 3's residual, recoded toward the filter's targets (plain, or through the corrections fitted to the
+    decode), costs no more D + lambda R than effort 3's without those passes (the passes keep their input where no
+    recoding beats it, and judge each candidate as the decoder will show it)."""
     codec, image, quality = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8), photo(seed=5), 4
-    assert effort.effort_plan(3).filter_passes > 0 and effort.effort_plan(2).filter_passes == 0
+    assert getattr(effort.effort_plan(3), passes) > 0 and getattr(effort.effort_plan(2), passes) == 0
 
     def cost(data: bytes) -> float:
         return _squared_error(codec.decompress(data), image) + codec._lagrangian(quality) * 8 * len(data)
 
     recoded = codec.compress(image, quality, effort=3)
-    plans = [replace(plan, filter_passes=0) for plan in effort.EFFORTS]
+    plans = [replace(plan, **{passes: 0}) for plan in effort.EFFORTS]
     monkeypatch.setattr(effort, "EFFORTS", tuple(plans))
     assert cost(recoded) <= cost(codec.compress(image, quality, effort=3))
+
+
+def test_corrected_passes_aim_at_the_original_less_what_the_corrections_add(monkeypatch, filtered_bytes: bytes) -> None:
+    """A corrected pass's goal is the original minus (the decode with its corrections - the decode before them)."""
+    codec, image, quality = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8), photo(seed=5), 4
+    no_passes = [replace(plan, filter_passes=0, corrected_passes=0) for plan in effort.EFFORTS]
+    monkeypatch.setattr(effort, "EFFORTS", tuple(no_passes))
+    unrecoded = codec.compress(image, quality, effort=3)
+    corrections = np.asarray(codec.decompress(unrecoded)).astype(np.int16) - codec._shown(unpack(unrecoded))
+    assert corrections.any()
+    goals = []
+
+    def recorded(postfilter, decoded, goal, quality, tuning=None):
+        goals.append(goal)
+        return filter_target.filter_target(postfilter, decoded, goal, quality, tuning)
+
+    monkeypatch.setattr(api, "filter_target", recorded)
+    monkeypatch.setattr(effort, "EFFORTS", tuple(replace(plan, corrected_passes=1) for plan in no_passes))
+    codec.compress(image, quality, effort=3)
+    assert len(goals) == 1 and np.array_equal(goals[0], image - corrections.astype(np.float32))
 
 
 def test_large_images_are_tuned_on_a_bounded_grid_of_crops(monkeypatch) -> None:

@@ -211,7 +211,7 @@ class Codec:
         ]
         original, lagrangian = source.pixels[:, :, :3], self._lagrangian(quality)
         has_filter = self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
-        if len(files) == 1 and not (has_filter and (plan.filter_steps or plan.filter_passes)):
+        if len(files) == 1 and not (has_filter and (plan.filter_steps or plan.filter_passes or plan.corrected_passes)):
             return pack(self._with_corrections(files[0], source, lagrangian, plan), self.max_pixels)
         decoded = [self._unfiltered(file) for file in files]  # exactly what a decoder will filter
         costs = [
@@ -221,62 +221,95 @@ class Codec:
         best = min(range(len(files)), key=costs.__getitem__)
         file, unfiltered = files[best], decoded[best]
         if has_filter and plan.filter_passes:
-            file, unfiltered = self._recode_for_filter(file, unfiltered, original, plan.filter_passes, lagrangian)
+            file, unfiltered = self._recode_for_filter(file, unfiltered, source, plan.filter_passes, lagrangian)
+        tuning = None
         if has_filter and plan.filter_steps:
             payload = tune_filter(self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian)
             if payload is not None:  # the passes use the tuning as the decoder will read it
                 tuning = unpack_tuning(payload, self.model.postfilter)
                 file = file.with_chunk(FILTER_TUNING, payload)
-                file, _ = self._recode_for_filter(file, unfiltered, original, plan.tuned_passes, lagrangian, tuning)
+                file, unfiltered = self._recode_for_filter(
+                    file, unfiltered, source, plan.tuned_passes, lagrangian, tuning
+                )
+        if has_filter and self._corrects(file, source, plan):
+            passes = plan.corrected_passes
+            file, _ = self._recode_for_filter(file, unfiltered, source, passes, lagrangian, tuning, corrected=True)
         return pack(self._with_corrections(file, source, lagrangian, plan), self.max_pixels)
 
+    def _corrects(self, file: AecFile, source: SourceImage, plan: Effort) -> bool:
+        """Whether the encoder fits the corrections to ``file``: colour images, not raw pixels, at efforts that do."""
+        return plan.corrections and source.channels == 3 and file.chunk(RAW_PIXELS) is None
+
     def _with_corrections(self, file: AecFile, source: SourceImage, lagrangian: float, plan: Effort) -> AecFile:
-        """``file`` with the corrections fitted to its decode, each where it beats none in squared error plus
-        ``lagrangian`` times its bits: the Wiener filter (:mod:`aecodec.codec.wiener_filter`), then the correction
-        field (:mod:`aecodec.codec.correction_field`) on the filtered decode (colour images, not raw pixels,
-        efforts that fit them)."""
-        if not plan.corrections or source.channels != 3 or file.chunk(RAW_PIXELS) is not None:
+        """``file`` with the corrections fitted to its decode where :meth:`_corrects` says so."""
+        if not self._corrects(file, source, plan):
             return file
-        original, shown = source.pixels[:, :, :3], self._shown(file)
+        return self._corrected(file, self._shown(file), source.pixels[:, :, :3], lagrangian)[0]
+
+    def _corrected(
+        self, file: AecFile, shown: np.ndarray, original: np.ndarray, lagrangian: float
+    ) -> tuple[AecFile, np.ndarray]:
+        """``file`` with the corrections fitted to ``shown``, its decode before them, each where it beats none in
+        squared error plus ``lagrangian`` times its bits: the Wiener filter (:mod:`aecodec.codec.wiener_filter`),
+        then the correction field (:mod:`aecodec.codec.correction_field`) on the filtered decode; and what the
+        decoder shows of the result."""
         wiener = fit_filter(shown, original, lagrangian)
         if wiener is not None:
             file, shown = file.with_chunk(WIENER_FILTER, wiener), apply_filter(shown, unpack_filter(wiener))
         field = fit_field(shown, original, lagrangian)
-        return file if field is None else file.with_chunk(CORRECTION_FIELD, field)
+        if field is not None:
+            header = file.header
+            file, shown = (
+                file.with_chunk(CORRECTION_FIELD, field),
+                add_field(shown, *unpack_field(field, header.width, header.height)),
+            )
+        return file, shown
 
     def _recode_for_filter(
         self,
         file: AecFile,
         unfiltered: np.ndarray,
-        original: np.ndarray,
+        source: SourceImage,
         passes: int,
         lagrangian: float,
         tuning: FilterTuning | None = None,
+        corrected: bool = False,
     ) -> tuple[AecFile, np.ndarray]:
         """``file`` with its residual recoded ``passes`` times toward :func:`filter_target` of the last decode
         (through the filter with the file's ``tuning``, if it has one), the candidate of least filtered squared
-        error plus ``lagrangian`` times its bits (the input's included), and its unfiltered decode."""
-        header = file.header
+        error plus ``lagrangian`` times its bits (the input's included), and its unfiltered decode.
+
+        With ``corrected``, each candidate is judged with its corrections fitted (:meth:`_corrected`), and the next
+        pass aims at the original less what they add to the last decode (held fixed: they are refitted after it).
+        """
+        header, original = file.header, source.pixels[:, :, :3]
         level, postfilter = self.model.quality_plan(header.quality)[1], self.model.postfilter
         if not passes or level is None or float(postfilter.gain[header.quality - 1]) == 0:
             return file, unfiltered
         layer, shape = self.model.residual, blocks_shape(header.width, header.height)
         base = self._synthesize(header, self.tile_indices(file))
 
-        def cost(chunk: bytes, pixels: np.ndarray) -> float:
+        def judged(chunk: bytes, pixels: np.ndarray) -> tuple[float, np.ndarray]:
+            """A candidate's cost, and what the next pass aims at."""
             filtered = self._filtered(pixels, header.quality, tuning)
-            return squared_error(filtered, original) + lagrangian * 8 * len(chunk)
+            if not corrected:
+                return squared_error(filtered, original) + lagrangian * 8 * len(chunk), original
+            candidate, shown = self._corrected(file.with_chunk(RESIDUAL, chunk), filtered, original, lagrangian)
+            cost = squared_error(shown, original) + lagrangian * 8 * len(pack(candidate, self.max_pixels))
+            return cost, original - (shown.astype(np.float32) - filtered)
 
         chunk = file.chunk(RESIDUAL)
-        best = (cost(chunk, unfiltered), chunk, unfiltered)
+        cost, goal = judged(chunk, unfiltered)
+        best = (cost, chunk, unfiltered)
         pixels = unfiltered
         for _ in range(passes):
-            target = filter_target(postfilter, pixels, original, header.quality, tuning)
+            target = filter_target(postfilter, pixels, goal, header.quality, tuning)
             with memory.unfragmented(header.width, header.height):
                 chunk = encode_residual(layer, level, rdo_chooser(layer, level, target, base), shape)
                 pixels = base.copy()
                 layer.add_to(pixels, decode_residual(layer, level, chunk, shape), level)
-            best = min(best, (cost(chunk, pixels), chunk, pixels), key=lambda candidate: candidate[0])
+            cost, goal = judged(chunk, pixels)
+            best = min(best, (cost, chunk, pixels), key=lambda candidate: candidate[0])
         return file.with_chunk(RESIDUAL, best[1]), best[2]
 
     def _bases(self, source: SourceImage, quality: int, effort: int) -> tuple[bool, ...]:

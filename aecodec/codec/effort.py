@@ -21,7 +21,9 @@ two and a half minutes per 768x512 image on one core with the default filter (la
 tuned on 0.5 MP of crops). Every effort but the first ends with two corrections fitted to the final
 decode, each where it pays for its bits: a Wiener filter (:mod:`aecodec.codec.wiener_filter`), then
 the correction field (:mod:`aecodec.codec.correction_field`). Fitting them takes a decode of the file
-(the post-filter, mostly), which would triple effort 1's encode time.
+(the post-filter, mostly), which would triple effort 1's encode time. Efforts 3 and up end with
+recodings aimed through them too (1 at effort 3, 2 at 4, 4 at 5): at the original less what the
+corrections fitted to the last decode add, each candidate judged with its own corrections refitted.
 """
 
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ class Effort:
     filter_steps: int = 0  # Adam steps tuning the post-filter to the image (0: the shared filter)
     filter_passes: int = 0  # recodings of the residual toward what the post-filter makes of it
     tuned_passes: int = 0  # recodings through the image's tuned filter, once it is tuned
+    corrected_passes: int = 0  # last recodings, toward what the corrections fitted to the decode leave
     base_choice: bool = False  # code on a full- and a half-resolution base, keep the lower D + lambda R
     corrections: bool = True  # fit the Wiener filter and correction field on the final decode (one more decode)
 
@@ -54,9 +57,9 @@ class Effort:
 EFFORTS: tuple[Effort, ...] = (
     Effort(0, corrections=False),
     Effort(0, rdoq=True),
-    Effort(8, rdoq=True, base_choice=True, filter_passes=2),
-    Effort(32, rdoq=True, base_choice=True, filter_passes=4),
-    Effort(32, rdoq=True, filter_steps=40, base_choice=True, filter_passes=4, tuned_passes=2),
+    Effort(8, rdoq=True, base_choice=True, filter_passes=2, corrected_passes=1),
+    Effort(32, rdoq=True, base_choice=True, filter_passes=4, corrected_passes=2),
+    Effort(32, rdoq=True, filter_steps=40, base_choice=True, filter_passes=4, tuned_passes=2, corrected_passes=4),
 )
 
 

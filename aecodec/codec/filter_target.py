@@ -29,8 +29,9 @@ def filter_target(
     quality: int,
     tuning: FilterTuning | None = None,
 ) -> np.ndarray:
-    """The target ``d - J^T (F(d) - x)`` (H, W, 3) int16 for an unfiltered decode ``d`` and the original ``x``
-    (both (H, W, 3) uint8), with the filter ``F`` the decoder applies at ``quality`` (and ``tuning``)."""
+    """The target ``d - J^T (F(d) - x)`` (H, W, 3) int16 for an unfiltered decode ``d`` ((H, W, 3) uint8) and the
+    original ``x`` (H, W, 3) in 8-bit units (uint8, or float where the encoder aims elsewhere), with the filter
+    ``F`` the decoder applies at ``quality`` (and ``tuning``)."""
     gain = float(postfilter.gain[quality - 1]) if tuning is None else tuning.gain
     height, width = decoded.shape[:2]
     rows, halo, q = max(MIN_STRIP_ROWS, STRIP_PIXELS // width), postfilter.halo, torch.tensor([quality])
