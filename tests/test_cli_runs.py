@@ -78,7 +78,9 @@ def test_evaluate_prints_a_table_or_json(model_file: Path, tmp_path: Path, capsy
     rows = [line.split() for line in lines[2:]]
     assert [int(row[0]) for row in rows] == result["quality"]
     assert [float(row[1]) for row in rows] == result["bpp"]
-    assert [float(row[2]) for row in rows] == pytest.approx(result["psnr"], abs=0.005)
+    assert [float(row[2]) for row in rows] == pytest.approx(
+        result["psnr"], abs=0.0051
+    )  # two decimals: half a unit, and float error
 
 
 def test_info_lists_the_chunks(codec, tmp_path: Path) -> None:

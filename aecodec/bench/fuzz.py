@@ -570,9 +570,10 @@ def make_samples(codec: Codec) -> list[Sample]:
     shape = field_shape(file.header.width, file.header.height, 5)
     data = pack(file.with_chunk(CORRECTION_FIELD, pack_field((np.arange(np.prod(shape)) % 7 - 3).reshape(shape), 1, 5)))
     samples.append(Sample(data, np.asarray(codec.decompress(data))))
-    # And a Wiener filter of the largest shape beside it: taps of -40..40 in 1/256.
-    taps = (np.arange(3 * taps_per_channel(5, 3)) * 7 % 81 - 40).reshape(3, -1)
-    data = pack(unpack(data).with_chunk(WIENER_FILTER, pack_filter(WienerFilter(5, 3, 8, taps))))
+    # And a Wiener filter of the largest shape beside it, both guides, four filters: taps of -40..40 in 1/256.
+    taps = (np.arange(4 * 3 * taps_per_channel(5, 3, 3)) * 7 % 81 - 40).reshape(4, 3, -1)
+    wiener = WienerFilter(5, 3, 8, taps, guides=3, bins=(0, 1, 2, 3))
+    data = pack(unpack(data).with_chunk(WIENER_FILTER, pack_filter(wiener)))
     samples.append(Sample(data, np.asarray(codec.decompress(data))))
     return samples
 

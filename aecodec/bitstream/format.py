@@ -58,9 +58,10 @@ RESIDUAL_MIN_SIZE = 5
 CORRECTION_FIELD_PREFIX_SIZE = 4  # version, cell exponent, step, order
 # Cells of at least 32 pixels, three values each of at most 23 bits (aecodec.codec.correction_field).
 CORRECTION_FIELD_BYTES_PER_CELL, MIN_CORRECTION_CELL = 9, 32
-WIENER_FILTER_PREFIX_SIZE = 5  # version, own radius, cross radius, shift, order
-# At most 3 x 56 taps (radii 5 and 3) of |tap| <= 8 << 10, 29 bits each (aecodec.codec.wiener_filter).
-MAX_WIENER_FILTER_SIZE = WIENER_FILTER_PREFIX_SIZE + (3 * 56 * 29 + 7) // 8
+WIENER_FILTER_PREFIX_SIZE = 5  # version 1's: version, own radius, cross radius, shift, order (version 2 has 7)
+# At most 4 filters x 3 channels x 82 taps (radii 5 and 3, both guides) of |tap| <= 8 << 10, 29 bits each
+# (aecodec.codec.wiener_filter).
+MAX_WIENER_FILTER_SIZE = 7 + (4 * 3 * 82 * 29 + 7) // 8
 
 _HEADER_STRUCT = struct.Struct("<4sBBBB16s8sIIHHI")
 _U32 = struct.Struct("<I")

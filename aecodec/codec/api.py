@@ -54,7 +54,7 @@ from aecodec.codec.options import DEFAULT_EFFORT, DEFAULT_OVERLAP, DEFAULT_QUALI
 from aecodec.codec.residual_coding import decode_residual, encode_residual, given
 from aecodec.codec.residual_rdo import LAGRANGIAN, rdo_chooser
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
-from aecodec.codec.wiener_filter import apply_filter, fit_filter, unpack_filter
+from aecodec.codec.wiener_filter import Guides, apply_filter, fit_filter, unpack_filter
 from aecodec.errors import FormatError, InputError
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
 from aecodec.models.postfilter import FilterTuning
@@ -244,18 +244,19 @@ class Codec:
         """``file`` with the corrections fitted to its decode where :meth:`_corrects` says so."""
         if not self._corrects(file, source, plan):
             return file
-        return self._corrected(file, self._shown(file), source.pixels[:, :, :3], lagrangian)[0]
+        return self._corrected(file, *self._stages(file), source.pixels[:, :, :3], lagrangian)[0]
 
     def _corrected(
-        self, file: AecFile, shown: np.ndarray, original: np.ndarray, lagrangian: float
+        self, file: AecFile, shown: np.ndarray, guides: Guides, original: np.ndarray, lagrangian: float
     ) -> tuple[AecFile, np.ndarray]:
-        """``file`` with the corrections fitted to ``shown``, its decode before them, each where it beats none in
+        """``file`` with the corrections fitted to ``shown``, its decode before them (``guides``, its earlier
+        stages), each where it beats none in
         squared error plus ``lagrangian`` times its bits: the Wiener filter (:mod:`aecodec.codec.wiener_filter`),
         then the correction field (:mod:`aecodec.codec.correction_field`) on the filtered decode; and what the
         decoder shows of the result."""
-        wiener = fit_filter(shown, original, lagrangian)
+        wiener = fit_filter(shown, original, lagrangian, guides)
         if wiener is not None:
-            file, shown = file.with_chunk(WIENER_FILTER, wiener), apply_filter(shown, unpack_filter(wiener))
+            file, shown = file.with_chunk(WIENER_FILTER, wiener), apply_filter(shown, unpack_filter(wiener), guides)
         field = fit_field(shown, original, lagrangian)
         if field is not None:
             header = file.header
@@ -294,7 +295,8 @@ class Codec:
             filtered = self._filtered(pixels, header.quality, tuning)
             if not corrected:
                 return squared_error(filtered, original) + lagrangian * 8 * len(chunk), original
-            candidate, shown = self._corrected(file.with_chunk(RESIDUAL, chunk), filtered, original, lagrangian)
+            candidate = file.with_chunk(RESIDUAL, chunk)
+            candidate, shown = self._corrected(candidate, filtered, Guides(pixels, base), original, lagrangian)
             cost = squared_error(shown, original) + lagrangian * 8 * len(pack(candidate, self.max_pixels))
             return cost, original - (shown.astype(np.float32) - filtered)
 
@@ -406,17 +408,22 @@ class Codec:
         # Both corrections are checked before the image is decoded.
         field = None if coded_field is None else unpack_field(coded_field, header.width, header.height)
         wiener = None if coded_filter is None else unpack_filter(coded_filter)
-        pixels = self._shown(file)
+        pixels, guides = self._stages(file)
         if wiener is not None:
-            pixels = apply_filter(pixels, wiener)
+            pixels = apply_filter(pixels, wiener, guides)
         if field is not None:
             pixels = add_field(pixels, *field)
         alpha = None if alpha is None else decode_alpha(alpha, header.width, header.height)
         return with_metadata(to_image(pixels, header.channels, alpha), dict(file.chunks))
 
     def _shown(self, file: AecFile) -> np.ndarray:
+        """The (H, W, 3) uint8 pixels of a parsed file before its corrections (see :meth:`_stages`)."""
+        return self._stages(file)[0]
+
+    def _stages(self, file: AecFile) -> tuple[np.ndarray, Guides]:
         """The (H, W, 3) uint8 pixels of a parsed file before its corrections (Wiener filter, correction field): its
-        raw pixels, or the decode through the post-filter (with the file's own tuning, if it has one)."""
+        raw pixels, or the decode through the post-filter (with the file's own tuning, if it has one); and the
+        earlier stages of the decode, which a Wiener filter may read."""
         header = file.header
         self._check_file(header)
         raw, tuning, postfilter = file.chunk(RAW_PIXELS), file.chunk(FILTER_TUNING), self.model.postfilter
@@ -425,12 +432,15 @@ class Codec:
         for tag, name in ((CORRECTION_FIELD, "correction field"), (WIENER_FILTER, "Wiener filter")):
             if raw is not None and file.chunk(tag) is not None:
                 raise FormatError(f"invalid file: a {name} chunk, but raw pixels")
-        pixels = self._unfiltered(file)
+        base, pixels = self._decoded(file)
+        guides = Guides(pixels, base)
         if raw is not None:
-            return _raw_pixels(raw, header)
+            return _raw_pixels(raw, header), guides
         if postfilter is None:
-            return pixels
-        return self._filtered(pixels, header.quality, None if tuning is None else unpack_tuning(tuning, postfilter))
+            return pixels, guides
+        return self._filtered(
+            pixels, header.quality, None if tuning is None else unpack_tuning(tuning, postfilter)
+        ), guides
 
     def decompress_unfiltered(self, data: bytes) -> np.ndarray:
         """The (H, W, 3) uint8 pixels of an ``.aec`` file before the post-filter: what a filter is trained on
@@ -450,6 +460,10 @@ class Codec:
 
     def _unfiltered(self, file: AecFile) -> np.ndarray:
         """The (H, W, 3) uint8 base plus residual of a parsed file, before any post-filter."""
+        return self._decoded(file)[1]
+
+    def _decoded(self, file: AecFile) -> tuple[np.ndarray, np.ndarray]:
+        """The (H, W, 3) uint8 base of a parsed file, and the base plus its residual (the same array without one)."""
         header = file.header
         self._check_file(header)
         raw, residual = file.chunk(RAW_PIXELS), file.chunk(RESIDUAL)
@@ -459,12 +473,12 @@ class Codec:
                 "needs a residual chunk" if residual is None else "codes no residual, yet the file has a residual chunk"
             )
             raise FormatError(f"invalid file: quality {header.quality} {wrong}")
-        pixels = self._synthesize(header, self.tile_indices(file))
+        base = pixels = self._synthesize(header, self.tile_indices(file))
         if residual is not None:
             with memory.unfragmented(header.width, header.height):
-                shape = blocks_shape(header.width, header.height)
+                shape, pixels = blocks_shape(header.width, header.height), base.copy()
                 self.model.residual.add_to(pixels, decode_residual(self.model.residual, level, residual, shape), level)
-        return pixels
+        return base, pixels
 
     def _synthesize(self, header: Header, tiles: Iterable[tuple[Tile, TileIndices]]) -> np.ndarray:
         """The base's (H, W, 3) uint8 pixels from each tile's indices, upsampled if they code half the resolution."""

@@ -1,9 +1,10 @@
 """Shapes of the Wiener filter, weighed on real effort-2 decodes in the encoder's own D + lambda R.
 
-``python research/residual/wiener_filter.py IMAGE:Q/Q,... OWN:CROSS,...`` (run from the repository root):
+``python research/residual/wiener_filter.py IMAGE:Q/Q,... OWN:CROSS[:g],...`` (run from the repository root):
 each image is coded at each quality, its Wiener filter and correction field removed, and
-:func:`fit_filter` rerun on the decode with each (own, cross) shape alone. Printed: what each filter
-saves in squared error over lambda minus its chunk's bits, in % of the file's bits, and its size.
+:func:`fit_filter` rerun on the decode with each (own, cross) shape alone, reading the guides where the shape
+ends in ``:g``. Printed: what each filter saves in squared error over lambda minus its chunk's bits, in % of the
+file's bits, its size and its bins' partition.
 """
 
 import sys
@@ -26,19 +27,22 @@ def main(specs: str, shapes: str) -> None:
         for quality in map(int, qualities.split("/")):
             with one_onednn_thread():
                 data = codec.compress(original, quality)
-                decoded = codec._shown(unpack(data).without_chunk(WIENER_FILTER).without_chunk(CORRECTION_FIELD))
+                file = unpack(data).without_chunk(WIENER_FILTER).without_chunk(CORRECTION_FIELD)
+                decoded, guides = codec._stages(file)
             lagrangian, plain = codec._lagrangian(quality), squared_error(decoded, original)
             line = f"{path.rsplit('/', 1)[-1]} q{quality} {len(data)} B:"
             for shape in shapes.split(","):
-                wiener_filter.SHAPES = (tuple(map(int, shape.split(":"))),)
-                payload = wiener_filter.fit_filter(decoded, original, lagrangian)
+                own, cross, *guided = shape.split(":")
+                wiener_filter.SHAPES = ((int(own), int(cross)),)
+                payload = wiener_filter.fit_filter(decoded, original, lagrangian, guides if guided else None)
                 if payload is None:
                     line += f" {shape} none"
                     continue
-                filtered = wiener_filter.apply_filter(decoded, wiener_filter.unpack_filter(payload))
+                wiener = wiener_filter.unpack_filter(payload)
+                filtered = wiener_filter.apply_filter(decoded, wiener, guides)
                 size = CHUNK_OVERHEAD + len(payload)
                 saved = (plain - squared_error(filtered, original)) / lagrangian - 8 * size
-                line += f" {shape} {100 * saved / (8 * len(data)):+.2f}% ({size} B)"
+                line += f" {shape} {100 * saved / (8 * len(data)):+.2f}% ({size} B, bins {wiener.bins})"
             print(line, flush=True)
 
 
