@@ -250,10 +250,9 @@ class Codec:
         self, file: AecFile, shown: np.ndarray, guides: Guides, original: np.ndarray, lagrangian: float
     ) -> tuple[AecFile, np.ndarray]:
         """``file`` with the corrections fitted to ``shown``, its decode before them (``guides``, its earlier
-        stages), each where it beats none in
-        squared error plus ``lagrangian`` times its bits: the Wiener filter (:mod:`aecodec.codec.wiener_filter`),
-        then the correction field (:mod:`aecodec.codec.correction_field`) on the filtered decode; and what the
-        decoder shows of the result."""
+        stages), each where it beats none in squared error plus ``lagrangian`` times its bits: the Wiener filter
+        (:mod:`aecodec.codec.wiener_filter`), then the correction field (:mod:`aecodec.codec.correction_field`)
+        on the filtered decode; and what the decoder shows of the result."""
         wiener = fit_filter(shown, original, lagrangian, guides)
         if wiener is not None:
             file, shown = file.with_chunk(WIENER_FILTER, wiener), apply_filter(shown, unpack_filter(wiener), guides)
