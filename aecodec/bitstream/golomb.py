@@ -9,6 +9,8 @@ no probabilities: exact by construction, and the decoder's work is bounded by th
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from aecodec.errors import FormatError
 
 MAX_ORDER = 15
@@ -18,14 +20,26 @@ def _zigzag(value: int) -> int:
     return 2 * value if value >= 0 else -2 * value - 1
 
 
+def _zigzagged(values: Sequence[int]) -> np.ndarray:
+    v = np.asarray(values, dtype=np.int64)
+    return np.where(v >= 0, 2 * v, -2 * v - 1)
+
+
+def _bits(zigzagged: np.ndarray, order: int) -> int:
+    """Bits of zigzagged values (below 2**52) in the order-``order`` code: frexp's exponent is the bit length."""
+    lengths = np.frexp(((zigzagged >> order) + 1).astype(np.float64))[1]
+    return int((2 * lengths - 1 + order).sum())
+
+
 def code_bits(values: Sequence[int], order: int) -> int:
     """Bits of ``values`` in the order-``order`` code, before padding."""
-    return sum(2 * ((_zigzag(v) >> order) + 1).bit_length() - 1 + order for v in values)
+    return _bits(_zigzagged(values), order)
 
 
 def best_order(values: Sequence[int]) -> int:
     """The order in 0..MAX_ORDER that codes ``values`` in the fewest bits (the lowest of equals)."""
-    return min(range(MAX_ORDER + 1), key=lambda order: code_bits(values, order))
+    zigzagged = _zigzagged(values)
+    return min(range(MAX_ORDER + 1), key=lambda order: _bits(zigzagged, order))
 
 
 def encode_signed(values: Sequence[int], order: int) -> bytes:

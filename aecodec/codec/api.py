@@ -253,9 +253,9 @@ class Codec:
         stages), each where it beats none in squared error plus ``lagrangian`` times its bits: the Wiener filter
         (:mod:`aecodec.codec.wiener_filter`), then the correction field (:mod:`aecodec.codec.correction_field`)
         on the filtered decode; and what the decoder shows of the result."""
-        wiener = fit_filter(shown, original, lagrangian, guides)
-        if wiener is not None:
-            file, shown = file.with_chunk(WIENER_FILTER, wiener), apply_filter(shown, unpack_filter(wiener), guides)
+        fitted = fit_filter(shown, original, lagrangian, guides)
+        if fitted is not None:
+            file, shown = file.with_chunk(WIENER_FILTER, fitted[0]), fitted[1]
         field = fit_field(shown, original, lagrangian)
         if field is not None:
             header = file.header

@@ -367,9 +367,10 @@ def _estimated(
 
 def fit_filter(
     decoded: np.ndarray, original: np.ndarray, lagrangian: float, guides: Guides | None = None
-) -> bytes | None:
+) -> tuple[bytes, np.ndarray] | None:
     """The ``WIEN`` payload bringing a final decode ``decoded`` closest to ``original`` (both (H, W, 3) uint8) in
-    squared error (8-bit units) plus ``lagrangian`` times its chunk's bits; None where no filter pays for itself.
+    squared error (8-bit units) plus ``lagrangian`` times its chunk's bits, and the decode it filters to; None
+    where no filter pays for itself.
 
     For each of :data:`SHAPES`, reading both ``guides`` (none without them), the partition of the activity bins
     that the least squares' own estimate favours is applied; a channel whose error falls by less than its taps'
@@ -391,10 +392,11 @@ def fit_filter(
         for channel in range(3):
             if saved[channel] < lagrangian * code_bits(taps[:, channel].ravel().tolist(), order):
                 taps[:, channel], saved[channel] = 0, 0
+                filtered[:, :, channel] = decoded[:, :, channel]  # what zero taps make of it
         if not taps.any():
             continue
         wiener = WienerFilter(own, cross, SHIFT, taps, mask, candidate.bins)
         cost = lagrangian * 8 * _chunk_bytes(wiener) - sum(saved)
         if cost < least:
-            best, least = wiener, cost
-    return None if best is None else pack_filter(best)
+            best, least = (pack_filter(wiener), filtered), cost
+    return best

@@ -34,12 +34,12 @@ def main(specs: str, shapes: str) -> None:
             for shape in shapes.split(","):
                 own, cross, *guided = shape.split(":")
                 wiener_filter.SHAPES = ((int(own), int(cross)),)
-                payload = wiener_filter.fit_filter(decoded, original, lagrangian, guides if guided else None)
-                if payload is None:
+                fitted = wiener_filter.fit_filter(decoded, original, lagrangian, guides if guided else None)
+                if fitted is None:
                     line += f" {shape} none"
                     continue
+                payload, filtered = fitted
                 wiener = wiener_filter.unpack_filter(payload)
-                filtered = wiener_filter.apply_filter(decoded, wiener, guides)
                 size = CHUNK_OVERHEAD + len(payload)
                 saved = (plain - squared_error(filtered, original)) / lagrangian - 8 * size
                 line += f" {shape} {100 * saved / (8 * len(data)):+.2f}% ({size} B, bins {wiener.bins})"
