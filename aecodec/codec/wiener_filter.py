@@ -292,7 +292,8 @@ def _normal_equations(
     for number, (rows, slab) in enumerate(_slabs(images, margin)):
         columns = slice(number % every, None, every)
         bins = _bins(slab, margin)[:, columns].ravel()
-        order, starts = np.argsort(bins, kind="stable"), np.searchsorted(np.sort(bins), np.arange(BINS + 1))
+        order = np.argsort(bins, kind="stable")
+        starts = np.searchsorted(bins[order], np.arange(BINS + 1))
         pixels += np.diff(starts)
         for channel in range(3):
             features = _features(slab, margin, channel, own, cross, guides, columns)[:, order]
