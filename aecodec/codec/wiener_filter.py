@@ -31,6 +31,7 @@ from aecodec.codec.distortion import squared_error, strips
 from aecodec.errors import FormatError
 
 VERSION = 2  # 1: one filter, no guides (files of earlier releases), still decoded
+PREFIX_SIZE = 7  # version 2's: version, own radius, cross radius, shift, guides, partition, order
 OWN_RADII, CROSS_RADII, SHIFTS = range(1, 6), range(4), range(4, 11)  # what the format allows
 GUIDES = ("unfiltered", "base")  # bit k of a filter's guide mask reads GUIDES[k] (see :class:`Guides`)
 BINS = 4  # activity bins: the 5x5 sums of the Laplacian of R + G + B below each threshold, then the rest
@@ -238,7 +239,7 @@ def unpack_filter(payload: bytes) -> WienerFilter:
     version = payload[0]
     if version not in (1, VERSION):
         raise FormatError(f"Wiener filter chunk version {version} is not supported (written by a newer aecodec?)")
-    prefix = 5 if version == 1 else 7
+    prefix = WIENER_FILTER_PREFIX_SIZE if version == 1 else PREFIX_SIZE
     if len(payload) < prefix:
         raise FormatError(f"invalid Wiener filter chunk: shorter than its {prefix}-byte prefix")
     own, cross, shift = payload[1:4]
@@ -358,7 +359,9 @@ def _estimated(
         order = best_order(taps.ravel().tolist())
         bits = np.array([[code_bits(row.tolist(), order) for row in rows] for rows in taps])
         kept = saved.sum(0) > lagrangian * bits.sum(0)  # per channel, over the filters
-        cost = lagrangian * (8 * CHUNK_OVERHEAD + 8 * 7 + bits.sum() - bits[:, ~kept].sum()) - saved[:, kept].sum()
+        cost = (
+            lagrangian * (8 * (CHUNK_OVERHEAD + PREFIX_SIZE) + bits.sum() - bits[:, ~kept].sum()) - saved[:, kept].sum()
+        )
         if cost < least:
             taps[:, ~kept] = 0
             best, least = WienerFilter(shape[0], shape[1], SHIFT, taps, shape[2], bins), cost
