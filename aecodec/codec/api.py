@@ -231,9 +231,10 @@ class Codec:
                 file, unfiltered = self._recode_for_filter(
                     file, unfiltered, source, plan.tuned_passes, lagrangian, tuning
                 )
-        if has_filter and self._corrects(file, source, plan):
+        if has_filter and self._corrects(file, source, plan) and plan.corrected_passes:
             passes = plan.corrected_passes
             file, _ = self._recode_for_filter(file, unfiltered, source, passes, lagrangian, tuning, corrected=True)
+            return pack(file, self.max_pixels)  # with the corrections fitted to its decode
         return pack(self._with_corrections(file, source, lagrangian, plan), self.max_pixels)
 
     def _corrects(self, file: AecFile, source: SourceImage, plan: Effort) -> bool:
@@ -279,29 +280,29 @@ class Codec:
         (through the filter with the file's ``tuning``, if it has one), the candidate of least filtered squared
         error plus ``lagrangian`` times its bits (the input's included), and its unfiltered decode.
 
-        With ``corrected``, each candidate is judged with its corrections fitted (:meth:`_corrected`), and the next
-        pass aims at the original less what they add to the last decode (held fixed: they are refitted after it).
+        With ``corrected``, each candidate is judged with its corrections fitted (:meth:`_corrected`), the next pass
+        aims at the original less what they add to the last decode (held fixed), and the file returned carries them.
         """
         header, original = file.header, source.pixels[:, :, :3]
         level, postfilter = self.model.quality_plan(header.quality)[1], self.model.postfilter
         if not passes or level is None or float(postfilter.gain[header.quality - 1]) == 0:
-            return file, unfiltered
+            return (
+                self._corrected(file, *self._stages(file), original, lagrangian)[0] if corrected else file
+            ), unfiltered
         layer, shape = self.model.residual, blocks_shape(header.width, header.height)
         base = self._synthesize(header, self.tile_indices(file))
 
-        def judged(chunk: bytes, pixels: np.ndarray) -> tuple[float, np.ndarray]:
-            """A candidate's cost, and what the next pass aims at."""
-            filtered = self._filtered(pixels, header.quality, tuning)
+        def judged(chunk: bytes, pixels: np.ndarray) -> tuple[float, np.ndarray, AecFile]:
+            """A candidate's cost, what the next pass aims at, and its file."""
+            filtered, candidate = self._filtered(pixels, header.quality, tuning), file.with_chunk(RESIDUAL, chunk)
             if not corrected:
-                return squared_error(filtered, original) + lagrangian * 8 * len(chunk), original
-            candidate = file.with_chunk(RESIDUAL, chunk)
+                return squared_error(filtered, original) + lagrangian * 8 * len(chunk), original, candidate
             candidate, shown = self._corrected(candidate, filtered, Guides(pixels, base), original, lagrangian)
             cost = squared_error(shown, original) + lagrangian * 8 * len(pack(candidate, self.max_pixels))
-            return cost, original - (shown.astype(np.float32) - filtered)
+            return cost, original - (shown.astype(np.float32) - filtered), candidate
 
-        chunk = file.chunk(RESIDUAL)
-        cost, goal = judged(chunk, unfiltered)
-        best = (cost, chunk, unfiltered)
+        cost, goal, candidate = judged(file.chunk(RESIDUAL), unfiltered)
+        best = (cost, candidate, unfiltered)
         pixels = unfiltered
         for _ in range(passes):
             target = filter_target(postfilter, pixels, goal, header.quality, tuning)
@@ -309,9 +310,9 @@ class Codec:
                 chunk = encode_residual(layer, level, rdo_chooser(layer, level, target, base), shape)
                 pixels = base.copy()
                 layer.add_to(pixels, decode_residual(layer, level, chunk, shape), level)
-            cost, goal = judged(chunk, pixels)
-            best = min(best, (cost, chunk, pixels), key=lambda candidate: candidate[0])
-        return file.with_chunk(RESIDUAL, best[1]), best[2]
+            cost, goal, candidate = judged(chunk, pixels)
+            best = min(best, (cost, candidate, pixels), key=lambda entry: entry[0])
+        return best[1], best[2]
 
     def _bases(self, source: SourceImage, quality: int, effort: int) -> tuple[bool, ...]:
         """Which bases (``True``: half resolution) an image is coded on at ``quality`` and ``effort``.
