@@ -17,7 +17,7 @@ of its decode (:mod:`aecodec.codec.filter_target`; 2 passes at effort 3, 4 at 4 
 recoding of least filtered squared error plus lambda times its bits.
 Effort 5 adds the first per-image layer: every bias of the post-filter tuned to the image
 (:mod:`aecodec.codec.filter_tuning`), then two more recoding passes through the tuned filter; about
-two and a half minutes per 768x512 image on one core with the default filter (larger images are
+255 s per 768x512 image on one core with the default filter (larger images are
 tuned on 0.5 MP of crops). Every effort but the first ends with two corrections fitted to the final
 decode, each where it pays for its bits: a Wiener filter (:mod:`aecodec.codec.wiener_filter`), then
 the correction field (:mod:`aecodec.codec.correction_field`). Fitting them takes a decode of the file
@@ -59,7 +59,7 @@ EFFORTS: tuple[Effort, ...] = (
     Effort(0, rdoq=True),
     Effort(8, rdoq=True, base_choice=True, filter_passes=2, corrected_passes=1),
     Effort(32, rdoq=True, base_choice=True, filter_passes=4, corrected_passes=2),
-    Effort(32, rdoq=True, filter_steps=40, base_choice=True, filter_passes=4, tuned_passes=2, corrected_passes=4),
+    Effort(32, rdoq=True, filter_steps=80, base_choice=True, filter_passes=4, tuned_passes=2, corrected_passes=4),
 )
 
 
