@@ -307,6 +307,22 @@ def test_corrected_passes_aim_at_the_original_less_what_the_corrections_add(monk
     assert len(goals) == 1 and np.array_equal(goals[0], image - corrections.astype(np.float32))
 
 
+@pytest.mark.parametrize("quality", [2, 4])
+def test_corrections_are_fitted_where_there_is_nothing_to_recode(
+    monkeypatch, filtered_bytes: bytes, quality: int
+) -> None:
+    """At a quality without a residual layer (2), or where the filter's gain is 0 (4), the recodings through the
+    corrections have nothing to recode; the file gets the corrections an effort without those recodings fits."""
+    codec, image = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8), photo(seed=5)
+    with torch.no_grad():
+        codec.model.postfilter.gain[3] = 0
+    recoded = codec.compress(image, quality, effort=3)
+    monkeypatch.setattr(effort, "EFFORTS", tuple(replace(plan, corrected_passes=0) for plan in effort.EFFORTS))
+    assert recoded == codec.compress(image, quality, effort=3)
+    if quality == 2:  # the base alone: the corrections pay
+        assert recoded != without_corrections_of(recoded)
+
+
 def test_large_images_are_tuned_on_a_bounded_grid_of_crops(monkeypatch) -> None:
     monkeypatch.setattr(filter_tuning, "MAX_TUNED_PIXELS", 4 * 16 * 16)
     monkeypatch.setattr(filter_tuning, "CROP", 16)
