@@ -226,7 +226,10 @@ def test_signed_golomb_codes_round_trip_and_reject_what_they_cannot_hold() -> No
         golomb.decode_signed(data, len(values), 16, 127)
 
 
-def test_effort_5_tunes_the_filter_to_the_image(filtered_bytes: bytes) -> None:
+@pytest.mark.parametrize("bf16", [False, True])
+def test_effort_5_tunes_the_filter_to_the_image(monkeypatch, filtered_bytes: bytes, bf16: bool) -> None:
+    """In float32 steps, and in bf16 steps (where the CPU has them natively; emulated elsewhere, slowly)."""
+    monkeypatch.setattr(filter_tuning, "_native_bf16", lambda: bf16)
     codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
     image = photo(seed=2)
     for quality in (2, 4):

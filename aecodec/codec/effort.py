@@ -59,7 +59,7 @@ EFFORTS: tuple[Effort, ...] = (
     Effort(0, rdoq=True),
     Effort(8, rdoq=True, base_choice=True, filter_passes=2, corrected_passes=1),
     Effort(32, rdoq=True, base_choice=True, filter_passes=4, corrected_passes=2),
-    Effort(32, rdoq=True, filter_steps=80, base_choice=True, filter_passes=4, tuned_passes=2, corrected_passes=4),
+    Effort(32, rdoq=True, filter_steps=240, base_choice=True, filter_passes=4, tuned_passes=2, corrected_passes=4),
 )
 
 
