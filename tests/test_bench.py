@@ -115,6 +115,17 @@ def test_aec_names_pick_model_and_tune(name: str, tune: str) -> None:
     assert f"model {codec.codec.model.name} (sha256 {codec.codec.model.digest.hex()}...)" in codec.description
 
 
+def test_aec_encodes_on_the_device_asked_for_and_refuses_one_it_cannot_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert get_codec("aec@effort=5", device="cpu").codec.device.type == "cpu"
+    with pytest.raises(InputError, match="not usable"):
+        get_codec("aec", device="cuda:99")
+    kodak = shared_path("data", "kodak")
+    assert main(["--dataset", str(kodak), "--codecs", "jpeg,aec", "--device", "cuda:99", "--limit", "1"]) == 2
+    assert "cuda:99" in capsys.readouterr().err
+
+
 def test_unknown_tune_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown tune"):
         get_codec("aec@butteraugli")

@@ -243,6 +243,17 @@ def test_effort_5_tunes_the_filter_to_the_image(monkeypatch, filtered_bytes: byt
         assert _squared_error(codec.decompress(tuned), image) < _squared_error(codec.decompress(shared), image)
 
 
+def test_effort_5_tunes_on_a_gpu_and_the_cpu_decodes(filtered_bytes: bytes) -> None:
+    """Runs only where CUDA is present: the tuning's steps on the GPU, its judging and the decode on the CPU."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    model, image = model_from_bytes(filtered_bytes), photo(seed=2)
+    gpu, cpu = (Codec(model, tile_size=64, overlap=8, device=device) for device in ("cuda", "cpu"))
+    shared, tuned = (without_corrections_of(gpu.compress(image, 4, effort=effort)) for effort in (4, 5))
+    assert unpack(tuned).chunk(FILTER_TUNING) is not None
+    assert _squared_error(cpu.decompress(tuned), image) < _squared_error(cpu.decompress(shared), image)
+
+
 def test_tuning_is_kept_only_where_it_pays_for_its_bits(filtered_bytes: bytes) -> None:
     codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
     postfilter, image = codec.model.postfilter, photo(seed=3)

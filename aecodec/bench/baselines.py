@@ -19,7 +19,7 @@ import PIL
 from PIL import Image, features
 
 from aecodec.codec.options import DEFAULT_EFFORT
-from aecodec.errors import AecError
+from aecodec.errors import AecError, InputError
 
 CLASSIC_QUALITIES = list(range(5, 100, 5))
 JXL_PLUGIN = "pillow-jxl-plugin"
@@ -132,15 +132,18 @@ def jxl() -> PillowCodec:
     return PillowCodec("jxl", "JXL", description, threads_option="num_threads")
 
 
-def aec(model: str | None = None, tune: str = "psnr", effort: int = DEFAULT_EFFORT) -> AecAdapter:
-    """Our codec from `aecodec.codec.api.Codec`, imported only when asked for (default model if None)."""
+def aec(model: str | None = None, tune: str = "psnr", effort: int = DEFAULT_EFFORT, device: str = "cpu") -> AecAdapter:
+    """Our codec from `aecodec.codec.api.Codec`, imported only when asked for (default model if None), its float
+    networks and effort 5's filter tuning on `device`; InputError if this machine cannot use it."""
     name = ("aec" if model is None else f"aec:{model}") + ("" if tune == "psnr" else f"@{tune}")
     name += "" if effort == DEFAULT_EFFORT else f"@effort={effort}"
     try:
         from aecodec.codec.api import Codec
         from aecodec.codec.options import TUNES
 
-        codec = Codec() if model is None else Codec(model=model)
+        codec = Codec(model=model, device=device)
+    except InputError:
+        raise
     except (ImportError, OSError, ValueError) as exc:  # ModelError and FormatError are ValueErrors
         raise CodecUnavailable(f"{name}: cannot load our codec ({type(exc).__name__}: {exc})") from exc
     if tune not in TUNES:
@@ -149,6 +152,7 @@ def aec(model: str | None = None, tune: str = "psnr", effort: int = DEFAULT_EFFO
         raise ValueError(f"{name}: effort must be one of {', '.join(map(str, codec.efforts))}")
     chosen = f"{'default ' if model is None else ''}model {codec.model.name}"
     description = f"aecodec, {chosen} (sha256 {codec.model.digest.hex()}...), tuned for {tune}, effort {effort}"
+    description += "" if codec.device.type == "cpu" else f", encoded on {codec.device}"
     return AecAdapter(codec, name=name, description=description, tune=tune, effort=effort)
 
 
@@ -170,15 +174,16 @@ def _aec_options(options: list[str]) -> dict[str, Any]:
     return out
 
 
-def get_codec(name: str, threads: int = 0) -> CodecUnderTest:
-    """Build the codec called `name` (see module doc), its encoder on `threads` if it takes a count (0: default).
+def get_codec(name: str, threads: int = 0, device: str = "cpu") -> CodecUnderTest:
+    """Build the codec called `name` (see module doc), its encoder on `threads` if it takes a count (0: default),
+    ours on `device`.
 
     Our codec and the rest follow the process-wide settings of `threads.use_threads`; ValueError for an unknown name.
     """
     key = name.strip().lower()
     if key == "aec" or key.startswith(("aec:", "aec@")):
         spec, *options = name.strip()[3:].split("@")
-        return aec(spec[1:] or None, **_aec_options(options))
+        return aec(spec[1:] or None, device=device, **_aec_options(options))
     if key not in CLASSIC_CODECS:
         raise ValueError(f"unknown codec {name!r}; choose from {', '.join(CODEC_NAMES)}")
     return replace(CLASSIC_CODECS[key](), threads=threads)

@@ -89,15 +89,21 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="threads for torch and the image libraries (default: all usable cores, "
         f"here {usable_cores()}; more are capped to that)",
     )
+    parser.add_argument(
+        "--device", default="cpu", help="device of our encoder's networks and filter tuning, e.g. cuda (default cpu)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def resolve_codecs(names: Sequence[str], threads: int = 0) -> tuple[list[CodecUnderTest], list[str]]:
-    """Build the named codecs (encoders on `threads`, 0: default); unavailable ones come back as one-line reasons."""
+def resolve_codecs(
+    names: Sequence[str], threads: int = 0, device: str = "cpu"
+) -> tuple[list[CodecUnderTest], list[str]]:
+    """Build the named codecs (encoders on `threads`, 0: default; ours on `device`); unavailable ones come back as
+    one-line reasons."""
     codecs, skipped = [], []
     for name in names:
         try:
-            codecs.append(get_codec(name, threads))
+            codecs.append(get_codec(name, threads, device))
         except CodecUnavailable as exc:
             skipped.append(str(exc))
     return codecs, skipped
@@ -118,7 +124,7 @@ def run_bench(args: argparse.Namespace) -> int:
     try:
         images = load_dataset(args.dataset, args.limit)
         anchors = load_anchors(args.anchors) if args.anchors else []
-        codecs, skipped = resolve_codecs(args.codecs, threads)
+        codecs, skipped = resolve_codecs(args.codecs, threads, args.device)
         for codec in codecs:
             if isinstance(codec, AecAdapter) and args.aec_qualities:
                 codec.select(args.aec_qualities)

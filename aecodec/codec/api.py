@@ -100,8 +100,9 @@ class Codec:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         device: str | torch.device = "cpu",
     ) -> None:
-        """``device`` runs the float analysis/synthesis networks (e.g. "cuda"); the integer prior and
-        the range coder always run on the CPU, so files are the same whichever device made them."""
+        """``device`` runs the float analysis/synthesis networks (e.g. "cuda") and effort 5's filter tuning; the
+        integer prior, the range coder and the post-filter always run on the CPU, so a decode is the same whichever
+        device made the file."""
         self.model = model if isinstance(model, CodecModel) else resolve_model(model)
         self.device = _usable_device(device)
         # Shipped models are cached and shared: move a copy, never the shared network.
@@ -224,7 +225,9 @@ class Codec:
             file, unfiltered = self._recode_for_filter(file, unfiltered, source, plan.filter_passes, lagrangian)
         tuning = None
         if has_filter and plan.filter_steps:
-            payload = tune_filter(self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian)
+            payload = tune_filter(
+                self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian, self.device
+            )
             if payload is not None:  # the passes use the tuning as the decoder will read it
                 tuning = unpack_tuning(payload, self.model.postfilter)
                 file = file.with_chunk(FILTER_TUNING, payload)

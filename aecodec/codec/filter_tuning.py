@@ -11,6 +11,7 @@ Payload (docs/FORMAT.md): version byte 2, gain byte, an offset byte per channel,
 exponent s and the code's order, and the later offsets' code (version 1: the first three parts only).
 """
 
+import copy
 from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 
@@ -38,6 +39,7 @@ CROP = 128  # side of the crops a large image is tuned on
 MAX_TUNED_PIXELS = 1 << 19
 # A float32 step takes 2.4x a bf16 one: a CPU without native bf16 takes a third of the steps, in about the time.
 FLOAT32_STEP_COST = 3
+CPU = torch.device("cpu")
 
 
 def pack_tuning(tuning: FilterTuning, exponent: int = LAYER_STEP_EXPONENTS[0]) -> bytes:
@@ -92,14 +94,15 @@ def training_views(decoded: np.ndarray, original: np.ndarray) -> list[tuple[Tens
     return [(_as_tensor(decoded[c]), _as_tensor(original[c])) for c in crops]
 
 
-def _step_precision() -> AbstractContextManager:
-    """bf16 autocast for the tuning's steps where oneDNN computes in bf16 natively (AVX-512 BF16, AMX), else float32.
+def _step_precision(device: torch.device) -> AbstractContextManager:
+    """bf16 autocast for the tuning's steps on a CPU where oneDNN computes in bf16 natively (AVX-512 BF16, AMX), else
+    float32 (a GPU's float32 steps are fast enough).
 
     A bf16 step takes 2.4x less time (768x512, one thread); its gradients are noisier, and 240 of them save
     more of a file than 80 float32 steps in about the same time (research/postfilter/README.md, session 18).
     Only the steps: the offsets are judged on the float32 filter the decoder runs.
     """
-    return torch.autocast("cpu", dtype=torch.bfloat16) if _native_bf16() else nullcontext()
+    return torch.autocast("cpu", dtype=torch.bfloat16) if device.type == "cpu" and _native_bf16() else nullcontext()
 
 
 @cache
@@ -115,27 +118,40 @@ def _on_grid(offsets: Tensor, exponent: int) -> Tensor:
 
 
 def tune_filter(
-    postfilter: PostFilter, decoded: np.ndarray, original: np.ndarray, quality: int, steps: int, lagrangian: float
+    postfilter: PostFilter,
+    decoded: np.ndarray,
+    original: np.ndarray,
+    quality: int,
+    steps: int,
+    lagrangian: float,
+    device: torch.device = CPU,
 ) -> bytes | None:
     """The ``FILT`` payload tuning ``postfilter`` to an image whose unfiltered decode is ``decoded`` (both (H, W, 3)
     uint8): of the later offsets' steps tried (or none moved), the one whose squared error on the rounded output
     (8-bit units) plus ``lagrangian`` times its chunk's bits is least; None where none beats the shared filter.
     ``steps`` are bf16 steps; a CPU without native bf16 takes a third as many float32 ones (:func:`_step_precision`).
+    The steps run on ``device`` (a GPU's: ``--device cuda``), the judging on the CPU, as the decoder filters.
     """
-    views, q = training_views(decoded, original), torch.tensor([quality])
-    gain = float(postfilter.gain[quality - 1]) or 1.0
-    offset = torch.zeros(postfilter.quality_bias.shape[1], requires_grad=True)
-    layers = tuple(torch.zeros(conv.out_channels, requires_grad=True) for conv in postfilter.later_convolutions())
+    q, gain = torch.tensor([quality], device=device), float(postfilter.gain[quality - 1]) or 1.0
+    stepped = postfilter if device.type == "cpu" else copy.deepcopy(postfilter).to(device)
+    views = training_views(decoded, original)
+    stepped_views = [(x.to(device), target.to(device)) for x, target in views]  # the same tensors on a CPU
+    offset = torch.zeros(postfilter.quality_bias.shape[1], device=device, requires_grad=True)
+    layers = tuple(
+        torch.zeros(conv.out_channels, device=device, requires_grad=True) for conv in stepped.later_convolutions()
+    )
     groups = [{"params": [offset], "lr": LEARNING_RATE}, {"params": list(layers), "lr": LAYER_LEARNING_RATE}]
     optimizer = torch.optim.Adam(groups)
+    float32_steps = device.type == "cpu" and not _native_bf16()
     with one_onednn_thread(), torch.enable_grad():
-        for _ in range(steps if _native_bf16() else max(1, steps // FLOAT32_STEP_COST)):
+        for _ in range(max(1, steps // FLOAT32_STEP_COST) if float32_steps else steps):
             optimizer.zero_grad()
-            for x, target in views:  # one view's activations alive at a time
-                with _step_precision():
-                    correction = postfilter.correction(x, q, FilterTuning(offset, gain, layers))
+            for x, target in stepped_views:  # one view's activations alive at a time
+                with _step_precision(device):
+                    correction = stepped.correction(x, q, FilterTuning(offset, gain, layers))
                 F.mse_loss(x + gain * correction.float(), target).backward()
             optimizer.step()
+    offset, layers = offset.detach().cpu(), tuple(layer.detach().cpu() for layer in layers)
     shared = squared_error(postfilter.apply(decoded, quality), original)
     best, least = None, 0.0  # the cost of no chunk, relative to the shared filter's
     with torch.no_grad(), one_onednn_thread():
