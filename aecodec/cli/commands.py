@@ -241,7 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     def coding(p: argparse.ArgumentParser) -> None:
         """Options of the commands that run a model and write a file."""
         p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-        p.add_argument("--device", default="cpu", help="device of the float networks, e.g. cuda (default cpu)")
+        p.add_argument(
+            "--device",
+            default="cpu",
+            help="device of the float networks and effort 5's filter tuning, e.g. cuda (default cpu)",
+        )
         p.add_argument(
             "--threads",
             type=int,
