@@ -12,7 +12,6 @@ exponent s and the code's order, and the later offsets' code (version 1: the fir
 """
 
 import copy
-from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 
 import numpy as np
@@ -94,15 +93,15 @@ def training_views(decoded: np.ndarray, original: np.ndarray) -> list[tuple[Tens
     return [(_as_tensor(decoded[c]), _as_tensor(original[c])) for c in crops]
 
 
-def _step_precision(device: torch.device) -> AbstractContextManager:
-    """bf16 autocast for the tuning's steps on a CPU where oneDNN computes in bf16 natively (AVX-512 BF16, AMX), else
-    float32 (a GPU's float32 steps are fast enough).
+def _bf16_steps(device: torch.device) -> bool:
+    """Whether the tuning's steps run in bf16: on a CPU where oneDNN computes in bf16 natively (AVX-512 BF16, AMX);
+    elsewhere in float32 (a GPU's float32 steps are fast enough).
 
     A bf16 step takes 2.4x less time (768x512, one thread); its gradients are noisier, and 240 of them save
     more of a file than 80 float32 steps in about the same time (research/postfilter/README.md, session 18).
     Only the steps: the offsets are judged on the float32 filter the decoder runs.
     """
-    return torch.autocast("cpu", dtype=torch.bfloat16) if device.type == "cpu" and _native_bf16() else nullcontext()
+    return device.type == "cpu" and _native_bf16()
 
 
 @cache
@@ -129,7 +128,7 @@ def tune_filter(
     """The ``FILT`` payload tuning ``postfilter`` to an image whose unfiltered decode is ``decoded`` (both (H, W, 3)
     uint8): of the later offsets' steps tried (or none moved), the one whose squared error on the rounded output
     (8-bit units) plus ``lagrangian`` times its chunk's bits is least; None where none beats the shared filter.
-    ``steps`` are bf16 steps; a CPU without native bf16 takes a third as many float32 ones (:func:`_step_precision`).
+    ``steps`` are bf16 steps; a CPU without native bf16 takes a third as many float32 ones (:func:`_bf16_steps`).
     The steps run on ``device`` (a GPU's: ``--device cuda``), the judging on the CPU, as the decoder filters.
     """
     q, gain = torch.tensor([quality], device=device), float(postfilter.gain[quality - 1]) or 1.0
@@ -142,12 +141,13 @@ def tune_filter(
     )
     groups = [{"params": [offset], "lr": LEARNING_RATE}, {"params": list(layers), "lr": LAYER_LEARNING_RATE}]
     optimizer = torch.optim.Adam(groups)
-    float32_steps = device.type == "cpu" and not _native_bf16()
+    bf16 = _bf16_steps(device)
+    slow_steps = device.type == "cpu" and not bf16
     with one_onednn_thread(), torch.enable_grad():
-        for _ in range(max(1, steps // FLOAT32_STEP_COST) if float32_steps else steps):
+        for _ in range(max(1, steps // FLOAT32_STEP_COST) if slow_steps else steps):
             optimizer.zero_grad()
             for x, target in stepped_views:  # one view's activations alive at a time
-                with _step_precision(device):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     correction = stepped.correction(x, q, FilterTuning(offset, gain, layers))
                 F.mse_loss(x + gain * correction.float(), target).backward()
             optimizer.step()
