@@ -207,39 +207,6 @@ def test_tuning_round_trips_through_its_chunk() -> None:
     back = unpack_tuning(payload, postfilter)
     assert payload[0] == 2 and torch.equal(back.bias, bias) and back.gain == 1.0
     assert all(torch.equal(a, b) for a, b in zip(back.layers, layers, strict=True))
-    weight = (torch.arange(3 * 4 * 9, dtype=torch.float32).reshape(3, 4, 3, 3) - 50) / 512
-    centre = torch.zeros(3, 4, 3, 3)
-    centre[:, :, 1, 1] = weight[:, :, 1, 1]
-    for readout_weight, taps in ((weight, 9), (centre, 1)):
-        readout = (readout_weight, torch.tensor([0.5, -1 / 512, 0.0]))
-        payload = pack_tuning(FilterTuning(bias, 1.0, layers, readout), exponent=6, readout_exponent=9)
-        back = unpack_tuning(payload, postfilter)
-        assert payload[0] == 3 and payload[2 + 4 + 2 + 2] == taps and back.readout is not None
-        assert torch.equal(back.readout[0], readout[0]) and torch.equal(back.readout[1], readout[1])
-        assert all(torch.equal(a, b) for a, b in zip(back.layers, layers, strict=True))
-
-
-def test_the_readout_refit_lowers_the_filters_error() -> None:
-    """The last convolution refitted by least squares to an image is closer to it, and only its centre taps move
-    when the readout has one tap."""
-    postfilter = random_postfilter(2, channels=4, blocks=1)
-    views = filter_tuning.training_views(photo(40, 48), photo(40, 48, seed=1))
-    tuning = FilterTuning(
-        torch.zeros(4), 1.0, tuple(torch.zeros(c.out_channels) for c in postfilter.later_convolutions())
-    )
-    equations = filter_tuning._readout_equations(postfilter, views, 2, tuning)
-
-    def error(candidate: FilterTuning) -> float:
-        x, target = views[0]
-        return float(((x + postfilter.correction(x, torch.tensor([2]), candidate) - target) ** 2).sum())
-
-    with torch.no_grad():
-        errors = [error(tuning)]
-        for taps in (1, 9):
-            weight, bias = filter_tuning._solve_readout(*equations, taps)
-            assert taps == 9 or not weight.flatten(2)[:, :, [0, 1, 2, 3, 5, 6, 7, 8]].any()
-            errors.append(error(replace(tuning, readout=(weight, bias))))
-    assert errors[2] < errors[1] < errors[0]
 
 
 def test_signed_golomb_codes_round_trip_and_reject_what_they_cannot_hold() -> None:
@@ -265,31 +232,15 @@ def test_effort_5_tunes_the_filter_to_the_image(monkeypatch, filtered_bytes: byt
     monkeypatch.setattr(filter_tuning, "_native_bf16", lambda: bf16)
     codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
     image = photo(seed=2)
-    files = {quality: without_corrections_of(codec.compress(image, quality, effort=5)) for quality in (2, 4)}
-    untuned = tuple(replace(plan, filter_tuning=False) for plan in effort.EFFORTS)
-    monkeypatch.setattr(effort, "EFFORTS", untuned)
     for quality in (2, 4):
-        shared, tuned = without_corrections_of(codec.compress(image, quality, effort=5)), files[quality]
+        shared, tuned = (without_corrections_of(codec.compress(image, quality, effort=effort)) for effort in (4, 5))
         chunk = unpack(tuned).chunk(FILTER_TUNING)
-        assert chunk is not None and chunk[0] in (1, 2, 3)  # the first layer's bias alone, every bias, and a readout
+        assert chunk is not None and chunk[0] in (1, 2)  # the first layer's bias alone, or every bias
         tuning = unpack_tuning(chunk, codec.model.postfilter)
         assert len(tuning.layers) in (0, len(codec.model.postfilter.later_convolutions()))
         # The same base, plus the chunk; the residual may be recoded through the tuned filter.
         assert unpack(tuned).streams == unpack(shared).streams
         assert _squared_error(codec.decompress(tuned), image) < _squared_error(codec.decompress(shared), image)
-
-
-def test_effort_4_refits_only_the_filters_readout(filtered_bytes: bytes) -> None:
-    """No bias steps below effort 5: a chunk, where it pays, moves only the last convolution (version 3)."""
-    codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
-    image = photo(seed=2)
-    chunks = [unpack(codec.compress(image, quality, effort=4)).chunk(FILTER_TUNING) for quality in (2, 4)]
-    assert any(chunk is not None for chunk in chunks)
-    for chunk in filter(None, chunks):
-        tuning = unpack_tuning(chunk, codec.model.postfilter)
-        assert chunk[0] == 3 and tuning.readout is not None and tuning.readout[0].any()
-        assert not tuning.bias.any() and not any(layer.any() for layer in tuning.layers)
-    assert all(unpack(codec.compress(image, 2, effort=e)).chunk(FILTER_TUNING) is None for e in (1, 2, 3))
 
 
 def test_effort_5_tunes_on_a_gpu_and_the_cpu_decodes(filtered_bytes: bytes) -> None:
@@ -398,17 +349,12 @@ def test_large_images_are_tuned_on_a_bounded_grid_of_crops(monkeypatch) -> None:
     ("payload", "message"),
     [
         (bytes([1, 64, 0, 0, 0]), "5 bytes for a filter of 8 channels"),
-        (bytes([4, 64, *[0] * 8]), "version 4"),
+        (bytes([3, 64, *[0] * 8]), "version 3"),
         (bytes([1, 64]), "invalid filter chunk"),
         (bytes([2, 64, *[0] * 8]), "10 bytes for a filter"),  # no step exponent and order
         (bytes([2, 64, *[0] * 8, 11, 0]), "step exponent 11"),
         (bytes([2, 64, *[0] * 8, 6, 0]), "end early"),  # no offsets for the later convolutions
         (bytes([2, 64, *[0] * 8, 6, 0, *[0xFF] * 3, 0]), "after its coded values"),
-        (bytes([3, 64, *[0] * 8, 6, 0, 9, 0]), "14 bytes for a filter"),  # no readout taps and size
-        (bytes([3, 64, *[0] * 8, 6, 0, 13, 0, 9, 0, 0]), "step exponent 13"),
-        (bytes([3, 64, *[0] * 8, 6, 0, 9, 0, 4, 0, 0]), "4 readout taps"),
-        (bytes([3, 64, *[0] * 8, 6, 0, 9, 0, 9, 9, 0, 0xFF]), "runs past its end"),
-        (bytes([3, 64, *[0] * 8, 6, 0, 9, 0, 1, 1, 0, 0xFF]), "end early"),  # 27 readout offsets in one byte
     ],
 )
 def test_malformed_filter_chunks_raise_format_error(filtered_bytes: bytes, payload: bytes, message: str) -> None:

@@ -565,11 +565,6 @@ def make_samples(codec: Codec) -> list[Sample]:
         tuning = FilterTuning(torch.zeros(postfilter.quality_bias.shape[1]), 1.0, layers)
         data = pack(file.with_chunk(FILTER_TUNING, pack_tuning(tuning, 7)))
         samples.append(Sample(data, np.asarray(codec.decompress(data))))
-        # And a version-3 one: the last convolution's every weight and bias moved too.
-        weight = torch.linspace(-0.05, 0.05, postfilter.last.weight.numel()).reshape(postfilter.last.weight.shape)
-        readout = (weight, torch.tensor([0.01, 0.0, -0.01]))
-        data = pack(file.with_chunk(FILTER_TUNING, pack_tuning(replace(tuning, readout=readout), 7, 10)))
-        samples.append(Sample(data, np.asarray(codec.decompress(data))))
     # A correction field on the first (colour) sample, whichever the encoder chose: -3..3 quarter levels per cell.
     file = unpack(samples[0].data)
     shape = field_shape(file.header.width, file.header.height, 5)

@@ -48,15 +48,9 @@ CORRECTION_FIELD, WIENER_FILTER = b"CFLD", b"WIEN"
 MAX_FILTER_CHANNELS = 64  # a model's post-filter: bounds its work per pixel (the shipped one has 32)
 MAX_FILTER_BLOCKS = 4  # and its residual blocks, two 3x3 convolutions each
 FILTER_TUNING_PREFIX_SIZE = 2  # version and gain bytes, then an offset byte per filter channel
-# Version 2 adds two bytes and the later convolutions' offsets, at most 16 bits each (aecodec.bitstream.golomb);
-# version 3 five more bytes and the last convolution's weight and bias offsets, at most 25 bits each.
+# Version 2 adds two bytes and the later convolutions' offsets, at most 16 bits each (aecodec.bitstream.golomb).
 MAX_FILTER_TUNING_SIZE = (
-    FILTER_TUNING_PREFIX_SIZE
-    + MAX_FILTER_CHANNELS
-    + 2
-    + 2 * (MAX_FILTER_CHANNELS * (1 + 2 * MAX_FILTER_BLOCKS) + 3)
-    + 5
-    + 4 * (3 * 9 * MAX_FILTER_CHANNELS + 3)
+    FILTER_TUNING_PREFIX_SIZE + MAX_FILTER_CHANNELS + 2 + 2 * (MAX_FILTER_CHANNELS * (1 + 2 * MAX_FILTER_BLOCKS) + 3)
 )
 RESIDUAL_BYTES_PER_BLOCK = 192 * 5  # 192 symbols of at most 24 bits plus 12 escape bits each
 RESIDUAL_PREFIX_SIZE = 5 + 15  # version, CRC32 and (version 2) a row offset per band; version 1 has no offsets

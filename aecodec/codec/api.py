@@ -212,7 +212,7 @@ class Codec:
         ]
         original, lagrangian = source.pixels[:, :, :3], self._lagrangian(quality)
         has_filter = self.model.postfilter is not None and files[0].chunk(RAW_PIXELS) is None
-        if len(files) == 1 and not (has_filter and (plan.filter_tuning or plan.filter_passes or plan.corrected_passes)):
+        if len(files) == 1 and not (has_filter and (plan.filter_steps or plan.filter_passes or plan.corrected_passes)):
             return pack(self._with_corrections(files[0], source, lagrangian, plan), self.max_pixels)
         decoded = [self._unfiltered(file) for file in files]  # exactly what a decoder will filter
         costs = [
@@ -224,7 +224,7 @@ class Codec:
         if has_filter and plan.filter_passes:
             file, unfiltered = self._recode_for_filter(file, unfiltered, source, plan.filter_passes, lagrangian)
         tuning = None
-        if has_filter and plan.filter_tuning:
+        if has_filter and plan.filter_steps:
             payload = tune_filter(
                 self.model.postfilter, unfiltered, original, quality, plan.filter_steps, lagrangian, self.device
             )

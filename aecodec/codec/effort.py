@@ -15,12 +15,10 @@ residual level at half resolution (docs/FORMAT.md, flags), better on average at 
 squared error plus lambda times its bits, then recode the residual toward what the post-filter makes
 of its decode (:mod:`aecodec.codec.filter_target`; 2 passes at effort 3, 4 at 4 and 5), keeping the
 recoding of least filtered squared error plus lambda times its bits.
-Effort 4 refits the post-filter's last convolution to the image by least squares
-(:mod:`aecodec.codec.filter_tuning`; about 10 s at 768x512). Effort 5 first tunes every bias of the
-post-filter to the image, refits the last convolution on top, then takes two more recoding passes
-through the tuned filter; about 250 s per 768x512 image on one core with the default filter, 200 s of
-it the tuning's 240 bf16 steps (larger images are tuned on 0.5 MP of crops).
-Every effort but the first ends with two corrections fitted to the final
+Effort 5 adds the first per-image layer: every bias of the post-filter tuned to the image
+(:mod:`aecodec.codec.filter_tuning`), then two more recoding passes through the tuned filter; about
+240 s per 768x512 image on one core with the default filter, 200 s of it the tuning's 240 bf16 steps
+(larger images are tuned on 0.5 MP of crops). Every effort but the first ends with two corrections fitted to the final
 decode, each where it pays for its bits: a Wiener filter (:mod:`aecodec.codec.wiener_filter`), then
 the correction field (:mod:`aecodec.codec.correction_field`). Fitting them takes a decode of the file
 (the post-filter, mostly), which would triple effort 1's encode time. Efforts 3 and up end with
@@ -48,8 +46,7 @@ class Effort:
     refine_steps: int  # Adam steps on the tune's objective before quantization (a tune may take more)
     rdoq: bool = False  # residual coefficients by RDOQ, else by the deadzone quantizer
     lr: float = 0.01  # refinement step size
-    filter_tuning: bool = False  # the post-filter's last convolution refitted to the image (a FILT chunk)
-    filter_steps: int = 0  # and Adam steps tuning its biases to the image first
+    filter_steps: int = 0  # Adam steps tuning the post-filter to the image (0: the shared filter)
     filter_passes: int = 0  # recodings of the residual toward what the post-filter makes of it
     tuned_passes: int = 0  # recodings through the image's tuned filter, once it is tuned
     corrected_passes: int = 0  # last recodings, toward what the corrections fitted to the decode leave
@@ -61,17 +58,8 @@ EFFORTS: tuple[Effort, ...] = (
     Effort(0, corrections=False),
     Effort(0, rdoq=True),
     Effort(8, rdoq=True, base_choice=True, filter_passes=2, corrected_passes=1),
-    Effort(32, rdoq=True, base_choice=True, filter_passes=4, filter_tuning=True, corrected_passes=2),
-    Effort(
-        32,
-        rdoq=True,
-        base_choice=True,
-        filter_passes=4,
-        filter_tuning=True,
-        filter_steps=240,
-        tuned_passes=2,
-        corrected_passes=4,
-    ),
+    Effort(32, rdoq=True, base_choice=True, filter_passes=4, corrected_passes=2),
+    Effort(32, rdoq=True, filter_steps=240, base_choice=True, filter_passes=4, tuned_passes=2, corrected_passes=4),
 )
 
 

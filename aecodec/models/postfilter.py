@@ -53,16 +53,12 @@ class FilterTuning:
     gain: float  # replaces the quality's gain; 0 skips the filter
     # Added to the biases of :meth:`PostFilter.later_convolutions`, one tensor each; empty: none moved.
     layers: tuple[Tensor, ...] = ()
-    # Added to the last convolution's weights (3, C, 3, 3) and bias (3,): its readout of the hidden maps refitted
-    # to the image; None: the shared readout.
-    readout: tuple[Tensor, Tensor] | None = None
 
 
-def _convolve(layer: nn.Conv2d, x: Tensor, bias_offset: Tensor | None, weight_offset: Tensor | None = None) -> Tensor:
-    """``layer(x)`` with ``bias_offset`` (if any) added to its bias and ``weight_offset`` (if any) to its weights."""
+def _convolve(layer: nn.Conv2d, x: Tensor, bias_offset: Tensor | None) -> Tensor:
+    """``layer(x)`` with ``bias_offset`` (if any) added to its bias."""
     bias = layer.bias if bias_offset is None else layer.bias + bias_offset
-    weight = layer.weight if weight_offset is None else layer.weight + weight_offset
-    return F.conv2d(x, weight, bias, padding=layer.padding)
+    return F.conv2d(x, layer.weight, bias, padding=layer.padding)
 
 
 class ResidualBlock(nn.Module):
@@ -110,22 +106,13 @@ class PostFilter(nn.Module):
     def correction(self, x: Tensor, quality: Tensor, tuning: FilterTuning | None = None) -> Tensor:
         """What the filter adds to ``x`` (N, 3, H, W) at 1-based ``quality`` (N,), before the gain, with a file's
         own ``tuning`` (its gain aside) if given."""
-        hidden = self.hidden(x, quality, tuning)
-        last_bias = tuning.layers[-1] if tuning is not None and tuning.layers else None
-        if tuning is None or tuning.readout is None:
-            return _convolve(self.last, hidden, last_bias)
-        weight, bias = tuning.readout
-        return _convolve(self.last, hidden, bias if last_bias is None else last_bias + bias, weight)
-
-    def hidden(self, x: Tensor, quality: Tensor, tuning: FilterTuning | None = None) -> Tensor:
-        """The (N, C, H, W) maps the last convolution reads (see :meth:`correction`)."""
         shift = self.quality_bias[quality - 1] if tuning is None else self.quality_bias[quality - 1] + tuning.bias
         offsets = iter(tuning.layers) if tuning is not None and tuning.layers else repeat(None)
         hidden = F.relu(self.first(x) + shift[:, :, None, None])
         hidden = F.relu(_convolve(self.middle, hidden, next(offsets)))
         for block in self.blocks:
             hidden = block(hidden, next(offsets), next(offsets))
-        return hidden
+        return _convolve(self.last, hidden, next(offsets))
 
     @torch.no_grad()
     def least_squares_gain(
