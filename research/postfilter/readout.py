@@ -9,21 +9,12 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from aecodec.bitstream.golomb import best_order, code_bits
 from aecodec.codec import filter_tuning as ft
 from aecodec.codec.api import Codec
 from aecodec.codec.distortion import squared_error
-
-
-def load(path):
-    """The image at ``path``, cut to its 768x512 centre where larger (the probes' size)."""
-    img = Image.open(path).convert("RGB")
-    if img.width * img.height > 768 * 512:
-        left, top = (img.width - 768) // 2, (img.height - 512) // 2
-        img = img.crop((left, top, left + 768, top + 512))
-    return img
+from research.crops import load
 
 
 def hidden_of(pf, x, q):

@@ -4,21 +4,12 @@ Tables fitted on 10 training photos (effort-2 files), cross-entropy on test imag
 import sys
 
 import numpy as np
-from PIL import Image
 
 from aecodec.bitstream.format import RESIDUAL, unpack
 from aecodec.codec.api import Codec
 from aecodec.codec.residual_coding import _pass_values, decode_residual
 from aecodec.models.residual import BANDS, CONTEXTS, ESCAPE, band_sums, blocks_shape, contexts, parity_mask
-
-
-def load(path):
-    """The image at ``path``, cut to its 768x512 centre where larger (the probes' size)."""
-    img = Image.open(path).convert("RGB")
-    if img.width * img.height > 768 * 512:
-        left, top = (img.width - 768) // 2, (img.height - 512) // 2
-        img = img.crop((left, top, left + 768, top + 512))
-    return img
+from research.crops import load
 
 
 def symbols(c, path, q):

@@ -6,22 +6,13 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image
 
 from aecodec.bitstream.format import unpack
 from aecodec.codec.api import Codec
 from aecodec.models.residual import residual_blocks
+from research.crops import load
 
 LAM = 0.1
-
-
-def load(path):
-    """The image at ``path``, cut to its 768x512 centre where larger (the probes' size)."""
-    img = Image.open(path).convert("RGB")
-    if img.width * img.height > 768 * 512:
-        left, top = (img.width - 768) // 2, (img.height - 512) // 2
-        img = img.crop((left, top, left + 768, top + 512))
-    return img
 
 
 OWN = os.environ.get("OWN") == "1"
