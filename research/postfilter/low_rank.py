@@ -84,7 +84,7 @@ if __name__ == "__main__":
         f"{path.split('/')[-1]} q{q} {len(data)} B rank {rank} ({count} values) lr {lr}: +{db:.3f} dB ({seconds:.0f}s)"
     )
     lam = codec._lagrangian(q)
-    for e in (5, 6, 7, 8, 9):
+    for e in (3, 4, 5, 6, 7):
         # A scaled by its row norms into B's range: quantize a and b each at 2^-e relative to their max magnitude
         qd, bits = [], 0
         for (a, b), d in deltas:
