@@ -30,13 +30,9 @@ from aecodec.codec.api import Codec
 from aecodec.codec.distortion import squared_error
 from aecodec.codec.wiener_filter import Guides
 from aecodec.models.postfilter import FilterTuning, one_onednn_thread
-from research.postfilter.low_rank import effort2_point
+from research.postfilter.low_rank import convolutions, effort2_point, offset_correction
 
 BIAS_EXPONENT = 8
-
-
-def convolutions(pf):
-    return [pf.first, pf.middle, *(c for b in pf.blocks for c in (b.inner, b.outer)), pf.last]
 
 
 def rounded(deltas, exponent):
@@ -87,23 +83,6 @@ def initial_factors(shape, rank, form):
     if form == "lr":
         return [torch.zeros(o, rank), torch.randn(rank, i * 9) * 0.01]
     return [torch.zeros(o, rank), torch.randn(i, rank) * 0.1, torch.randn(9, rank) * 0.1]
-
-
-def offset_correction(pf, x, q, weight_offsets, bias_offsets):
-    """The filter's correction of ``x`` with offsets added to every convolution's weights and biases."""
-    convs = convolutions(pf)
-
-    def conv(i, h):
-        return F.conv2d(h, convs[i].weight + weight_offsets[i], convs[i].bias + bias_offsets[i], padding=1)
-
-    h = F.relu(conv(0, x) + pf.quality_bias[q - 1][:, :, None, None])
-    h = F.relu(conv(1, h))
-    k = 2
-    for _ in pf.blocks:
-        inner = F.relu(conv(k, h))
-        h = F.relu(h + conv(k + 1, inner))
-        k += 2
-    return conv(k, h)
 
 
 def filtered_correction(pf, x, q, deltas):

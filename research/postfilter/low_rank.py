@@ -16,13 +16,17 @@ from aecodec.models.postfilter import one_onednn_thread
 from research.crops import load
 
 
-def forward(pf, x, q, deltas):
-    convs = [pf.first, pf.middle, *(c for b in pf.blocks for c in (b.inner, b.outer)), pf.last]
+def convolutions(pf):
+    """Every convolution of the filter, in their order."""
+    return [pf.first, pf.middle, *(c for b in pf.blocks for c in (b.inner, b.outer)), pf.last]
+
+
+def offset_correction(pf, x, q, weight_offsets, bias_offsets):
+    """The filter's correction of ``x`` with offsets added to every convolution's weights and biases."""
+    convs = convolutions(pf)
 
     def conv(i, h):
-        (a, b), db = deltas[i]
-        w = convs[i].weight + (a @ b).reshape(convs[i].weight.shape)
-        return F.conv2d(h, w, convs[i].bias + db, padding=1)
+        return F.conv2d(h, convs[i].weight + weight_offsets[i], convs[i].bias + bias_offsets[i], padding=1)
 
     h = F.relu(conv(0, x) + pf.quality_bias[q - 1][:, :, None, None])
     h = F.relu(conv(1, h))
@@ -32,6 +36,12 @@ def forward(pf, x, q, deltas):
         h = F.relu(h + conv(k + 1, inner))
         k += 2
     return conv(k, h)
+
+
+def forward(pf, x, q, deltas):
+    """The correction with rank-r deltas ((a, b), bias offset) on every convolution."""
+    weights = [(a @ b).reshape(c.weight.shape) for c, ((a, b), _) in zip(convolutions(pf), deltas)]
+    return offset_correction(pf, x, q, weights, [d for _, d in deltas])
 
 
 def effort2_point(codec: Codec, spec: str) -> tuple[int, np.ndarray, bytes, np.ndarray, float]:
@@ -50,9 +60,8 @@ if __name__ == "__main__":
     path = sys.argv[1].split(":")[0]
     steps, rank, lr = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     q, x, data, decoded, shared = effort2_point(codec, sys.argv[1])
-    convs = [pf.first, pf.middle, *(c for b in pf.blocks for c in (b.inner, b.outer)), pf.last]
     deltas = []
-    for c in convs:
+    for c in convolutions(pf):
         o, fan = c.weight.shape[0], c.weight[0].numel()
         a = torch.zeros(o, rank, requires_grad=True)
         b = (torch.randn(rank, fan) * 0.01).requires_grad_(True)

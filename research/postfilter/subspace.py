@@ -28,8 +28,8 @@ from aecodec.codec import filter_tuning as ft
 from aecodec.codec.api import Codec
 from aecodec.models.postfilter import FilterTuning, one_onednn_thread
 from research.crops import load
-from research.postfilter.deltas_corrected import convolutions, judged, offset_correction, with_offsets
-from research.postfilter.low_rank import effort2_point
+from research.postfilter.deltas_corrected import judged, with_offsets
+from research.postfilter.low_rank import convolutions, effort2_point, offset_correction
 
 QUALITIES = (4, 9, 14, 19, 24)
 HELD_OUT = {"010.png", "020.png", "030.png", "040.png"}
