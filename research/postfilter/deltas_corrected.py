@@ -65,8 +65,7 @@ def with_offsets(pf, weight_offsets, bias_offsets):
 
 def with_deltas(pf, deltas):
     """A copy of ``pf`` with the deltas folded into its weights and biases."""
-    weights = [delta_weight(factors, conv.weight.shape) for conv, (factors, _) in zip(convolutions(pf), deltas)]
-    return with_offsets(pf, weights, [d for _, d in deltas])
+    return with_offsets(pf, delta_weights(pf, deltas), [d for _, d in deltas])
 
 
 def delta_weight(factors, shape):
@@ -78,6 +77,11 @@ def delta_weight(factors, shape):
     return torch.einsum("or,ir,sr->ois", a, b, k).reshape(shape)
 
 
+def delta_weights(pf, deltas):
+    """Every convolution's weight delta from its deltas' factors."""
+    return [delta_weight(factors, conv.weight.shape) for conv, (factors, _) in zip(convolutions(pf), deltas)]
+
+
 def initial_factors(shape, rank, form):
     o, i = shape[:2]
     if form == "lr":
@@ -87,8 +91,7 @@ def initial_factors(shape, rank, form):
 
 def filtered_correction(pf, x, q, deltas):
     """The filter's correction of ``x`` with the deltas added to its weights and biases."""
-    weights = [delta_weight(factors, conv.weight.shape) for conv, (factors, _) in zip(convolutions(pf), deltas)]
-    return offset_correction(pf, x, q, weights, [d for _, d in deltas])
+    return offset_correction(pf, x, q, delta_weights(pf, deltas), [d for _, d in deltas])
 
 
 def train(pf, decoded, original, quality, steps, rank, lr, rate_weight, lam, form="lr", bias_first=0):
