@@ -9,18 +9,22 @@ import torch
 from aecodec.models.model_files import HALF_BASE_QUALITY, CodecModel, model_bytes, model_from_bytes
 from aecodec.models.postfilter import PostFilter
 from aecodec.models.prior import HierarchicalPrior, PriorConfig
-from aecodec.models.residual import COEFFICIENTS, CONTEXTS, PREDICTOR_INPUTS, ResidualLayer, ResidualLevel
+from aecodec.models.residual import COEFFICIENTS, DEPTH, PREDICTOR_INPUTS, ResidualLayer, ResidualLevel, context_count
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 from aecodec.training.export import export_model
 from aecodec.training.residual import laplace_bank
 
 
 def random_residual_layer(
-    levels: list[tuple[int, float] | tuple[int, float, int]], base_only: int, seed: int = 0, predict: bool = False
+    levels: list[tuple[int, float] | tuple[int, float, int]],
+    base_only: int,
+    seed: int = 0,
+    predict: bool = False,
+    depth: int = DEPTH,
 ) -> ResidualLayer:
     """A residual layer with random orthonormal transforms and context rows, one level per (base quality, step[,
-    half-base quality: :data:`HALF_BASE_QUALITY` if not given]); with ``predict``, small random second-pass
-    predictors."""
+    half-base quality: :data:`HALF_BASE_QUALITY` if not given]), decoding order of ``depth``; with ``predict``,
+    small random second-pass predictors."""
     rng = np.random.default_rng(seed)
     qualities = sorted({q for q, *_ in levels})
     bases = np.stack([np.linalg.qr(rng.normal(size=(COEFFICIENTS, COEFFICIENTS)))[0] for _ in qualities])
@@ -30,7 +34,9 @@ def random_residual_layer(
         bases.astype(np.float32),
         bank,
         tuple(
-            ResidualLevel(q, qualities.index(q), round(step * 16), rng.integers(0, len(bank), CONTEXTS), half)
+            ResidualLevel(
+                q, qualities.index(q), round(step * 16), rng.integers(0, len(bank), context_count(depth)), half
+            )
             for q, step, half in ((*level, HALF_BASE_QUALITY)[:3] for level in levels)
         ),
         0.1,

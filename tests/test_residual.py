@@ -19,8 +19,9 @@ from aecodec.models.residual import (
     BAND,
     BANDS,
     COEFFICIENTS,
-    CONTEXTS,
     DEADZONE,
+    DEPTH,
+    DEPTHS,
     ESCAPE,
     FILTER_REACH,
     MAX_MAGNITUDE,
@@ -29,6 +30,8 @@ from aecodec.models.residual import (
     ResidualLevel,
     bit_length,
     blocks_shape,
+    context_count,
+    decoding_passes,
     from_blocks,
     log_bin,
     parity_mask,
@@ -82,13 +85,54 @@ def test_bands_cover_every_coefficient_in_order():
     assert (np.diff(BAND) >= 0).all() and set(BAND.tolist()) == set(range(BANDS))
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (6, 4)])
-def test_coefficients_round_trip_exactly(layer, shape):
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 5), (16, 9)])
+def test_decoding_passes_visit_every_block_once_after_its_neighbours(depth, shape):
+    h, w = shape
+    passes = decoding_passes(depth, h, w)
+    order = np.full(h * w, -1)
+    for index, current in enumerate(passes):
+        assert (np.diff(current.blocks) > 0).all() and (order[current.blocks] == -1).all()  # raster order, once
+        order[current.blocks] = index
+        assert bool(current.neighbours) == (index > 0)
+    assert (order >= 0).all() and len(passes) == 1 + max(1, 2 * depth)
+    assert np.array_equal(passes[-1].blocks, np.flatnonzero(parity_mask(h, w).ravel() == 1))  # the predicted half
+    order = order.reshape(h, w)
+    for index, current in enumerate(passes):
+        for block in current.blocks:
+            y, x = divmod(int(block), w)
+            for dy, dx in current.neighbours:
+                if 0 <= y + dy < h and 0 <= x + dx < w:
+                    assert order[y + dy, x + dx] < index
+
+
+def test_the_checkerboards_contexts_are_those_of_the_first_releases():
+    """Depth 0 must number contexts as docs/FORMAT.md did before deeper orders: files of the shipped models."""
+    rng = np.random.default_rng(3)
+    sums = rng.integers(0, 60, (5, 6, BANDS))
+    passes = decoding_passes(0, 5, 6)
+    band = 4
+    ctx = residual_module.contexts(sums, passes, 1, band)
+    y, x = divmod(int(passes[1].blocks[0]), 6)  # (0, 1): neighbours (0, 0), (0, 2), (1, 1)
+    around = sums[0, 0] + sums[0, 2] + sums[1, 1]
+    intra = log_bin(np.array([1 + sums[y, x, :band].sum()]), 11)[0]
+    neighbour = 1 + log_bin(np.array([1 + 2 * around[band] // int(residual_module.BAND_SIZE[band])]), 7)[0]
+    total = 1 + min(int(1 + around.sum()).bit_length() - 1, 7)
+    assert ctx[0] == ((band * 12 + intra) * 9 + neighbour) * 9 + total
+    first = residual_module.contexts(sums, passes, 0, band)
+    assert (first % 81 == 0).all() and ((first // 81) // 12 == band).all()
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (6, 4), (9, 11)])
+def test_coefficients_round_trip_exactly(depth, shape):
+    layer = random_residual_layer(LEVELS, base_only=2, depth=depth)
     rng = np.random.default_rng(sum(shape))
     values = (rng.laplace(0, 3, (*shape, COEFFICIENTS)) * (rng.random((*shape, COEFFICIENTS)) < 0.3)).astype(np.int16)
     values[0, 0, :4] = [MAX_MAGNITUDE, -MAX_MAGNITUDE, 16, -17]  # escapes, the largest included
     for level in layer.levels:
-        payload = encode_residual(layer, level, given(values), values.shape[:2])
+        assert level.depth == depth
+        payload = encode_residual(layer, level, given(values, level), values.shape[:2])
         assert np.array_equal(decode_residual(layer, level, payload, shape), values)
 
 
@@ -98,9 +142,9 @@ def test_coding_a_row_in_chunks_writes_the_same_payload(layer, monkeypatch):
     values = (rng.laplace(0, 3, (6, 6, COEFFICIENTS)) * (rng.random((6, 6, COEFFICIENTS)) < 0.5)).astype(np.int16)
     values[2, 3, 5] = -MAX_MAGNITUDE
     level = layer.levels[1]
-    whole = encode_residual(layer, level, given(values), values.shape[:2])
+    whole = encode_residual(layer, level, given(values, level), values.shape[:2])
     monkeypatch.setattr(residual_coding, "_CODED_AT_ONCE", 7)
-    assert encode_residual(layer, level, given(values), values.shape[:2]) == whole
+    assert encode_residual(layer, level, given(values, level), values.shape[:2]) == whole
     assert np.array_equal(decode_residual(layer, level, whole, values.shape[:2]), values)
 
 
@@ -111,20 +155,22 @@ def _laplace_values(seed: int, shape: tuple[int, int], scale: float) -> np.ndarr
 
 def test_row_offsets_fit_the_image_and_save_bits(layer, monkeypatch):
     values, level = _laplace_values(5, (6, 7), 6.0), layer.levels[0]
-    fitted = encode_residual(layer, level, given(values), values.shape[:2])
+    fitted = encode_residual(layer, level, given(values, level), values.shape[:2])
     offsets = np.frombuffer(fitted[5:20], dtype=np.int8)
     assert fitted[0] == residual_coding.PAYLOAD_VERSION == 2 and offsets.any()
-    assert np.array_equal(offsets, residual_coding.fit_row_offsets(layer, level, given(values), values.shape[:2]))
+    assert np.array_equal(
+        offsets, residual_coding.fit_row_offsets(layer, level, given(values, level), values.shape[:2])
+    )
     assert np.array_equal(decode_residual(layer, level, fitted, values.shape[:2]), values)
     monkeypatch.setattr(residual_coding, "fit_row_offsets", lambda *args: np.zeros(BANDS, dtype=np.int64))
-    assert len(fitted) < len(encode_residual(layer, level, given(values), values.shape[:2]))
+    assert len(fitted) < len(encode_residual(layer, level, given(values, level), values.shape[:2]))
 
 
 def test_version_1_payloads_without_offsets_still_decode(layer, monkeypatch):
     """Version 1 (files of earlier releases) is version 2 without the offsets field, coded with the model's rows."""
     values, level = _laplace_values(6, (4, 5), 3.0), layer.levels[1]
     monkeypatch.setattr(residual_coding, "fit_row_offsets", lambda *args: np.zeros(BANDS, dtype=np.int64))
-    payload = encode_residual(layer, level, given(values), values.shape[:2])
+    payload = encode_residual(layer, level, given(values, level), values.shape[:2])
     version_1 = b"\x01" + payload[1:5] + payload[20:]
     assert np.array_equal(decode_residual(layer, level, version_1, values.shape[:2]), values)
 
@@ -135,7 +181,7 @@ def test_any_row_offset_stays_inside_the_bank(layer):
         rows = level.with_row_offsets(np.full(BANDS, offset), len(layer.bank)).rows
         assert rows.min() >= 0 and rows.max() < len(layer.bank)
     values = _laplace_values(7, (3, 3), 4.0)
-    payload = bytearray(encode_residual(layer, level, given(values), values.shape[:2]))
+    payload = bytearray(encode_residual(layer, level, given(values, level), values.shape[:2]))
     payload[5:20] = bytes([0x80, 0x7F] * 7 + [0x80])  # forged offsets: the CRC catches what they change
     with pytest.raises(FormatError):
         decode_residual(layer, level, bytes(payload), values.shape[:2])
@@ -144,7 +190,7 @@ def test_any_row_offset_stays_inside_the_bank(layer):
 def test_damaged_payloads_raise_format_error(layer):
     values = np.random.default_rng(1).integers(-20, 20, (4, 4, COEFFICIENTS)).astype(np.int16)
     level = layer.levels[0]
-    payload = encode_residual(layer, level, given(values), values.shape[:2])
+    payload = encode_residual(layer, level, given(values, level), values.shape[:2])
     flipped = bytearray(payload)
     flipped[len(payload) // 2] ^= 0x40
     for bad in (
@@ -168,7 +214,7 @@ def test_bank_rows_are_valid_frequency_rows():
 
 def test_best_rows_pick_the_cheapest_row_and_rare_contexts_their_band_row():
     bank = laplace_bank()
-    counts = np.zeros((CONTEXTS, bank.shape[1]), dtype=np.int64)
+    counts = np.zeros((context_count(DEPTH), bank.shape[1]), dtype=np.int64)
     counts[0, ESCAPE], counts[0, ESCAPE + 1] = 1000, 10  # band 0, mostly zeros
     counts[1, ESCAPE - 3 : ESCAPE + 4] = 100  # band 0, wide
     counts[2, ESCAPE] = 5  # too rare to have its own row
@@ -178,7 +224,7 @@ def test_best_rows_pick_the_cheapest_row_and_rare_contexts_their_band_row():
         return (-c * np.log2(bank / bank.sum(1, keepdims=True))).sum(1)
 
     assert rows[0] == cost(counts[0]).argmin() and rows[1] == cost(counts[1]).argmin() and rows[0] < rows[1]
-    assert rows[2] == cost(counts[: CONTEXTS // BANDS].sum(0)).argmin()
+    assert rows[2] == cost(counts[: context_count(DEPTH) // BANDS].sum(0)).argmin()
 
 
 def test_residual_qualities_raise_psnr_and_carry_a_chunk(res_codec, model):
@@ -302,7 +348,7 @@ def test_fitted_predictors_predict_a_smooth_residual_from_the_anchors():
         wave = 60 * np.sin((xx + 3 * yy) / 9 + phase)[..., None] * np.array([1.0, 0.8, 0.6])
         pairs.append(((128 + wave).round().astype(np.uint8), np.full((96, 128, 3), 128, np.uint8)))
     mean, basis = fit_klt(pairs)
-    level = ResidualLevel(1, 0, 16 * 4, np.zeros(CONTEXTS, dtype=np.int64), 1)
+    level = ResidualLevel(1, 0, 16 * 4, np.zeros(context_count(DEPTH), dtype=np.int64), 1)
     layer = ResidualLayer(mean[None], basis[None], laplace_bank(), (level,), 0.05, 0, 1)
     predicting = replace(layer, predictors=fit_predictors(layer, [level], [pairs]))
     pixels, base = pairs[0]
@@ -439,7 +485,8 @@ def test_fit_residual_writes_a_model_whose_levels_beat_its_base(tmp_path, model_
     assert {level.half_base_quality for level in fitted.residual.levels} == {HALF_BASE_QUALITY}
     # A level on half bases of its own quality gets its own KLT and predictor.
     assert main(["fit-residual", *args, "--rungs", "2:16:1,3:4", "--base-only", "2", "--every", "1", "--force"]) == 0
-    two = model_from_bytes(out.read_bytes()).residual
+    two_model = model_from_bytes(out.read_bytes())
+    two = two_model.residual
     assert two.predictors.shape[0] == len(two.bases) == 2
     assert [(v.basis, v.half_base_quality) for v in two.levels] == [(0, 1), (1, HALF_BASE_QUALITY)]
     codec = Codec(replace(fitted, postfilter=None), tile_size=64, overlap=8)  # the levels, not the random filter
@@ -449,3 +496,31 @@ def test_fit_residual_writes_a_model_whose_levels_beat_its_base(tmp_path, model_
         ((np.asarray(codec.decompress(codec.compress(image, q))) - image.astype(float)) ** 2).mean() for q in (2, 3, 4)
     ]
     assert errors[2] < errors[1] < errors[0]
+    assert {level.depth for level in fitted.residual.levels} == {DEPTH}
+    # --rows-only refits the rows for another decoding order and keeps everything else.
+    rows_only = tmp_path / "rows.safetensors"
+    refit = ["--model", str(out), "--data", str(data), "--every", "1", "--rows-only", "--depth", "0"]
+    assert main(["fit-residual", *refit, "--out", str(rows_only), "--name", "fitted-d0"]) == 0
+    checkerboard = model_from_bytes(rows_only.read_bytes())
+    assert {level.depth for level in checkerboard.residual.levels} == {0}
+    assert np.array_equal(checkerboard.residual.bases, two.bases)
+    assert np.array_equal(checkerboard.residual.predictors, two.predictors)
+    assert [v.step16 for v in checkerboard.residual.levels] == [v.step16 for v in two.levels]
+    codecs = [Codec(replace(m, postfilter=None), tile_size=64, overlap=8) for m in (two_model, checkerboard)]
+    for quality in (3, 4):  # effort 1 quantizes without the rows: the same coefficients, coded in another order
+        files = [c.compress(image, quality, effort=1) for c in codecs]
+        assert unpack(files[0]).chunk(RESIDUAL) != unpack(files[1]).chunk(RESIDUAL)
+        assert np.array_equal(*(np.asarray(c.decompress(f)) for c, f in zip(codecs, files)))
+
+
+def test_fit_residual_refuses_a_bad_name_or_an_existing_file_before_it_works(tmp_path, model_file, monkeypatch):
+    from aecodec.cli import main
+    from aecodec.training import residual as fitting
+
+    monkeypatch.setattr(fitting, "refitted_rows", lambda *args: pytest.fail("worked before checking its arguments"))
+    existing = tmp_path / "existing.safetensors"
+    existing.write_bytes(b"keep")
+    args = ["--model", str(model_file), "--data", str(tmp_path), "--rows-only"]
+    assert main(["fit-residual", *args, "--out", str(tmp_path / "new.safetensors"), "--name", "Bad Name!"]) == 2
+    assert main(["fit-residual", *args, "--out", str(existing), "--name", "fine"]) == 2
+    assert existing.read_bytes() == b"keep"

@@ -358,7 +358,7 @@ class Codec:
             layer, pixels = self.model.residual, source.pixels[:, :, :3]
             with memory.unfragmented(width, height):
                 quantized = None if effort_plan(effort).rdoq else layer.analyze(pixels, base, level)
-                choose = rdo_chooser(layer, level, pixels, base) if quantized is None else given(quantized)
+                choose = rdo_chooser(layer, level, pixels, base) if quantized is None else given(quantized, level)
                 chunks[RESIDUAL] = encode_residual(layer, level, choose, blocks_shape(width, height))
         return AecFile(header, crcs, streams, tuple(sorted(chunks.items())))
 

@@ -26,7 +26,7 @@ from aecodec.models.residual import (
     ResidualLayer,
     ResidualLevel,
     Visit,
-    parity_mask,
+    decoding_passes,
     spans,
     traverse,
 )
@@ -45,22 +45,17 @@ def coefficients_crc(values: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(values, dtype="<i2").tobytes())
 
 
-def _pass_values(values: np.ndarray, parity: int, band: int) -> np.ndarray:
-    """The flat (blocks of ``parity``, coefficients of ``band``) values a pass codes, raster order."""
-    h, w, _ = values.shape
-    blocks = np.flatnonzero(parity_mask(h, w).ravel() == parity)
-    return values.reshape(-1, COEFFICIENTS)[blocks[:, None], np.flatnonzero(band == BAND)].ravel()
-
-
-def given(values: np.ndarray) -> Visit:
-    """The chooser that codes fixed coefficients ``values`` (h, w, 192), e.g. the deadzone quantizer's."""
+def given(values: np.ndarray, level: ResidualLevel) -> Visit:
+    """The chooser that codes fixed coefficients ``values`` (h, w, 192) at ``level``, e.g. the deadzone quantizer's."""
+    passes = decoding_passes(level.depth, *values.shape[:2])
     current: dict[tuple[int, int], np.ndarray] = {}  # the pass being coded (only one: large images)
 
-    def choose(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
-        if (parity, band) not in current:
+    def choose(index: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
+        if (index, band) not in current:
             current.clear()
-            current[(parity, band)] = _pass_values(values, parity, band)
-        return current[(parity, band)][where]
+            flat = values.reshape(-1, COEFFICIENTS)
+            current[(index, band)] = flat[passes[index].blocks[:, None], np.flatnonzero(band == BAND)].ravel()
+        return current[(index, band)][where]
 
     return choose
 
@@ -75,11 +70,11 @@ def encode_residual(layer: ResidualLayer, level: ResidualLevel, choose: Visit, b
     offsets = fit_row_offsets(layer, level, choose, blocks_shape)
     encoder = SymbolEncoder()
 
-    def write(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
+    def write(index: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
         def code(part: np.ndarray) -> None:
             encoder.encode_iid(np.clip(part, -ESCAPE, ESCAPE) + ESCAPE, layer.bank[row])
 
-        chosen = _chosen_in_parts(choose, parity, band, row, where, code)
+        chosen = _chosen_in_parts(choose, index, band, row, where, code)
         excess = np.abs(chosen[np.abs(chosen) >= ESCAPE].astype(np.int64)) - ESCAPE
         digits = np.stack([excess // ESCAPE_BASE**k % ESCAPE_BASE for k in reversed(range(ESCAPE_DIGITS))], 1)
         encoder.encode_iid(digits.ravel(), _UNIFORM)
@@ -91,13 +86,13 @@ def encode_residual(layer: ResidualLayer, level: ResidualLevel, choose: Visit, b
 
 
 def _chosen_in_parts(
-    choose: Visit, parity: int, band: int, row: int, where: np.ndarray, use: Callable[[np.ndarray], None]
+    choose: Visit, index: int, band: int, row: int, where: np.ndarray, use: Callable[[np.ndarray], None]
 ) -> np.ndarray:
     """What ``choose`` picks at ``where``, as int16, a part at a time, each part handed to ``use`` (coded,
     counted): a 24 MP image's largest pass would otherwise make int64 temporaries of hundreds of MB."""
     chosen = np.empty(len(where), dtype=np.int16)
     for part in spans(len(where), _CODED_AT_ONCE):
-        chosen[part] = choose(parity, band, row, where[part])
+        chosen[part] = choose(index, band, row, where[part])
         use(chosen[part])
     return chosen
 
@@ -112,11 +107,11 @@ def fit_row_offsets(
     """
     counts = np.zeros((BANDS, len(layer.bank), ALPHABET), dtype=np.int64)
 
-    def count(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
+    def count(index: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
         def add(part: np.ndarray) -> None:
             counts[band, row] += np.bincount(np.clip(part, -ESCAPE, ESCAPE) + ESCAPE, minlength=ALPHABET)
 
-        return _chosen_in_parts(choose, parity, band, row, where, add)
+        return _chosen_in_parts(choose, index, band, row, where, add)
 
     traverse(level, blocks_shape, count)
     rows = np.arange(len(layer.bank))
@@ -148,7 +143,7 @@ def decode_residual(
         start += _OFFSETS.size
     decoder = SymbolDecoder(payload[start:])
 
-    def read(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
+    def read(index: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
         values = np.empty(len(where), dtype=np.int16)
         for part in spans(len(where), _CODED_AT_ONCE):
             values[part] = decoder.decode_iid(layer.bank[row], part.stop - part.start) - ESCAPE

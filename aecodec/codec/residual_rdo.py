@@ -22,6 +22,7 @@ from aecodec.models.residual import (
     ResidualLevel,
     Visit,
     blocks_shape,
+    decoding_passes,
     parity_mask,
     residual_blocks,
     spans,
@@ -58,48 +59,52 @@ def rdo_chooser(
     shape = blocks_shape(pixels.shape[1], pixels.shape[0])
     residual = residual_blocks(pixels, base).reshape(-1, COEFFICIENTS)
     mask = parity_mask(*shape)
-    blocks_of = [np.flatnonzero(mask.ravel() == parity) for parity in (0, 1)]
+    passes = decoding_passes(level.depth, *shape)
+    blocks_of, second_pass = [p.blocks for p in passes], len(passes) - 1  # the last pass is the predicted one
+    anchors = np.flatnonzero(mask.ravel() == 0)  # every pass before it, in raster order
+    in_anchors = [np.searchsorted(anchors, blocks) for blocks in blocks_of[:second_pass]]
     bits = np.log2(layer.bank.sum(1, keepdims=True)) - np.log2(layer.bank)  # (rows, ALPHABET)
     band_lagrangians = lagrangian * (1 + tilt * (np.arange(BANDS) / (BANDS - 1) - 0.5))
     mean, basis = layer.means[level.basis], layer.bases[level.basis]
     current: dict[tuple[int, int], np.ndarray] = {}  # c / step of the pass being coded
-    # With predictors: the anchors (rows of blocks_of[0]) this traversal chose, then, from its first
+    # With predictors: the anchors this traversal chose (rows in raster order), then, from its first
     # second-pass visit on, the second-pass blocks' float16 predictions: 72 MB each at 24 MP.
     state: dict[str, np.ndarray] = {}
 
-    def choose(parity: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
-        columns, blocks = np.flatnonzero(band == BAND), blocks_of[parity]
-        if (parity, band) not in current:
+    def choose(index: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
+        columns, blocks = np.flatnonzero(band == BAND), blocks_of[index]
+        if (index, band) not in current:
             current.clear()
             transform = basis[columns].T / level.step
             scaled = np.empty((len(blocks), len(columns)), dtype=np.float32)
             for part in spans(len(blocks), _CHUNK // 4):  # the float copy of every block would be 150 MB at 24 MP
                 scaled[part] = (residual[blocks[part]].astype(np.float32) - mean) @ transform
-            if parity and layer.predictors is not None:
+            if index == second_pass and layer.predictors is not None:
                 scaled -= second_pass_predictions()[:, columns] / level.step
-            current[(parity, band)] = scaled.ravel()
-        scaled = current[(parity, band)][where]
+            current[(index, band)] = scaled.ravel()
+        scaled = current[(index, band)][where]
         chosen = np.concatenate(
             [decide(scaled[part], bits[row], band_lagrangians[band]) for part in spans(len(scaled), _CHUNK)]
         )
-        if parity == 0 and layer.predictors is not None:
+        if index < second_pass and layer.predictors is not None:
             if "anchors" not in state:  # a new traversal
                 state.clear()
-                state["anchors"] = np.zeros((len(blocks), COEFFICIENTS), dtype=np.int16)
-            state["anchors"][where // len(columns), columns[where % len(columns)]] = chosen
+                state["anchors"] = np.zeros((len(anchors), COEFFICIENTS), dtype=np.int16)
+            state["anchors"][in_anchors[index][where // len(columns)], columns[where % len(columns)]] = chosen
         return chosen
 
     def second_pass_predictions() -> np.ndarray:
         """(second-pass blocks, 192) predictions from the anchors of this traversal, computed at its first call."""
         if "anchors" in state:
-            anchors, predicted, start = state.pop("anchors"), np.empty((len(blocks_of[1]), COEFFICIENTS), np.float16), 0
+            chosen, start = state.pop("anchors"), 0
+            predicted = np.empty((len(blocks_of[second_pass]), COEFFICIENTS), np.float16)
             width = shape[1]
             for rows in spans(shape[0], STRIP_BLOCK_ROWS):
                 # The strip, its neighbouring rows and one more above, so that it starts on an even row (parity).
                 first, stop = max(rows.start - 2, 0), min(rows.stop + 1, shape[0])
-                low, high = np.searchsorted(blocks_of[0], [first * width, stop * width])
+                low, high = np.searchsorted(anchors, [first * width, stop * width])
                 strip = np.zeros((stop - first, width, COEFFICIENTS), dtype=np.int16)
-                strip.reshape(-1, COEFFICIENTS)[blocks_of[0][low:high] - first * width] = anchors[low:high]
+                strip.reshape(-1, COEFFICIENTS)[anchors[low:high] - first * width] = chosen[low:high]
                 inner = slice(rows.start - first, rows.stop - first)
                 second = layer.predictions(strip, level, inner)[mask[rows] == 1]
                 predicted[start : start + len(second)] = second

@@ -23,7 +23,15 @@ from aecodec.bitstream.format import MAX_FILTER_BLOCKS, MAX_FILTER_CHANNELS, MOD
 from aecodec.errors import InputError, ModelError
 from aecodec.models.integer_prior import IntegerPrior
 from aecodec.models.postfilter import PostFilter
-from aecodec.models.residual import ALPHABET, COEFFICIENTS, CONTEXTS, PREDICTOR_INPUTS, ResidualLayer, ResidualLevel
+from aecodec.models.residual import (
+    ALPHABET,
+    COEFFICIENTS,
+    DEPTHS,
+    PREDICTOR_INPUTS,
+    ResidualLayer,
+    ResidualLevel,
+    context_count,
+)
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -136,7 +144,9 @@ def _residual_layer(tensors: dict[str, torch.Tensor], base_qualities: int) -> Re
         and tuple(bank.shape) == (rows_count, ALPHABET)
         and 1 <= level_count <= RESIDUAL_LIMITS["levels"]
         and tuple(levels.shape) in {(level_count, 3), (level_count, 4)}
-        and tuple(rows.shape) == (level_count, CONTEXTS)
+        and rows.dim() == 2
+        and rows.shape[0] == level_count
+        and rows.shape[1] in {context_count(depth) for depth in DEPTHS}
         and tuple(qualities.shape) == (2,)
         and tuple(offset.shape) == (1,)
         and (predictors is None or tuple(predictors.shape) == (count, PREDICTOR_INPUTS, COEFFICIENTS))
@@ -219,7 +229,7 @@ def model_bytes(
 ) -> bytes:
     """Serialize a model to safetensors bytes (fp16 network, integer prior, float32/integer residual layer,
     float32 post-filter)."""
-    _check_name(name, ValueError)
+    check_model_name(name, ValueError)
     tensors = {
         f"net.{k}": v.detach().to(torch.float16).contiguous()
         for k, v in network.state_dict().items()
@@ -234,8 +244,9 @@ def model_bytes(
     return save(tensors, metadata=meta)
 
 
-def _check_name(name: object, error: type[Exception]) -> None:
-    """Raise ``error`` unless ``name`` can be written into an .aec header (and used as a file stem)."""
+def check_model_name(name: object, error: type[Exception] = InputError) -> None:
+    """Raise ``error`` unless ``name`` can be written into an .aec header (and used as a file stem): trainers
+    check their --name before they work, not when they save."""
     if not isinstance(name, str) or not MODEL_NAME_RE.fullmatch(name.encode("ascii", "replace")):
         raise error(f"model name must be 1..16 characters of [a-z0-9._-] starting with a letter or digit, got {name!r}")
 
@@ -286,7 +297,7 @@ def model_from_bytes(data: bytes, source: str = "model") -> CodecModel:
         meta = _metadata(data)
         if meta.get("format") != MODEL_FORMAT:
             raise ModelError("not an aecodec model file")
-        _check_name(meta.get("name"), ModelError)
+        check_model_name(meta.get("name"), ModelError)
         config = _config(meta)
         tensors = load(data)
         _check_weights(config, tensors)

@@ -6,10 +6,12 @@ where the base saturates, the image minus its decoded base is cut into 8x8 RGB b
 a KLT (192x192, fitted on training residuals of one base quality), deadzone-quantized with a step,
 and each integer is coded with one of a fixed bank of integer frequency rows. Which row is an exact
 integer function of what the decoder already has: the coefficient's band, the magnitudes decoded
-in lower bands of the same block and, in the second checkerboard pass, in the four neighbouring
-blocks. Everything that picks a row is integer; only the inverse transform is float.
+in lower bands of the same block and, after the first pass, in four neighbouring blocks decoded in
+earlier passes (:func:`decoding_passes`: a checkerboard, or a hierarchy of grids that leaves fewer
+blocks without neighbours). Everything that picks a row is integer; only the inverse transform is float.
 
-A layer may also predict each second-pass block from its four decoded anchors: a linear map (fitted
+A layer may also predict each second-pass block (odd row + column, always coded last) from its four
+decoded anchors (the blocks of even row + column): a linear map (fitted
 on training residuals) from the anchors' pixels next to the block to its KLT coefficients, which the
 encoder subtracts before quantizing and the decoder adds back (2.6% fewer bits on Kodak). The
 prediction only moves pixels: which symbols are coded, and with which rows, never depends on it.
@@ -42,8 +44,14 @@ PREDICTOR_INPUTS = 4 * PREDICTION_BORDER * BLOCK * 3 + 1  # the four borders' RG
 # 0.1-1.0 on the training photos' decodes (research/postfilter/consistency.py; +0.015-0.021 dB on Kodak).
 FILTER_REACH = 0.3
 INTRA_BINS, NEIGHBOUR_BINS, TOTAL_BINS = 12, 9, 9
-CONTEXTS_PER_BAND = INTRA_BINS * NEIGHBOUR_BINS * TOTAL_BINS
-CONTEXTS = BANDS * CONTEXTS_PER_BAND
+CONTEXTS_PER_PASS = INTRA_BINS * NEIGHBOUR_BINS * TOTAL_BINS  # of one band in one pass that reads neighbours
+# Decoding orders (:func:`decoding_passes`) a level may use, by depth; 0 is the checkerboard of the
+# first releases. Depth 2 codes 0.7-3.4% fewer residual bits than the checkerboard, 1 and 3 less
+# (held-out photos, research/residual/phases.py).
+DEPTHS = (0, 1, 2, 3)
+DEPTH = 2  # what fit-residual fits
+EDGE = ((-1, 0), (1, 0), (0, -1), (0, 1))
+DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
 def bit_length(values: np.ndarray) -> np.ndarray:
@@ -73,28 +81,78 @@ def band_sums(magnitude: np.ndarray) -> np.ndarray:
     return sums
 
 
-def contexts(sums: np.ndarray, parity: int, band: int) -> np.ndarray:
-    """Context id (n,) of each block of ``parity`` (raster order) for the coefficients of ``band``.
+def neighbour_passes(depth: int) -> int:
+    """How many passes of a decoding order of ``depth`` read decoded neighbours (all but the first)."""
+    return max(1, 2 * depth)
+
+
+def context_count(depth: int) -> int:
+    """Entries of a level's row table for a decoding order of ``depth``: band-major, then pass, then bins."""
+    return BANDS * neighbour_passes(depth) * CONTEXTS_PER_PASS
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One decoding pass: its blocks (flat indices, raster order) and where its decoded neighbours lie."""
+
+    blocks: np.ndarray
+    neighbours: tuple[tuple[int, int], ...]  # (dy, dx) in blocks; empty for the first pass
+
+
+def decoding_passes(depth: int, height: int, width: int) -> list[Pass]:
+    """The passes in which a level codes the (height, width) blocks, in order.
+
+    Depth 0, the checkerboard: the blocks of even row + column (anchors), then the rest with their four
+    edge neighbours. Depth d: a grid of blocks 2**d apart, then at each finer scale s = 2**(d-1) .. 1
+    the centres of its squares (four diagonal neighbours s away, decoded) and the rest of the grid s
+    apart (four edge neighbours s away). At every depth the last pass is the checkerboard's second, so
+    the anchors are always the same half of the blocks; only their order and contexts differ.
+    """
+    y, x = np.mgrid[:height, :width]
+    if depth == 0:
+        second = (y + x) % 2 == 1
+        return [Pass(np.flatnonzero(~second), ()), Pass(np.flatnonzero(second), EDGE)]
+    spacing = 1 << depth
+    done = (y % spacing == 0) & (x % spacing == 0)
+    passes = [Pass(np.flatnonzero(done), ())]
+    while spacing > 1:
+        half = spacing // 2
+        centre = (y % spacing == half) & (x % spacing == half)
+        rest = (y % half == 0) & (x % half == 0) & ~centre & ~done
+        passes.append(Pass(np.flatnonzero(centre), tuple((half * dy, half * dx) for dy, dx in DIAGONAL)))
+        passes.append(Pass(np.flatnonzero(rest), tuple((half * dy, half * dx) for dy, dx in EDGE)))
+        done |= centre | rest
+        spacing = half
+    return passes
+
+
+def contexts(sums: np.ndarray, passes: list[Pass], index: int, band: int) -> np.ndarray:
+    """Context id (n,) of each block of pass ``index`` of ``passes`` for the coefficients of ``band``.
 
     ``sums`` (h, w, BANDS) are the band sums of |q| decoded so far (zeros elsewhere); only lower bands
-    of the same block and, for ``parity`` 1, the four neighbours (all anchors, decoded) are read.
+    of the same block and the pass's neighbours (decoded in earlier passes) are read.
     """
-    h, w, _ = sums.shape
-    select = parity_mask(h, w) == parity
-    intra = log_bin(1 + sums[..., :band].sum(-1)[select], INTRA_BINS - 1)
-    if parity == 0:
+    current = passes[index]
+    flat = sums.reshape(-1, BANDS)
+    intra = log_bin(1 + flat[current.blocks, :band].sum(-1), INTRA_BINS - 1)
+    if not current.neighbours:
         neighbour = total = np.zeros_like(intra)
     else:
-        around = _around(sums[..., band])[select]
+        around = neighbour_sum(sums[..., band], current.neighbours).ravel()[current.blocks]
         neighbour = 1 + log_bin(1 + (2 * around) // int(BAND_SIZE[band]), NEIGHBOUR_BINS - 2)
-        total = 1 + np.minimum(bit_length(1 + _around(sums.sum(-1))[select]) - 1, TOTAL_BINS - 2)
-    return ((band * INTRA_BINS + intra) * NEIGHBOUR_BINS + neighbour) * TOTAL_BINS + total
+        around_all = neighbour_sum(sums.sum(-1), current.neighbours).ravel()[current.blocks]
+        total = 1 + np.minimum(bit_length(1 + around_all) - 1, TOTAL_BINS - 2)
+    kind = (band * (len(passes) - 1) + max(index - 1, 0)) * INTRA_BINS + intra
+    return (kind * NEIGHBOUR_BINS + neighbour) * TOTAL_BINS + total
 
 
-def _around(plane: np.ndarray) -> np.ndarray:
-    """Sum of the four neighbours of each entry of an (h, w) integer plane, zero beyond its edges."""
-    padded = np.pad(plane, 1)
-    return padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]
+def neighbour_sum(plane: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Sum over ``offsets`` (dy, dx) of ``plane[y + dy, x + dx]`` at every entry of an (h, w) integer plane,
+    zero beyond its edges."""
+    h, w = plane.shape
+    reach = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    padded = np.pad(plane, reach)
+    return sum(padded[reach + dy : reach + dy + h, reach + dx : reach + dx + w] for dy, dx in offsets)
 
 
 @dataclass(frozen=True)
@@ -104,17 +162,24 @@ class ResidualLevel:
     base_quality: int  # of a full-resolution base (efforts that try one)
     basis: int  # index into ResidualLayer.bases
     step16: int  # quantizer step in sixteenths of an 8-bit pixel value
-    rows: np.ndarray  # (CONTEXTS,) int64: the bank row that codes each context
+    rows: np.ndarray  # (context_count(depth),) int64: the bank row that codes each context
     half_base_quality: int  # of a half-resolution base, what the default effort codes
 
     @property
     def step(self) -> float:
         return self.step16 / 16
 
+    @property
+    def depth(self) -> int:
+        """The decoding order's depth, which the row table's size implies (:func:`context_count`)."""
+        passes = len(self.rows) // (BANDS * CONTEXTS_PER_PASS)
+        return 0 if passes == 1 else passes // 2
+
     def with_row_offsets(self, offsets: np.ndarray, bank_rows: int) -> "ResidualLevel":
         """This level with every context's row moved by its band's entry of ``offsets`` (BANDS,), kept
         inside a bank of ``bank_rows`` rows: a file's own fit of the bank to its image."""
-        shifted = self.rows + np.asarray(offsets, dtype=np.int64)[np.arange(CONTEXTS) // CONTEXTS_PER_BAND]
+        band = np.arange(len(self.rows)) // (len(self.rows) // BANDS)
+        shifted = self.rows + np.asarray(offsets, dtype=np.int64)[band]
         return replace(self, rows=np.clip(shifted, 0, bank_rows - 1))
 
 
@@ -265,32 +330,34 @@ def from_blocks(blocks: np.ndarray) -> np.ndarray:
     return blocks.reshape(h, w, BLOCK, BLOCK, 3).transpose(0, 2, 1, 3, 4).reshape(h * BLOCK, w * BLOCK, 3)
 
 
-# visit(parity, band, row, where) -> the signed values at ``where`` (flat indices into the pass's
-# (blocks of parity, coefficients of band) array, raster order) that bank row ``row`` codes.
+# visit(pass, band, row, where) -> the signed values at ``where`` (flat indices into the pass's
+# (its blocks, coefficients of band) array, raster order) that bank row ``row`` codes.
 Visit = Callable[[int, int, int, np.ndarray], np.ndarray]
 
 
 def traverse(level: ResidualLevel, blocks_shape: tuple[int, int], visit: Visit) -> np.ndarray:
-    """Walk the 2 x BANDS passes (anchors then the rest, bands in order) as encoder and decoder both do.
+    """Walk the passes of the level's decoding order (:func:`decoding_passes`), bands in order in each,
+    as encoder and decoder both do.
 
-    Each pass calls ``visit`` once per bank row in use, in increasing row order; the encoder's visit
-    writes known values, the decoder's reads them. Returns the (h, w, 192) int16 coefficients.
-    Working memory beyond the result stays near one band of one parity (large images).
+    Each pass and band calls ``visit`` once per bank row in use, in increasing row order; the encoder's
+    visit writes known values, the decoder's reads them. Returns the (h, w, 192) int16 coefficients.
+    Working memory beyond the result stays near one band of one pass (large images).
     """
     h, w = blocks_shape
     values = np.zeros((h * w, COEFFICIENTS), dtype=np.int16)
     sums = np.zeros((h, w, BANDS), dtype=np.int64)
-    for parity in (0, 1):
-        blocks = np.flatnonzero(parity_mask(h, w).ravel() == parity)
+    passes = decoding_passes(level.depth, h, w)
+    for index, current in enumerate(passes):
+        blocks = current.blocks
         for band in range(BANDS):
             columns = np.flatnonzero(band == BAND)
-            block_rows = level.rows[contexts(sums, parity, band)]
+            block_rows = level.rows[contexts(sums, passes, index, band)]
             decoded = np.zeros((len(blocks), len(columns)), dtype=np.int16)
             by_row = np.argsort(block_rows, kind="stable")  # blocks of each row, in raster order
             used, starts = np.unique(block_rows[by_row], return_index=True)
             for row, group in zip(used, np.split(by_row, starts[1:])):
                 where = (group[:, None] * len(columns) + np.arange(len(columns))).ravel()
-                decoded.ravel()[where] = visit(parity, band, int(row), where)
+                decoded.ravel()[where] = visit(index, band, int(row), where)
             values[blocks[:, None], columns] = decoded
             sums.reshape(-1, BANDS)[blocks, band] = np.abs(decoded).sum(-1, dtype=np.int64)
     return values.reshape(h, w, COEFFICIENTS)

@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 
 from aecodec.codec.api import Codec
-from aecodec.codec.files import write_atomic
+from aecodec.codec.files import check_writable, write_atomic
 from aecodec.codec.images import list_images
 from aecodec.errors import InputError
-from aecodec.models.model_files import CodecModel, model_bytes, resolve_model
+from aecodec.models.model_files import CodecModel, check_model_name, model_bytes, resolve_model
 from aecodec.models.postfilter import PostFilter
 from aecodec.training.data import split_files
 from aecodec.training.loop import text_table, trainer_parser
@@ -167,6 +167,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = trainer_parser("aecodec fit-postfilter", __doc__, add_arguments).parse_args(argv)
+    check_model_name(args.name)
+    check_writable(args.out, args.force)
     model = resolve_model(args.model)
     torch.manual_seed(args.seed)
     files = split_files(list_images(args.data), VALIDATION_FRACTION)[0]

@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 
 from aecodec.codec.api import Codec
-from aecodec.codec.files import write_atomic
+from aecodec.codec.files import check_writable, write_atomic
 from aecodec.codec.images import list_images
 from aecodec.errors import InputError
-from aecodec.models.model_files import HALF_BASE_QUALITY, CodecModel, model_bytes, resolve_model
+from aecodec.models.model_files import HALF_BASE_QUALITY, CodecModel, check_model_name, model_bytes, resolve_model
 from aecodec.models.postfilter import PostFilter
 from aecodec.models.resampling import downsample2x, upsample2x
 from aecodec.models.residual import (
@@ -28,15 +28,18 @@ from aecodec.models.residual import (
     BAND,
     BANDS,
     COEFFICIENTS,
-    CONTEXTS,
     DEADZONE,
+    DEPTH,
+    DEPTHS,
     ESCAPE,
     PREDICTOR_INPUTS,
     ResidualLayer,
     ResidualLevel,
     band_sums,
     border_features,
+    context_count,
     contexts,
+    decoding_passes,
     parity_mask,
     residual_blocks,
 )
@@ -130,35 +133,58 @@ def fit_predictors(layer: ResidualLayer, rungs: list[ResidualLevel], fitted: lis
 
 
 def context_histograms(layer: ResidualLayer, level: ResidualLevel, pairs: list[Pair]) -> np.ndarray:
-    """(CONTEXTS, ALPHABET) counts of the symbols each context codes over the images, as the coder sees them."""
-    counts = np.zeros(CONTEXTS * ALPHABET, dtype=np.int64)
+    """(contexts, ALPHABET) counts of the symbols each context of ``level``'s decoding order codes over the images,
+    as the coder sees them."""
+    size = context_count(level.depth)
+    counts = np.zeros(size * ALPHABET, dtype=np.int64)
     for pixels, base in pairs:
         values = layer.analyze(pixels, base, level).astype(np.int64)
         sums = band_sums(np.abs(values))
-        h, w = values.shape[:2]
-        for parity in (0, 1):
-            select = parity_mask(h, w) == parity
+        passes = decoding_passes(level.depth, *values.shape[:2])
+        for index, current in enumerate(passes):
             for band in range(BANDS):
-                ctx = contexts(sums, parity, band)  # full sums: a context reads only what is decoded before it
-                symbols = np.clip(values[select][:, band == BAND], -ESCAPE, ESCAPE) + ESCAPE
-                cells = np.repeat(ctx, symbols.shape[1]) * ALPHABET + symbols.ravel()
-                counts += np.bincount(cells, minlength=CONTEXTS * ALPHABET)
-    return counts.reshape(CONTEXTS, ALPHABET)
+                ctx = contexts(sums, passes, index, band)  # full sums: a context reads only what is decoded before it
+                symbols = np.clip(values.reshape(-1, COEFFICIENTS)[current.blocks][:, band == BAND], -ESCAPE, ESCAPE)
+                cells = np.repeat(ctx, symbols.shape[1]) * ALPHABET + (symbols + ESCAPE).ravel()
+                counts += np.bincount(cells, minlength=size * ALPHABET)
+    return counts.reshape(size, ALPHABET)
 
 
 def best_rows(counts: np.ndarray, bank: np.ndarray) -> np.ndarray:
     """For each context, the bank row with the fewest bits for its counts; rare contexts take their band's."""
-    cost = -counts @ np.log2(bank / bank.sum(1, keepdims=True)).T  # (CONTEXTS, rows)
+    cost = -counts @ np.log2(bank / bank.sum(1, keepdims=True)).T  # (contexts, rows)
     rows = cost.argmin(1)
     per_band = counts.reshape(BANDS, -1, ALPHABET).sum(1)
     band_rows = (-per_band @ np.log2(bank / bank.sum(1, keepdims=True)).T).argmin(1)
     rare = counts.sum(1) < MIN_CONTEXT_SAMPLES
-    band_of_context = np.arange(CONTEXTS) // (CONTEXTS // BANDS)
+    band_of_context = np.arange(len(counts)) // (len(counts) // BANDS)
     return np.where(rare, band_rows[band_of_context], rows)
 
 
+def fitted_rows(
+    layer: ResidualLayer, levels: list[ResidualLevel], fitted: list[list[Pair]], depth: int
+) -> tuple[list[ResidualLevel], list]:
+    """``levels`` with the rows of a decoding order of ``depth`` fitted on the pairs of each one's transform, and
+    per level its training bits per pixel."""
+    refitted, report = [], []
+    for level in levels:
+        level = replace(level, rows=np.zeros(context_count(depth), dtype=np.int64))
+        counts = context_histograms(layer, level, fitted[level.basis])
+        level = replace(level, rows=best_rows(counts, layer.bank))
+        bits = float(-(counts * np.log2(layer.bank[level.rows] / layer.bank[0].sum())).sum())
+        pixels = sum(x.shape[0] * x.shape[1] for x, _ in fitted[level.basis])
+        refitted.append(level)
+        report.append([level.base_quality, level.half_base_quality, level.step, round(bits / pixels, 4)])
+    return refitted, report
+
+
 def fit_residual_layer(
-    model: CodecModel, images: list[np.ndarray], rungs: list[Rung], base_only: int, default_quality: int
+    model: CodecModel,
+    images: list[np.ndarray],
+    rungs: list[Rung],
+    base_only: int,
+    default_quality: int,
+    depth: int = DEPTH,
 ) -> tuple[ResidualLayer, list]:
     """The residual layer for ``rungs`` fitted on ``images``, and per rung its training bits per pixel.
 
@@ -173,20 +199,27 @@ def fit_residual_layer(
     fitted = [half_resolution_bases(codec, images, q) for q in distinct]
     means, bases = (np.stack(t) for t in zip(*(fit_klt(pairs) for pairs in fitted)))
     drafts = [
-        ResidualLevel(r.base_quality, distinct.index(h), round(r.step * 16), np.zeros(CONTEXTS, int), h)
+        ResidualLevel(r.base_quality, distinct.index(h), round(r.step * 16), np.zeros(context_count(depth), int), h)
         for r, h in zip(rungs, halves)
     ]
-    bank = laplace_bank()
-    layer = ResidualLayer(means, bases, bank, (), RECONSTRUCTION_OFFSET, base_only, default_quality)
+    layer = ResidualLayer(means, bases, laplace_bank(), (), RECONSTRUCTION_OFFSET, base_only, default_quality)
     layer = replace(layer, predictors=fit_predictors(layer, drafts, fitted))
-    levels, report = [], []
-    pixels = sum(i.shape[0] * i.shape[1] for i in images)
-    for level in drafts:
-        counts = context_histograms(layer, level, fitted[level.basis])
-        level = replace(level, rows=best_rows(counts, bank))
-        bits = float(-(counts * np.log2(bank[level.rows] / BANK_TOTAL)).sum())
-        levels.append(level)
-        report.append([level.base_quality, level.half_base_quality, level.step, round(bits / pixels, 4)])
+    levels, report = fitted_rows(layer, drafts, fitted, depth)
+    return replace(layer, levels=tuple(levels)), report
+
+
+def refitted_rows(model: CodecModel, images: list[np.ndarray], depth: int) -> tuple[ResidualLayer, list]:
+    """``model``'s residual layer with only its context rows refitted on ``images``, for a decoding order of
+    ``depth``: transforms, predictors and steps kept, so the post-filter still fits its decodes."""
+    layer = model.residual
+    if layer is None:
+        raise InputError(f"--rows-only: model {model.name} has no residual layer")
+    codec, half_quality = Codec(model), {level.basis: level.half_base_quality for level in layer.levels}
+    fitted = [
+        half_resolution_bases(codec, images, half_quality[b]) if b in half_quality else []
+        for b in range(len(layer.bases))
+    ]
+    levels, report = fitted_rows(layer, list(layer.levels), fitted, depth)
     return replace(layer, levels=tuple(levels)), report
 
 
@@ -227,9 +260,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="name of the new model")
     parser.add_argument(
         "--rungs",
-        required=True,
         help="levels above the base in rate order, BASE_QUALITY:STEP[:HALF_BASE_QUALITY],... (half base: the model's"
-        f" default, {HALF_BASE_QUALITY})",
+        f" default, {HALF_BASE_QUALITY}); required unless --rows-only",
+    )
+    parser.add_argument(
+        "--depth",
+        type=int,
+        choices=DEPTHS,
+        default=DEPTH,
+        help="decoding order of the blocks: 0 the checkerboard, d a hierarchy of grids 2**d blocks apart",
+    )
+    parser.add_argument(
+        "--rows-only",
+        action="store_true",
+        help="refit only the context rows of MODEL's residual layer (for --depth); its transforms, predictors,"
+        " levels and post-filter are kept",
     )
     parser.add_argument("--base-only", type=int, default=0, help="base qualities offered below the residual levels")
     parser.add_argument(
@@ -248,14 +293,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = trainer_parser("aecodec fit-residual", __doc__, add_arguments).parse_args(argv)
+    check_model_name(args.name)
+    check_writable(args.out, args.force)
     model = resolve_model(args.model)
     width, height = (int(v) for v in args.crop.split("x"))
     files = split_files(list_images(args.data), VALIDATION_FRACTION)[0][:: args.every]
     images = [center_crop(Image.open(f), width, height) for f in files]
-    rungs = parse_rungs(args.rungs)
-    steps = [rung.step for rung in rungs]
-    postfilter = carried_postfilter(resolve_model(args.postfilter), args.base_only, steps) if args.postfilter else None
-    layer, report = fit_residual_layer(model, images, rungs, args.base_only, args.default_quality or args.base_only + 1)
+    if args.rows_only:
+        layer, report = refitted_rows(model, images, args.depth)
+        postfilter = model.postfilter
+    elif args.rungs is None:
+        raise InputError("fit-residual needs --rungs (or --rows-only)")
+    else:
+        rungs = parse_rungs(args.rungs)
+        steps = [rung.step for rung in rungs]
+        postfilter = (
+            carried_postfilter(resolve_model(args.postfilter), args.base_only, steps) if args.postfilter else None
+        )
+        default_quality = args.default_quality or args.base_only + 1
+        layer, report = fit_residual_layer(model, images, rungs, args.base_only, default_quality, args.depth)
     metadata = {"residual_data": str(args.data)}
     data = model_bytes(args.name, model.network, model.prior, layer, metadata, postfilter)
     write_atomic(args.out, data, force=args.force)

@@ -15,10 +15,11 @@ from aecodec.models.residual import (
     ALPHABET,
     BAND,
     BANDS,
-    CONTEXTS,
     ESCAPE,
     band_sums,
+    context_count,
     contexts,
+    decoding_passes,
     parity_mask,
     to_blocks,
 )
@@ -52,7 +53,7 @@ def symbol_cells(values: np.ndarray, extra: np.ndarray, classes: int) -> tuple[n
     for parity in (0, 1):
         select = parity_mask(h, w) == parity
         for band in range(BANDS):
-            ctx = contexts(sums, parity, band) * classes + extra[select]
+            ctx = contexts(sums, decoding_passes(0, h, w), parity, band) * classes + extra[select]
             symbols = np.clip(values[select][:, band == BAND], -ESCAPE, ESCAPE) + ESCAPE
             ctx_all.append(np.repeat(ctx, symbols.shape[1]))
             sym_all.append(symbols.ravel())
@@ -62,11 +63,11 @@ def symbol_cells(values: np.ndarray, extra: np.ndarray, classes: int) -> tuple[n
 def bits(train: list[tuple], test: list[tuple], bank: np.ndarray, classes: int) -> float:
     """Bits on ``test`` with each extended context's best row on ``train`` (rare ones: the plain context's row)."""
     logp = np.log2(bank / bank.sum(1, keepdims=True))
-    size = CONTEXTS * classes
+    size = context_count(0) * classes
     counts = np.zeros((size, ALPHABET))
     for ctx, sym in train:
         counts += np.bincount(ctx * ALPHABET + sym, minlength=size * ALPHABET).reshape(size, ALPHABET)
-    plain = counts.reshape(CONTEXTS, classes, ALPHABET).sum(1)
+    plain = counts.reshape(context_count(0), classes, ALPHABET).sum(1)
     plain_rows = (-plain @ logp.T).argmin(1)
     rows = np.where(counts.sum(1) >= 64, (-counts @ logp.T).argmin(1), np.repeat(plain_rows, classes))
     return float(sum(-logp[rows[ctx], sym].sum() for ctx, sym in test))

@@ -16,7 +16,7 @@ import aecodec.models.residual as residual
 from aecodec.codec.api import Codec
 from aecodec.codec.residual_coding import decode_residual, encode_residual
 from aecodec.codec.residual_rdo import rdo_chooser
-from aecodec.models.residual import ALPHABET, CONTEXTS, ESCAPE, blocks_shape, traverse
+from aecodec.models.residual import ALPHABET, ESCAPE, blocks_shape, context_count, traverse
 from aecodec.training.residual import best_rows, center_crop
 from research.residual.rdoq import SETS, base_and_bytes
 
@@ -25,12 +25,12 @@ QUALITIES = (6, 14, 22)
 
 
 def rdoq_histograms(codec: Codec, level: residual.ResidualLevel, images: list[np.ndarray], quality: int) -> np.ndarray:
-    """(CONTEXTS, ALPHABET) counts of RDOQ's choices, by the context that codes each."""
-    counts, seen = np.zeros((CONTEXTS, ALPHABET), dtype=np.int64), {}
+    """(contexts, ALPHABET) counts of RDOQ's choices, by the context that codes each."""
+    counts, seen = np.zeros((context_count(level.depth), ALPHABET), dtype=np.int64), {}
     original = residual.contexts
 
-    def spy(sums: np.ndarray, parity: int, band: int) -> np.ndarray:
-        seen["contexts"], seen["columns"] = original(sums, parity, band), int(residual.BAND_SIZE[band])
+    def spy(sums: np.ndarray, passes: list, index: int, band: int) -> np.ndarray:
+        seen["contexts"], seen["columns"] = original(sums, passes, index, band), int(residual.BAND_SIZE[band])
         return seen["contexts"]
 
     residual.contexts = spy

@@ -7,8 +7,19 @@ import numpy as np
 
 from aecodec.bitstream.format import RESIDUAL, unpack
 from aecodec.codec.api import Codec
-from aecodec.codec.residual_coding import _pass_values, decode_residual
-from aecodec.models.residual import BANDS, CONTEXTS, ESCAPE, band_sums, blocks_shape, contexts, parity_mask
+from aecodec.codec.residual_coding import decode_residual
+from aecodec.models.residual import (
+    BAND,
+    BANDS,
+    COEFFICIENTS,
+    ESCAPE,
+    band_sums,
+    blocks_shape,
+    context_count,
+    contexts,
+    decoding_passes,
+    parity_mask,
+)
 from research.crops import load
 
 
@@ -27,8 +38,9 @@ def symbols(c, path, q):
         if parity == 1:
             known[~sel] = sums[~sel]
         for band in range(BANDS):
-            ctx = contexts(known, parity, band)
-            v = _pass_values(vals, parity, band).reshape(len(ctx), -1)
+            passes = decoding_passes(0, *shape)  # the checkerboard's two passes are the two parities
+            ctx = contexts(known, passes, parity, band)
+            v = vals.reshape(-1, COEFFICIENTS)[passes[parity].blocks[:, None], np.flatnonzero(band == BAND)]
             k = v.shape[1]
             pos = np.tile(np.arange(k), len(ctx)) / k  # relative position in the band, [0, 1)
             out.append((parity, np.repeat(ctx, k), pos, np.clip(v, -ESCAPE, ESCAPE).ravel() + ESCAPE))
@@ -46,7 +58,7 @@ if __name__ == "__main__":
     A = 2 * ESCAPE + 1
 
     def table(NB):
-        n = np.zeros((2, CONTEXTS * NB, A))
+        n = np.zeros((2, context_count(0) * NB, A))
         for t in tr:
             for parity, ctx, pos, s in t:
                 np.add.at(n[parity], (ctx * NB + (pos * NB).astype(int), s), 1)
