@@ -398,6 +398,9 @@ def test_a_residual_chunk_is_bounded_by_the_image_size():
     [
         ("res.bank", lambda t: t * 0),  # zero frequencies
         ("res.rows", lambda t: t + 200),  # rows beyond the bank
+        ("res.rows", lambda t: t[:, :-1]),  # a table of no decoding order
+        ("res.rows", lambda t: torch.cat([t, t], 1)),  # depth 4: not offered
+        ("res.rows", lambda t: t[0]),  # not a table per level
         ("res.levels", lambda t: t * 50),  # a base quality the model lacks
         ("res.means", lambda t: t[:, :5]),  # wrong shape
         ("res.offset", lambda t: t + 3),  # offset out of range
