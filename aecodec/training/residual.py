@@ -171,7 +171,8 @@ def fitted_rows(
         level = replace(level, rows=np.zeros(context_count(depth), dtype=np.int64))
         counts = context_histograms(layer, level, fitted[level.basis])
         level = replace(level, rows=best_rows(counts, layer.bank))
-        bits = float(-(counts * np.log2(layer.bank[level.rows] / layer.bank[0].sum())).sum())
+        rows = layer.bank[level.rows]  # a loaded model's rows need not share one total
+        bits = float(-(counts * np.log2(rows / rows.sum(1, keepdims=True))).sum())
         pixels = sum(x.shape[0] * x.shape[1] for x, _ in fitted[level.basis])
         refitted.append(level)
         report.append([level.base_quality, level.half_base_quality, level.step, round(bits / pixels, 4)])
