@@ -23,7 +23,8 @@ from aecodec.bench.baselines import AecAdapter, CodecUnavailable, CodecUnderTest
 from aecodec.bench.cli import main
 from aecodec.bench.crops import crop_grid
 from aecodec.bench.curves import RDCurve
-from aecodec.bench.datasets import DatasetImage, load_dataset
+from aecodec.bench.datasets import DatasetImage, center_crop, load_dataset
+from aecodec.bench.metrics import as_rgb_array
 from aecodec.bench.report import ReportInputs, bd_table, window_table, write_report
 from aecodec.bench.runner import ImageResult, measure, run_benchmark
 from aecodec.codec.images import list_images
@@ -161,8 +162,14 @@ def test_runner_means_are_over_per_image_values() -> None:
 
 def test_results_json_is_readable_by_compressai_plot(tmp_path: Path, kodak_two: list[DatasetImage]) -> None:
     plot = pytest.importorskip("compressai.utils.plot.__main__")
-    run = run_benchmark([AecAdapter(FakeAecCodec(), name="aec:fake")], kodak_two[:1], "kodak", progress=False)
-    write_report(run, ReportInputs([], kodak_two[0], crop_targets=[0.5]), tmp_path)
+    run = run_benchmark(
+        [AecAdapter(FakeAecCodec(), name="aec:fake")],
+        kodak_two[:1],
+        "kodak",
+        progress=False,
+        crop_images=["kodim01.png"],
+    )
+    write_report(run, ReportInputs(kodak_two[0], crop_targets=[0.5]), tmp_path)
     for metric in ("psnr", "ms-ssim"):
         parsed = plot.parse_json_file(tmp_path / "compressai" / "aec-fake.json", metric)
         assert parsed["name"] == "aec:fake" and len(parsed["xs"]) == len(parsed["ys"]) == 3
@@ -177,8 +184,8 @@ def test_two_image_smoke_run_writes_every_output(tmp_path: Path, kodak_two: list
     jpeg = get_codec("jpeg")
     jpeg.qualities = [10, 30, 60, 90]
     codecs = [jpeg, AecAdapter(FakeAecCodec())]
-    run = run_benchmark(codecs, kodak_two, "kodak", progress=False)
-    inputs = ReportInputs(codecs, kodak_two[1], anchors=load_anchors(shared_path("anchors", "kodak_published.json")))
+    run = run_benchmark(codecs, kodak_two, "kodak", progress=False, crop_images=[kodak_two[1].name])
+    inputs = ReportInputs(kodak_two[1], anchors=load_anchors(shared_path("anchors", "kodak_published.json")))
     written = write_report(run, inputs, tmp_path)
     names = {p.relative_to(tmp_path).as_posix() for p in written}
     assert names == {
@@ -236,8 +243,8 @@ def test_report_tables_give_intervals_saturation_and_window_means() -> None:
 def test_crop_grid_titles_do_not_cover_the_images(kodak_two: list[DatasetImage]) -> None:
     jpeg = get_codec("jpeg")
     jpeg.qualities = [10, 40]
-    run = run_benchmark([jpeg, jpeg], kodak_two[:1], "kodak", progress=False)
-    fig = crop_grid(list(zip([jpeg, jpeg], run.codecs, strict=True)), kodak_two[0], [0.25, 0.5, 1.0])
+    run = run_benchmark([jpeg, jpeg], kodak_two[:1], "kodak", progress=False, crop_images=[kodak_two[0].name])
+    fig = crop_grid(run.codecs, kodak_two[0], [0.25, 0.5, 1.0])
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw(renderer)
     axes = fig.get_axes()
@@ -246,13 +253,34 @@ def test_crop_grid_titles_do_not_cover_the_images(kodak_two: list[DatasetImage])
         assert not any(title.overlaps(other.get_window_extent(renderer)) for other in axes if other is not ax)
 
 
+def test_crop_grid_shows_the_benchmarks_own_decodes_without_encoding_again(kodak_two: list[DatasetImage]) -> None:
+    # At a top effort an encode takes minutes: the grid must reuse what the benchmark decoded.
+    jpeg = get_codec("jpeg")
+    jpeg.qualities = [10, 40]
+    encodes = []
+    encode = jpeg.encode
+    jpeg.encode = lambda image, quality: encodes.append(quality) or encode(image, quality)
+    image = kodak_two[0]
+    run = run_benchmark([jpeg], kodak_two, "kodak", progress=False, crop_images=[image.name])
+    assert sorted(run.codecs[0].crops) == [(image.name, 10), (image.name, 40)]  # the crop image only
+    decoded = as_rgb_array(jpeg.decode(encode(Image.fromarray(image.pixels), 40)))
+    assert np.array_equal(run.codecs[0].crops[(image.name, 40)], center_crop(decoded))
+    coded = len(encodes)
+    crop_grid(run.codecs, image, [0.25, 5.0])
+    assert len(encodes) == coded
+    with pytest.raises(ValueError, match="kept no decode"):
+        crop_grid(run.codecs, kodak_two[1], [0.25])
+
+
 def test_progress_advances_with_each_codecs_measured_time(monkeypatch: pytest.MonkeyPatch) -> None:
     # A fake clock: "slow" takes 9 s per step, "fast" 1 s, 10 s an image. From the second image on, the
     # bar advances in proportion to time, so its rate, and the ETA tqdm derives from it, hold steady.
     clock = [0.0]
     cost = {"slow": 9.0, "fast": 1.0}
 
-    def fake_measure(codec: CodecUnderTest, image: DatasetImage, quality: int, repeats: int) -> ImageResult:
+    def fake_measure(
+        codec: CodecUnderTest, image: DatasetImage, quality: int, repeats: int, crops: dict | None
+    ) -> ImageResult:
         clock[0] += cost[codec.name]
         return ImageResult(image.name, quality, 1, 1.0, 30.0, 0.9, 0.0, 0.0, 1)
 

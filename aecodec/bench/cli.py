@@ -137,8 +137,10 @@ def run_bench(args: argparse.Namespace) -> int:
     if not codecs:
         print("aecodec bench: error: no codec available to benchmark", file=sys.stderr)
         return 2
-    run = run_benchmark(codecs, images, str(args.dataset), args.repeats, args.qualities, not args.no_progress)
-    inputs = ReportInputs(codecs, crop_image, args.crop_bpp, anchors, skipped, args.rate_window)
+    run = run_benchmark(
+        codecs, images, str(args.dataset), args.repeats, args.qualities, not args.no_progress, [crop_image.name]
+    )
+    inputs = ReportInputs(crop_image, args.crop_bpp, anchors, skipped, args.rate_window)
     for path in write_report(run, inputs, args.out):
         print(path)
     return 0

@@ -5,16 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image
 
-from aecodec.bench.baselines import CodecUnderTest
-from aecodec.bench.datasets import DatasetImage
-from aecodec.bench.metrics import as_rgb_array
+from aecodec.bench.datasets import CROP_SIZE, DatasetImage, center_crop
 from aecodec.bench.runner import CodecResult, ImageResult
-
-CROP_SIZE = 192
 
 
 def closest_point(result: CodecResult, image: str, target_bpp: float) -> ImageResult:
@@ -25,32 +19,26 @@ def closest_point(result: CodecResult, image: str, target_bpp: float) -> ImageRe
     return min(candidates, key=lambda r: abs(r.bpp - target_bpp))
 
 
-def center_crop(pixels: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """The central size x size window of an image (the whole image if it is smaller)."""
-    h, w = pixels.shape[:2]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return pixels[top : top + size, left : left + size]
+def crop_grid(results: Sequence[CodecResult], image: DatasetImage, targets: Sequence[float]) -> Figure:
+    """One row per target bpp: the original crop, then each codec's decode at its closest quality.
 
-
-def crop_grid(
-    coded: Sequence[tuple[CodecUnderTest, CodecResult]], image: DatasetImage, targets: Sequence[float]
-) -> Figure:
-    """One row per target bpp: the original crop, then each codec re-coded at its closest quality.
-
-    Captions give the quality, and the bpp and PSNR of the whole image at that quality.
+    The decodes are the benchmark's own (``run_benchmark``'s ``crop_images``), not new encodes: at a
+    top effort an encode takes minutes. Captions give the quality, and the bpp and PSNR of the whole
+    image at that quality.
     """
-    cols = 1 + len(coded)
+    cols = 1 + len(results)
     # Constrained layout reserves each title's height, so two-line captions never cover the row above.
     fig = Figure(figsize=(2.6 * cols, 3.0 * len(targets)), layout="constrained")
     axes = fig.subplots(len(targets), cols, squeeze=False)
     original = center_crop(image.pixels)
     for row, target in zip(axes, targets):
         panels = [(original, f"original\n(target {target:g} bpp)")]
-        for codec, result in coded:
+        for result in results:
             point = closest_point(result, image.name, target)
-            decoded = codec.decode(codec.encode(Image.fromarray(image.pixels), point.quality))
-            caption = f"{codec.name} q={point.quality}\n{point.bpp:.3f} bpp, {point.psnr:.2f} dB"
-            panels.append((center_crop(as_rgb_array(decoded)), caption))
+            if (image.name, point.quality) not in result.crops:
+                raise ValueError(f"{result.name} kept no decode of {image.name}: benchmark it among the crop images")
+            caption = f"{result.name} q={point.quality}\n{point.bpp:.3f} bpp, {point.psnr:.2f} dB"
+            panels.append((result.crops[(image.name, point.quality)], caption))
         for ax, (pixels, caption) in zip(row, panels):
             ax.imshow(pixels, interpolation="nearest")
             ax.set_title(caption, fontsize=8)
@@ -60,10 +48,10 @@ def crop_grid(
 
 
 def write_crop_grid(
-    coded: Sequence[tuple[CodecUnderTest, CodecResult]],
+    results: Sequence[CodecResult],
     image: DatasetImage,
     targets: Sequence[float],
     path: str | Path,
 ) -> None:
     """Save :func:`crop_grid` as a PNG."""
-    crop_grid(coded, image, targets).savefig(path, dpi=110)
+    crop_grid(results, image, targets).savefig(path, dpi=110)

@@ -10,6 +10,8 @@ from PIL import Image
 
 from aecodec.codec.images import list_images
 
+CROP_SIZE = 192  # side of the crops the report shows
+
 
 @dataclass(frozen=True)
 class DatasetImage:
@@ -21,6 +23,13 @@ class DatasetImage:
     @property
     def num_pixels(self) -> int:
         return int(self.pixels.shape[0] * self.pixels.shape[1])
+
+
+def center_crop(pixels: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """The central size x size window of an image (the whole image if it is smaller)."""
+    h, w = pixels.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return pixels[top : top + size, left : left + size]
 
 
 def load_rgb(path: str | Path) -> np.ndarray:

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aecodec.bench.baselines import CodecUnderTest
 from aecodec.bench.bdrate import bd_rate, saturation_start, shared_range, window_mean
 from aecodec.bench.crops import write_crop_grid
 from aecodec.bench.curves import RDCurve
@@ -36,9 +35,8 @@ BD_NOTE = (
 
 @dataclass(frozen=True)
 class ReportInputs:
-    """What a report needs besides the run: codecs (to re-code crops), the crop image, anchors, notes."""
+    """What a report needs besides the run: the crop image (benchmarked among ``crop_images``), anchors, notes."""
 
-    codecs: Sequence[CodecUnderTest]
     crop_image: DatasetImage
     crop_targets: Sequence[float] = (0.25, 0.5)
     anchors: Sequence[RDCurve] = ()
@@ -213,8 +211,6 @@ def write_report(run: BenchRun, inputs: ReportInputs, out_dir: str | Path) -> li
     for metric, name in (("psnr", "rd_psnr.png"), ("ms-ssim", "rd_msssim.png")):
         plot_rd(curves, metric, out / name, title=f"{METRIC_TITLES[metric]} on {Path(run.dataset).name}")
         written.append(out / name)
-    by_name = {r.name: r for r in run.codecs}
-    coded = [(c, by_name[c.name]) for c in inputs.codecs if c.name in by_name]
-    write_crop_grid(coded, inputs.crop_image, inputs.crop_targets, out / "crops.png")
+    write_crop_grid(run.codecs, inputs.crop_image, inputs.crop_targets, out / "crops.png")
     (out / "report.md").write_text(markdown(run, inputs))
     return [*written, out / "crops.png", out / "report.md"]

@@ -12,17 +12,18 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
 from aecodec.bench.baselines import CodecUnderTest
 from aecodec.bench.curves import RDCurve
-from aecodec.bench.datasets import DatasetImage
+from aecodec.bench.datasets import DatasetImage, center_crop
 from aecodec.bench.metrics import as_rgb_array, capped_db, defined_mean, ms_ssim, psnr
 
 T = TypeVar("T")
@@ -51,6 +52,8 @@ class CodecResult:
     description: str
     qualities: list[int]
     images: list[ImageResult] = field(default_factory=list)
+    # (image, quality) -> central crop of the decode, for the crop images only (the report's crop grid)
+    crops: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
 
     def at_quality(self, quality: int) -> list[ImageResult]:
         """Per-image results at one quality setting."""
@@ -96,12 +99,23 @@ def timed(fn: Callable[[], T], repeats: int) -> tuple[T, float]:
     return result, statistics.median(times)
 
 
-def measure(codec: CodecUnderTest, image: DatasetImage, quality: int, repeats: int = 1) -> ImageResult:
-    """Encode and decode one image at one quality and measure rate, distortion and time."""
+def measure(
+    codec: CodecUnderTest,
+    image: DatasetImage,
+    quality: int,
+    repeats: int = 1,
+    crops: dict[tuple[str, int], np.ndarray] | None = None,
+) -> ImageResult:
+    """Encode and decode one image at one quality and measure rate, distortion and time.
+
+    With ``crops``, the decode's central crop is kept there under (image, quality).
+    """
     source = Image.fromarray(image.pixels)
     data, encode_s = timed(lambda: codec.encode(source, quality), repeats)
     decoded, decode_s = timed(lambda: codec.decode(data), repeats)
     recon = as_rgb_array(decoded)
+    if crops is not None:
+        crops[(image.name, quality)] = center_crop(recon).copy()
     return ImageResult(
         image=image.name,
         quality=quality,
@@ -122,8 +136,11 @@ def run_benchmark(
     repeats: int = 1,
     qualities: Sequence[int] | None = None,
     progress: bool = True,
+    crop_images: Collection[str] = (),
 ) -> BenchRun:
     """Measure every codec at each of its qualities (or `qualities` for all) on every image.
+
+    The decodes of the images named in `crop_images` keep their central crops (`CodecResult.crops`).
 
     Each image goes through every (codec, quality) before the next, so the progress bar, counted in
     images, meets the slow codecs on the first one; within an image it advances by each step's share of
@@ -141,7 +158,8 @@ def run_benchmark(
             for i, (codec, quality, result) in enumerate(steps):
                 bar.set_description(f"{image.name} {codec.name} q{quality}")
                 start = time.perf_counter()
-                result.images.append(measure(codec, image, quality, repeats))
+                crops = result.crops if image.name in crop_images else None
+                result.images.append(measure(codec, image, quality, repeats, crops))
                 seconds[i] = time.perf_counter() - start
                 bar.update(shares[i])
             bar.update(done + 1 - bar.n)  # whole images, whatever the rounding

@@ -231,7 +231,7 @@ def matched_rate_section(
                     "n/a" if math.isnan(lpips) else _fmt(lpips, 4),
                 ]
             )
-        coded.append((codecs[name], result))
+        coded.append(result)
     lines = [
         (
             f"Each codec at its qualities with mean bpp nearest below and above {gan}'s {target:.4f} bpp; "
@@ -299,8 +299,9 @@ def compare(
     }
     models = {name: codec.model for name, codec in codecs.items()}
     codecs |= {name: get_codec(name) for name in ("aec", HIERARCHICAL_SOURCE, HIERARCHICAL_VQGAN, "jpeg")}
-    run = run_benchmark(list(codecs.values()), images, str(dataset))
-    written = write_report(run, ReportInputs(list(codecs.values()), crop_image=images[0]), out)
+    crop_images = [images[0].name, *(img.name for img in images if img.name in CROP_IMAGES)]
+    run = run_benchmark(list(codecs.values()), images, str(dataset), crop_images=crop_images)
+    written = write_report(run, ReportInputs(crop_image=images[0]), out)
     results = {r.name: r for r in run.codecs}
     figures = Path(os.path.relpath(out, page.parent)).as_posix()
     written += write_vae_figures(models["vae"], images, out) if "vae" in models else []

@@ -17,8 +17,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from aecodec.bench.baselines import CodecUnderTest
-from aecodec.bench.crops import center_crop
-from aecodec.bench.datasets import DatasetImage
+from aecodec.bench.datasets import DatasetImage, center_crop
 from aecodec.bench.metrics import capped_db, defined_mean, psnr
 from aecodec.bench.runner import CodecResult
 from aecodec.family.codec import batch_to_image, image_to_batch
