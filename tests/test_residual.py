@@ -1,6 +1,8 @@
 """The residual layer: exact integer contexts, lossless coding of coefficients, model-file and container checks."""
 
+import math
 from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from safetensors.torch import load, save
 
 import aecodec.models.residual as residual_module
 from aecodec.bitstream.format import RESIDUAL, AecFile, pack, unpack
+from aecodec.bitstream.golomb import decode_signed, encode_signed
 from aecodec.codec import residual_coding
 from aecodec.codec.api import Codec
 from aecodec.codec.residual_coding import decode_residual, encode_residual, given
@@ -25,17 +28,22 @@ from aecodec.models.residual import (
     ESCAPE,
     FILTER_REACH,
     MAX_MAGNITUDE,
+    MAX_SLOPE,
+    NEIGHBOUR_BINS,
     PREDICTOR_INPUTS,
+    TOTAL_BINS,
     ResidualLayer,
     ResidualLevel,
     bit_length,
     blocks_shape,
     context_count,
+    context_features,
     decoding_passes,
     from_blocks,
     log_bin,
     parity_mask,
     residual_blocks,
+    row_shifts,
     to_blocks,
     traverse,
 )
@@ -153,38 +161,86 @@ def _laplace_values(seed: int, shape: tuple[int, int], scale: float) -> np.ndarr
     return (rng.laplace(0, scale, (*shape, COEFFICIENTS)) * (rng.random((*shape, COEFFICIENTS)) < 0.5)).astype(np.int16)
 
 
-def test_row_offsets_fit_the_image_and_save_bits(layer, monkeypatch):
+def _no_shifts(*args) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(BANDS, dtype=np.int64), np.zeros((BANDS, 3), dtype=np.int64)
+
+
+def test_row_offsets_and_slopes_fit_the_image_and_save_bits(layer, monkeypatch):
     values, level = _laplace_values(5, (6, 7), 6.0), layer.levels[0]
     fitted = encode_residual(layer, level, given(values, level), values.shape[:2])
-    offsets = np.frombuffer(fitted[5:20], dtype=np.int8)
-    assert fitted[0] == residual_coding.PAYLOAD_VERSION == 2 and offsets.any()
-    assert np.array_equal(
-        offsets, residual_coding.fit_row_offsets(layer, level, given(values, level), values.shape[:2])
-    )
+    offsets, slopes = residual_coding.fit_row_shifts(layer, level, given(values, level), values.shape[:2])
+    assert fitted[0] == residual_coding.PAYLOAD_VERSION == 3 and offsets.any() and slopes.any()
+    assert np.array_equal(np.frombuffer(fitted[5:20], dtype=np.int8), offsets)
+    coded_slopes = fitted[21 : 21 + fitted[20]]
+    assert decode_signed(coded_slopes, BANDS * 3, 0, MAX_SLOPE) == slopes.ravel().tolist()
     assert np.array_equal(decode_residual(layer, level, fitted, values.shape[:2]), values)
-    monkeypatch.setattr(residual_coding, "fit_row_offsets", lambda *args: np.zeros(BANDS, dtype=np.int64))
-    assert len(fitted) < len(encode_residual(layer, level, given(values, level), values.shape[:2]))
+    monkeypatch.setattr(residual_coding, "fit_row_shifts", lambda *args: (offsets, np.zeros_like(slopes)))
+    offsets_only = encode_residual(layer, level, given(values, level), values.shape[:2])
+    assert offsets_only[0] == 2 and len(fitted) < len(offsets_only)  # no slopes: version 2, no slopes field
+    assert np.array_equal(decode_residual(layer, level, offsets_only, values.shape[:2]), values)
+    monkeypatch.setattr(residual_coding, "fit_row_shifts", _no_shifts)
+    assert len(offsets_only) < len(encode_residual(layer, level, given(values, level), values.shape[:2]))
+
+
+def test_slopes_are_kept_only_where_they_pay_for_their_bytes(layer):
+    """All-zero blocks: the offsets alone reach the narrowest row, so no slope pays for its bits."""
+    level = layer.levels[1]
+    values = np.zeros((5, 5, COEFFICIENTS), dtype=np.int16)
+    _, slopes = residual_coding.fit_row_shifts(layer, level, given(values, level), values.shape[:2])
+    assert not slopes.any()
+    assert encode_residual(layer, level, given(values, level), values.shape[:2])[0] == 2
+
+
+def test_row_shifts_are_the_rounded_tilt_in_integers():
+    count = context_count(DEPTH)
+    rng = np.random.default_rng(3)
+    offsets, slopes = rng.integers(-128, 128, BANDS), rng.integers(-MAX_SLOPE, MAX_SLOPE + 1, (BANDS, 3))
+    features = context_features(count)
+    shifts = row_shifts(offsets, slopes, count)
+    for context in rng.integers(0, count, 500):
+        band = context // (count // BANDS)
+        exact = offsets[band] + Fraction(int(features[context] @ slopes[band]), 16)
+        assert shifts[context] == math.floor(exact + Fraction(1, 2))
+    reads = np.arange(count) // TOTAL_BINS % NEIGHBOUR_BINS > 0  # the first pass's contexts read no neighbours
+    assert not features[~reads, 1:].any() and (np.abs(features) <= 11).all()
 
 
 def test_version_1_payloads_without_offsets_still_decode(layer, monkeypatch):
     """Version 1 (files of earlier releases) is version 2 without the offsets field, coded with the model's rows."""
     values, level = _laplace_values(6, (4, 5), 3.0), layer.levels[1]
-    monkeypatch.setattr(residual_coding, "fit_row_offsets", lambda *args: np.zeros(BANDS, dtype=np.int64))
+    monkeypatch.setattr(residual_coding, "fit_row_shifts", _no_shifts)
     payload = encode_residual(layer, level, given(values, level), values.shape[:2])
     version_1 = b"\x01" + payload[1:5] + payload[20:]
     assert np.array_equal(decode_residual(layer, level, version_1, values.shape[:2]), values)
 
 
-def test_any_row_offset_stays_inside_the_bank(layer):
+def test_any_row_offset_and_slope_stays_inside_the_bank(layer):
     level = layer.levels[0]
     for offset in (-128, -1, 1, 127):
-        rows = level.with_row_offsets(np.full(BANDS, offset), len(layer.bank)).rows
-        assert rows.min() >= 0 and rows.max() < len(layer.bank)
+        for slope in (-MAX_SLOPE, 0, MAX_SLOPE):
+            rows = level.with_row_offsets(np.full(BANDS, offset), len(layer.bank), np.full((BANDS, 3), slope)).rows
+            assert rows.min() >= 0 and rows.max() < len(layer.bank)
     values = _laplace_values(7, (3, 3), 4.0)
     payload = bytearray(encode_residual(layer, level, given(values, level), values.shape[:2]))
     payload[5:20] = bytes([0x80, 0x7F] * 7 + [0x80])  # forged offsets: the CRC catches what they change
     with pytest.raises(FormatError):
         decode_residual(layer, level, bytes(payload), values.shape[:2])
+
+
+def test_damaged_slopes_raise_format_error(layer):
+    values, level = _laplace_values(5, (6, 7), 6.0), layer.levels[0]
+    payload = encode_residual(layer, level, given(values, level), values.shape[:2])
+    length, stream = payload[20], payload[21 + payload[20] :]
+    beyond = encode_signed([MAX_SLOPE + 1] + [0] * (BANDS * 3 - 1), 0)
+    for bad in (
+        payload[:20],  # no length byte
+        payload[: 21 + length - 1],  # slopes cut short
+        payload[:20] + bytes([length - 1]) + payload[21 : 20 + length] + stream,  # one byte too few
+        payload[:20] + bytes([length + 1]) + payload[21 : 21 + length] + b"\x00" + stream,  # a byte after them
+        payload[:20] + bytes([len(beyond)]) + beyond + stream,  # a slope beyond MAX_SLOPE
+    ):
+        with pytest.raises(FormatError):
+            decode_residual(layer, level, bad, values.shape[:2])
 
 
 def test_damaged_payloads_raise_format_error(layer):
@@ -390,7 +446,8 @@ def test_a_residual_chunk_is_bounded_by_the_image_size():
     from aecodec.bitstream.format import Header, chunk_limit
 
     header = Header(3, 3, "m", bytes(8), 100, 60, 64, 8, 4)
-    assert chunk_limit(RESIDUAL, header) == 20 + 192 * 5 * blocks_shape(100, 60)[0] * blocks_shape(100, 60)[1]
+    prefix = 5 + 15 + 1 + 255  # version, CRC, offsets, the slopes' length and at most 255 bytes of them
+    assert chunk_limit(RESIDUAL, header) == prefix + 192 * 5 * blocks_shape(100, 60)[0] * blocks_shape(100, 60)[1]
 
 
 @pytest.mark.parametrize(

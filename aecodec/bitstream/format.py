@@ -53,7 +53,8 @@ MAX_FILTER_TUNING_SIZE = (
     FILTER_TUNING_PREFIX_SIZE + MAX_FILTER_CHANNELS + 2 + 2 * (MAX_FILTER_CHANNELS * (1 + 2 * MAX_FILTER_BLOCKS) + 3)
 )
 RESIDUAL_BYTES_PER_BLOCK = 192 * 5  # 192 symbols of at most 24 bits plus 12 escape bits each
-RESIDUAL_PREFIX_SIZE = 5 + 15  # version, CRC32 and (version 2) a row offset per band; version 1 has no offsets
+# Version, CRC32, a row offset per band (from version 2) and (version 3) a byte n and n bytes of slopes.
+RESIDUAL_PREFIX_SIZE = 5 + 15 + 1 + 255
 RESIDUAL_MIN_SIZE = 5
 CORRECTION_FIELD_PREFIX_SIZE = 4  # version, cell exponent, step, order
 # Cells of at least 32 pixels, three values each of at most 23 bits (aecodec.codec.correction_field).

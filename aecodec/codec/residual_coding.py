@@ -5,6 +5,9 @@ codes its symbols row by row of the integer bank, then the escapes of large valu
 digits under a uniform row. The payload starts with a CRC32 of the decoded coefficients and, from
 version 2, one row offset per band: the model's rows are fitted to training photos, and moving a
 band's rows toward wider or narrower ones fits them to the image (1-2% of a file, for 15 bytes).
+Version 3 also tilts each band's rows along its contexts' bins (three slopes per band, a few dozen
+bytes), for images whose contexts say more or less than the training photos' did; the encoder
+writes version 2 where the slopes would not pay for their bytes.
 """
 
 import struct
@@ -14,26 +17,31 @@ from collections.abc import Callable
 import numpy as np
 
 from aecodec.bitstream.entropy import SymbolDecoder, SymbolEncoder
+from aecodec.bitstream.golomb import code_bits, decode_signed, encode_signed
 from aecodec.errors import FormatError
 from aecodec.models.residual import (
-    ALPHABET,
     BAND,
     BANDS,
     COEFFICIENTS,
     ESCAPE,
     ESCAPE_BASE,
     ESCAPE_DIGITS,
+    MAX_SLOPE,
     ResidualLayer,
     ResidualLevel,
     Visit,
+    context_features,
+    context_symbol_counts,
     decoding_passes,
     spans,
+    tilted_shift,
     traverse,
 )
 
-PAYLOAD_VERSION = 2  # 1: no row offsets (files of earlier releases), still decoded
+PAYLOAD_VERSION = 3  # 2: no slopes, what the encoder writes where they do not pay; 1: no row offsets either
 _PREFIX = struct.Struct("<BI")  # version, CRC32 of the coefficients
-_OFFSETS = struct.Struct(f"<{BANDS}b")  # version 2: the row offset of each band
+_OFFSETS = struct.Struct(f"<{BANDS}b")  # from version 2: the row offset of each band
+SLOPES = 3 * BANDS  # version 3: after the offsets, a byte n and n bytes of order-0 exponential-Golomb slopes
 _UNIFORM = np.ones(ESCAPE_BASE, dtype=np.int64)
 # Symbols of a row coded per call: a queue coder codes consecutive calls as one, and the work
 # arrays of a 24 MP image's large passes stay small.
@@ -65,9 +73,9 @@ def encode_residual(layer: ResidualLayer, level: ResidualLevel, choose: Visit, b
 
     ``choose`` sees each pass's bank rows before it decides, so an encoder may weigh their costs
     (:mod:`aecodec.codec.residual_rdo`); :func:`given` codes fixed values. A first traversal finds
-    the row offsets (:func:`fit_row_offsets`), the second codes with them.
+    the row offsets and slopes (:func:`fit_row_shifts`), the second codes with them.
     """
-    offsets = fit_row_offsets(layer, level, choose, blocks_shape)
+    offsets, slopes = fit_row_shifts(layer, level, choose, blocks_shape)
     encoder = SymbolEncoder()
 
     def write(index: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
@@ -80,9 +88,12 @@ def encode_residual(layer: ResidualLayer, level: ResidualLevel, choose: Visit, b
         encoder.encode_iid(digits.ravel(), _UNIFORM)
         return chosen
 
-    coded = traverse(level.with_row_offsets(offsets, len(layer.bank)), blocks_shape, write)
-    prefix = _PREFIX.pack(PAYLOAD_VERSION, coefficients_crc(coded)) + _OFFSETS.pack(*offsets.tolist())
-    return prefix + encoder.finish()
+    coded = traverse(level.with_row_offsets(offsets, len(layer.bank), slopes), blocks_shape, write)
+    version, fields = 2, _OFFSETS.pack(*offsets.tolist())
+    if slopes.any():
+        coded_slopes = encode_signed(slopes.ravel().tolist(), 0)
+        version, fields = 3, fields + bytes([len(coded_slopes)]) + coded_slopes
+    return _PREFIX.pack(version, coefficients_crc(coded)) + fields + encoder.finish()
 
 
 def _chosen_in_parts(
@@ -97,30 +108,69 @@ def _chosen_in_parts(
     return chosen
 
 
-def fit_row_offsets(
+def fit_row_shifts(
     layer: ResidualLayer, level: ResidualLevel, choose: Visit, blocks_shape: tuple[int, int]
-) -> np.ndarray:
-    """For each band, the shift of its rows that codes what ``choose`` picks at ``level`` in the fewest bits.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each band's row offset (BANDS,) and slopes (BANDS, 3) (:func:`~aecodec.models.residual.row_shifts`)
+    that code what ``choose`` picks at ``level`` in the fewest bits, the slopes' own bits counted; the
+    slopes all zero (a version 2 payload) where they do not pay for their bytes.
 
     The model's bank is a family of rows from narrow to wide (:func:`aecodec.training.residual.laplace_bank`),
-    so a shift says how much busier or quieter than the training photos this image is in that band.
+    so an offset says how much busier or quieter than the training photos this image is in a band, and
+    a slope how much more or less its contexts tell its symbols apart.
     """
-    counts = np.zeros((BANDS, len(layer.bank), ALPHABET), dtype=np.int64)
-
-    def count(index: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
-        def add(part: np.ndarray) -> None:
-            counts[band, row] += np.bincount(np.clip(part, -ESCAPE, ESCAPE) + ESCAPE, minlength=ALPHABET)
-
-        return _chosen_in_parts(choose, index, band, row, where, add)
-
-    traverse(level, blocks_shape, count)
-    rows = np.arange(len(layer.bank))
-    shifts = np.arange(max(1 - len(rows), -128), min(len(rows), 128))
-    shifts = shifts[np.argsort(np.abs(shifts), kind="stable")]  # among equal costs, the smallest shift
+    counts = context_symbol_counts(traverse(level, blocks_shape, choose), level.depth)
     bits = np.log2(layer.bank.sum(1, keepdims=True)) - np.log2(layer.bank)  # (rows, ALPHABET)
-    shifted_bits = bits[np.clip(rows[None] + shifts[:, None], 0, len(rows) - 1)]  # (shifts, rows, ALPHABET)
-    cost = np.einsum("bra,sra->bs", counts, shifted_bits)
-    return shifts[cost.argmin(1)]
+    last_row, per_band = len(layer.bank) - 1, len(level.rows) // BANDS
+    shifts = np.arange(max(-last_row, -128), min(last_row, 127) + 1)  # i8 offsets; beyond the bank, rows clamp alike
+    shifts = shifts[np.argsort(np.abs(shifts), kind="stable")]  # among equal costs, the smallest shift
+    features = context_features(len(level.rows))
+    offsets, tilted = np.zeros(BANDS, dtype=np.int64), np.zeros((BANDS, 4), dtype=np.int64)
+    plain_bits = tilted_bits = 0.0
+    for band in range(BANDS):
+        used = band * per_band + np.flatnonzero(counts[band * per_band : (band + 1) * per_band].any(1))
+        # cost[c, s]: the bits of context used[c] with its row moved by shifts[s]
+        cost = np.stack([(counts[used] * bits[np.clip(level.rows[used] + s, 0, last_row)]).sum(1) for s in shifts], 1)
+        by_offset = cost.sum(0)
+        offsets[band] = tilted[band, 0] = shifts[by_offset.argmin()]
+        plain_bits += by_offset.min()
+        tilted[band], band_bits = _fit_slopes(cost, shifts, features[used], tilted[band])
+        tilted_bits += band_bits
+    slopes = tilted[:, 1:]
+    slope_bits = code_bits(slopes.ravel().tolist(), 0)
+    if not slopes.any() or tilted_bits - slope_bits + 8 * (1 + (slope_bits + 7) // 8) >= plain_bits:
+        return offsets, np.zeros_like(slopes)
+    return tilted[:, 0], slopes
+
+
+def _fit_slopes(
+    cost: np.ndarray, shifts: np.ndarray, features: np.ndarray, start: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """The (offset, three slopes) of least bits for one band, and those bits (the slopes' code included):
+    from ``start`` (the best offset alone), each parameter in turn over its range (the offset within 8 of
+    where it is), three rounds. ``cost`` (contexts, shifts) is the band's bits per context and shift,
+    ``features`` (contexts, 3) their bins."""
+    contexts, position = np.arange(len(cost)), np.argsort(shifts)  # shift value -> column of cost
+    low, high = int(shifts.min()), int(shifts.max())
+    slope_values = np.arange(-MAX_SLOPE, MAX_SLOPE + 1)
+    slope_bits = {int(v): code_bits([int(v)], 0) for v in slope_values}
+
+    def bits_with(params: np.ndarray) -> float:
+        moved = tilted_shift(params[0], params[1:], features)
+        columns = position[np.clip(moved - low, 0, high - low)]
+        return float(cost[contexts, columns].sum()) + sum(slope_bits[int(v)] for v in params[1:])
+
+    best, best_bits = start.copy(), bits_with(start)
+    for _ in range(3):
+        offsets = np.arange(max(best[0] - 8, low), min(best[0] + 8, high) + 1)
+        for j, choices in enumerate([offsets, slope_values, slope_values, slope_values]):
+            for value in choices:
+                trial = best.copy()
+                trial[j] = value
+                trial_bits = bits_with(trial)
+                if trial_bits < best_bits:
+                    best, best_bits = trial, trial_bits
+    return best, best_bits
 
 
 def decode_residual(
@@ -133,14 +183,21 @@ def decode_residual(
     if len(payload) < _PREFIX.size:
         raise FormatError("residual chunk is truncated")
     version, crc = _PREFIX.unpack_from(payload)
-    if version not in (1, PAYLOAD_VERSION):
+    if version not in (1, 2, PAYLOAD_VERSION):
         raise FormatError(f"residual chunk version {version} is not supported (written by a newer aecodec?)")
     start = _PREFIX.size
-    if version == PAYLOAD_VERSION:
-        if len(payload) < start + _OFFSETS.size:
+    if version >= 2:
+        if len(payload) < start + _OFFSETS.size + (version == 3):
             raise FormatError("residual chunk is truncated")
-        level = level.with_row_offsets(np.array(_OFFSETS.unpack_from(payload, start)), len(layer.bank))
+        offsets, slopes = np.array(_OFFSETS.unpack_from(payload, start)), np.zeros((BANDS, 3), dtype=np.int64)
         start += _OFFSETS.size
+        if version == 3:
+            end = start + 1 + payload[start]
+            if len(payload) < end:
+                raise FormatError("residual chunk is truncated")
+            coded = decode_signed(payload[start + 1 : end], SLOPES, 0, MAX_SLOPE, "residual chunk's slopes")
+            slopes, start = np.array(coded, dtype=np.int64).reshape(BANDS, 3), end
+        level = level.with_row_offsets(offsets, len(layer.bank), slopes)
     decoder = SymbolDecoder(payload[start:])
 
     def read(index: int, band: int, row: int, where: np.ndarray) -> np.ndarray:

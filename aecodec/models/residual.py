@@ -45,6 +45,9 @@ PREDICTOR_INPUTS = 4 * PREDICTION_BORDER * BLOCK * 3 + 1  # the four borders' RG
 FILTER_REACH = 0.3
 INTRA_BINS, NEIGHBOUR_BINS, TOTAL_BINS = 12, 9, 9
 CONTEXTS_PER_PASS = INTRA_BINS * NEIGHBOUR_BINS * TOTAL_BINS  # of one band in one pass that reads neighbours
+# A file may tilt each band's rows along the three bins of its contexts (:func:`row_shifts`): slopes in
+# sixteenths of a row per half bin, at most this large.
+MAX_SLOPE = 8
 # Decoding orders (:func:`decoding_passes`) a level may use, by depth; 0 is the checkerboard of the
 # first releases. Depth 2 codes 0.7-3.4% fewer residual bits than the checkerboard, 1 and 3 less
 # (held-out photos, research/residual/phases.py).
@@ -146,6 +149,22 @@ def contexts(sums: np.ndarray, passes: list[Pass], index: int, band: int) -> np.
     return (kind * NEIGHBOUR_BINS + neighbour) * TOTAL_BINS + total
 
 
+def context_symbol_counts(values: np.ndarray, depth: int) -> np.ndarray:
+    """(context_count(depth), ALPHABET) int64 counts of the symbols of coefficients ``values`` (h, w, 192) in each
+    context of a decoding order of ``depth``, as the coder sees them."""
+    size = context_count(depth)
+    counts = np.zeros(size * ALPHABET, dtype=np.int64)
+    sums = band_sums(np.abs(values.astype(np.int64)))
+    passes = decoding_passes(depth, *values.shape[:2])
+    for index, current in enumerate(passes):
+        for band in range(BANDS):
+            ctx = contexts(sums, passes, index, band)  # all sums: a context reads only what is decoded before it
+            symbols = np.clip(values.reshape(-1, COEFFICIENTS)[current.blocks][:, band == BAND], -ESCAPE, ESCAPE)
+            cells = np.repeat(ctx, symbols.shape[1]) * ALPHABET + (symbols.astype(np.int64) + ESCAPE).ravel()
+            counts += np.bincount(cells, minlength=size * ALPHABET)
+    return counts.reshape(size, ALPHABET)
+
+
 def neighbour_sum(plane: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> np.ndarray:
     """Sum over ``offsets`` (dy, dx) of ``plane[y + dy, x + dx]`` at every entry of an (h, w) integer plane,
     zero beyond its edges."""
@@ -153,6 +172,37 @@ def neighbour_sum(plane: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> np
     reach = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
     padded = np.pad(plane, reach)
     return sum(padded[reach + dy : reach + dy + h, reach + dx : reach + dx + w] for dy, dx in offsets)
+
+
+def context_features(count: int) -> np.ndarray:
+    """(count, 3) int64: the intra, neighbour and total bins of each context id below ``count``, in half
+    bins about their middle (the neighbour and total of the first pass, which reads none, as 0)."""
+    ids = np.arange(count)
+    total, neighbour = ids % TOTAL_BINS, ids // TOTAL_BINS % NEIGHBOUR_BINS
+    intra = ids // (TOTAL_BINS * NEIGHBOUR_BINS) % INTRA_BINS
+    reads = neighbour > 0  # passes that read neighbours have neighbour bins 1..8
+    return np.stack(
+        [
+            2 * intra - (INTRA_BINS - 1),
+            np.where(reads, 2 * neighbour - NEIGHBOUR_BINS, 0),
+            np.where(reads, 2 * total - TOTAL_BINS, 0),
+        ],
+        1,
+    )
+
+
+def row_shifts(offsets: np.ndarray, slopes: np.ndarray, count: int) -> np.ndarray:
+    """(count,) int64 shift of each of ``count`` contexts' rows by its band's offset (BANDS,) and slopes
+    (BANDS, 3) (:func:`tilted_shift`)."""
+    band = np.arange(count) // (count // BANDS)
+    offsets, slopes = np.asarray(offsets, dtype=np.int64), np.asarray(slopes, dtype=np.int64)
+    return tilted_shift(offsets[band], slopes[band], context_features(count))
+
+
+def tilted_shift(offset: np.ndarray, slopes: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """The offset plus the slopes (sixteenths of a row per half bin) times the contexts' features
+    (:func:`context_features`), rounded half up, in integers: offsets (n,) or a scalar, slopes (n, 3) or (3,)."""
+    return (16 * offset + (features * slopes).sum(-1) + 8) // 16
 
 
 @dataclass(frozen=True)
@@ -175,11 +225,14 @@ class ResidualLevel:
         passes = len(self.rows) // (BANDS * CONTEXTS_PER_PASS)
         return 0 if passes == 1 else passes // 2
 
-    def with_row_offsets(self, offsets: np.ndarray, bank_rows: int) -> "ResidualLevel":
-        """This level with every context's row moved by its band's entry of ``offsets`` (BANDS,), kept
-        inside a bank of ``bank_rows`` rows: a file's own fit of the bank to its image."""
-        band = np.arange(len(self.rows)) // (len(self.rows) // BANDS)
-        shifted = self.rows + np.asarray(offsets, dtype=np.int64)[band]
+    def with_row_offsets(
+        self, offsets: np.ndarray, bank_rows: int, slopes: np.ndarray | None = None
+    ) -> "ResidualLevel":
+        """This level with every context's row moved by its band's entry of ``offsets`` (BANDS,) and, if
+        given, tilted by its band's ``slopes`` (BANDS, 3) (:func:`row_shifts`), kept inside a bank of
+        ``bank_rows`` rows: a file's own fit of the bank to its image."""
+        slopes = np.zeros((BANDS, 3), dtype=np.int64) if slopes is None else slopes
+        shifted = self.rows + row_shifts(offsets, slopes, len(self.rows))
         return replace(self, rows=np.clip(shifted, 0, bank_rows - 1))
 
 

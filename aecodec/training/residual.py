@@ -25,7 +25,6 @@ from aecodec.models.postfilter import PostFilter
 from aecodec.models.resampling import downsample2x, upsample2x
 from aecodec.models.residual import (
     ALPHABET,
-    BAND,
     BANDS,
     COEFFICIENTS,
     DEADZONE,
@@ -35,11 +34,9 @@ from aecodec.models.residual import (
     PREDICTOR_INPUTS,
     ResidualLayer,
     ResidualLevel,
-    band_sums,
     border_features,
     context_count,
-    contexts,
-    decoding_passes,
+    context_symbol_counts,
     parity_mask,
     residual_blocks,
 )
@@ -135,19 +132,7 @@ def fit_predictors(layer: ResidualLayer, rungs: list[ResidualLevel], fitted: lis
 def context_histograms(layer: ResidualLayer, level: ResidualLevel, pairs: list[Pair]) -> np.ndarray:
     """(contexts, ALPHABET) counts of the symbols each context of ``level``'s decoding order codes over the images,
     as the coder sees them."""
-    size = context_count(level.depth)
-    counts = np.zeros(size * ALPHABET, dtype=np.int64)
-    for pixels, base in pairs:
-        values = layer.analyze(pixels, base, level).astype(np.int64)
-        sums = band_sums(np.abs(values))
-        passes = decoding_passes(level.depth, *values.shape[:2])
-        for index, current in enumerate(passes):
-            for band in range(BANDS):
-                ctx = contexts(sums, passes, index, band)  # full sums: a context reads only what is decoded before it
-                symbols = np.clip(values.reshape(-1, COEFFICIENTS)[current.blocks][:, band == BAND], -ESCAPE, ESCAPE)
-                cells = np.repeat(ctx, symbols.shape[1]) * ALPHABET + (symbols + ESCAPE).ravel()
-                counts += np.bincount(cells, minlength=size * ALPHABET)
-    return counts.reshape(size, ALPHABET)
+    return sum(context_symbol_counts(layer.analyze(pixels, base, level), level.depth) for pixels, base in pairs)
 
 
 def best_rows(counts: np.ndarray, bank: np.ndarray) -> np.ndarray:
