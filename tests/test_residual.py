@@ -19,6 +19,7 @@ from aecodec.codec.residual_rdo import BAND_TILT, LAGRANGIAN, rdo_chooser
 from aecodec.errors import FormatError, InputError, ModelError
 from aecodec.models.model_files import HALF_BASE_QUALITY, model_from_bytes
 from aecodec.models.residual import (
+    ALPHABET,
     BAND,
     BANDS,
     COEFFICIENTS,
@@ -38,6 +39,7 @@ from aecodec.models.residual import (
     blocks_shape,
     context_count,
     context_features,
+    context_symbol_counts,
     decoding_passes,
     from_blocks,
     log_bin,
@@ -180,6 +182,22 @@ def test_row_offsets_and_slopes_fit_the_image_and_save_bits(layer, monkeypatch):
     assert np.array_equal(decode_residual(layer, level, offsets_only, values.shape[:2]), values)
     monkeypatch.setattr(residual_coding, "fit_row_shifts", _no_shifts)
     assert len(offsets_only) < len(encode_residual(layer, level, given(values, level), values.shape[:2]))
+
+
+def test_context_counts_are_the_symbols_each_context_codes(layer, monkeypatch):
+    values, level = _laplace_values(8, (9, 11), 5.0), layer.levels[0]
+    values[4, 5, 7] = MAX_MAGNITUDE
+    coded = np.zeros((len(level.rows), ALPHABET), dtype=np.int64)
+
+    def count(index: int, band: int, context: int, where: np.ndarray) -> np.ndarray:
+        chosen = given(values, level)(index, band, context, where)
+        coded[context] += np.bincount(np.clip(chosen, -ESCAPE, ESCAPE) + ESCAPE, minlength=ALPHABET)
+        return chosen
+
+    traverse(replace(level, rows=np.arange(len(level.rows))), values.shape[:2], count)  # a "row" per context
+    assert np.array_equal(context_symbol_counts(values, level.depth), coded)
+    monkeypatch.setattr(residual_module, "_COUNTED_AT_ONCE", 50)  # a few blocks per call
+    assert np.array_equal(context_symbol_counts(values, level.depth), coded)
 
 
 def test_slopes_are_kept_only_where_they_pay_for_their_bytes(layer):

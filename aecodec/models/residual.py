@@ -38,6 +38,7 @@ BAND = np.unique(_RAW_BANDS, return_inverse=True)[1].astype(np.int64)
 BANDS = int(BAND.max()) + 1
 BAND_SIZE = np.bincount(BAND, minlength=BANDS)
 STRIP_BLOCK_ROWS = 32  # block rows transformed at a time
+_COUNTED_AT_ONCE = 1 << 20  # symbols histogrammed per call (:func:`context_symbol_counts`)
 PREDICTION_BORDER = 2  # pixel rows (columns) of each anchor next to a second-pass block that predict it
 PREDICTOR_INPUTS = 4 * PREDICTION_BORDER * BLOCK * 3 + 1  # the four borders' RGB values and a constant
 # The post-filter's correction of each KLT coefficient is kept within this many steps: 0.3 was best of
@@ -76,11 +77,13 @@ def parity_mask(height: int, width: int) -> np.ndarray:
     return (np.arange(height)[:, None] + np.arange(width)[None, :]) % 2
 
 
-def band_sums(magnitude: np.ndarray) -> np.ndarray:
-    """(h, w, BANDS) int64 sums of |q| per band of each block, from (h, w, 192) magnitudes."""
-    sums = np.zeros((*magnitude.shape[:2], BANDS), dtype=np.int64)
-    for band in range(BANDS):
-        sums[..., band] = magnitude[..., band == BAND].sum(-1, dtype=np.int64)
+def band_sums(values: np.ndarray) -> np.ndarray:
+    """(h, w, BANDS) int64 sums of |q| per band of each block, from (h, w, 192) integer coefficients
+    (or their magnitudes), a strip of block rows at a time (large images)."""
+    sums = np.zeros((*values.shape[:2], BANDS), dtype=np.int64)
+    for rows in spans(len(values), STRIP_BLOCK_ROWS):
+        for band in range(BANDS):
+            sums[rows, :, band] = np.abs(values[rows][..., band == BAND]).sum(-1, dtype=np.int64)
     return sums
 
 
@@ -151,17 +154,18 @@ def contexts(sums: np.ndarray, passes: list[Pass], index: int, band: int) -> np.
 
 def context_symbol_counts(values: np.ndarray, depth: int) -> np.ndarray:
     """(context_count(depth), ALPHABET) int64 counts of the symbols of coefficients ``values`` (h, w, 192) in each
-    context of a decoding order of ``depth``, as the coder sees them."""
+    context of a decoding order of ``depth``, as the coder sees them; a part of a pass at a time (large images)."""
     size = context_count(depth)
     counts = np.zeros(size * ALPHABET, dtype=np.int64)
-    sums = band_sums(np.abs(values.astype(np.int64)))
+    sums, flat = band_sums(values), values.reshape(-1, COEFFICIENTS)
     passes = decoding_passes(depth, *values.shape[:2])
     for index, current in enumerate(passes):
         for band in range(BANDS):
+            columns = np.flatnonzero(band == BAND)
             ctx = contexts(sums, passes, index, band)  # all sums: a context reads only what is decoded before it
-            symbols = np.clip(values.reshape(-1, COEFFICIENTS)[current.blocks][:, band == BAND], -ESCAPE, ESCAPE)
-            cells = np.repeat(ctx, symbols.shape[1]) * ALPHABET + (symbols.astype(np.int64) + ESCAPE).ravel()
-            counts += np.bincount(cells, minlength=size * ALPHABET)
+            for part in spans(len(current.blocks), max(1, _COUNTED_AT_ONCE // len(columns))):
+                symbols = np.clip(flat[current.blocks[part, None], columns], -ESCAPE, ESCAPE) + ESCAPE
+                counts += np.bincount((ctx[part, None] * ALPHABET + symbols).ravel(), minlength=size * ALPHABET)
     return counts.reshape(size, ALPHABET)
 
 
