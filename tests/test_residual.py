@@ -236,7 +236,7 @@ def test_any_row_offset_and_slope_stays_inside_the_bank(layer):
     level = layer.levels[0]
     for offset in (-128, -1, 1, 127):
         for slope in (-MAX_SLOPE, 0, MAX_SLOPE):
-            rows = level.with_row_offsets(np.full(BANDS, offset), len(layer.bank), np.full((BANDS, 3), slope)).rows
+            rows = level.with_row_shifts(np.full(BANDS, offset), len(layer.bank), np.full((BANDS, 3), slope)).rows
             assert rows.min() >= 0 and rows.max() < len(layer.bank)
     values = _laplace_values(7, (3, 3), 4.0)
     payload = bytearray(encode_residual(layer, level, given(values, level), values.shape[:2]))

@@ -41,7 +41,7 @@ from aecodec.models.residual import (
 PAYLOAD_VERSION = 3  # 2: no slopes, what the encoder writes where they do not pay; 1: no row offsets either
 _PREFIX = struct.Struct("<BI")  # version, CRC32 of the coefficients
 _OFFSETS = struct.Struct(f"<{BANDS}b")  # from version 2: the row offset of each band
-SLOPES = 3 * BANDS  # version 3: after the offsets, a byte n and n bytes of order-0 exponential-Golomb slopes
+_SLOPES = 3 * BANDS  # version 3: after the offsets, a byte n and n bytes of order-0 exponential-Golomb slopes
 _UNIFORM = np.ones(ESCAPE_BASE, dtype=np.int64)
 # Symbols of a row coded per call: a queue coder codes consecutive calls as one, and the work
 # arrays of a 24 MP image's large passes stay small.
@@ -88,7 +88,7 @@ def encode_residual(layer: ResidualLayer, level: ResidualLevel, choose: Visit, b
         encoder.encode_iid(digits.ravel(), _UNIFORM)
         return chosen
 
-    coded = traverse(level.with_row_offsets(offsets, len(layer.bank), slopes), blocks_shape, write)
+    coded = traverse(level.with_row_shifts(offsets, len(layer.bank), slopes), blocks_shape, write)
     version, fields = 2, _OFFSETS.pack(*offsets.tolist())
     if slopes.any():
         coded_slopes = encode_signed(slopes.ravel().tolist(), 0)
@@ -195,9 +195,9 @@ def decode_residual(
             end = start + 1 + payload[start]
             if len(payload) < end:
                 raise FormatError("residual chunk is truncated")
-            coded = decode_signed(payload[start + 1 : end], SLOPES, 0, MAX_SLOPE, "residual chunk's slopes")
+            coded = decode_signed(payload[start + 1 : end], _SLOPES, 0, MAX_SLOPE, "residual chunk's slopes")
             slopes, start = np.array(coded, dtype=np.int64).reshape(BANDS, 3), end
-        level = level.with_row_offsets(offsets, len(layer.bank), slopes)
+        level = level.with_row_shifts(offsets, len(layer.bank), slopes)
     decoder = SymbolDecoder(payload[start:])
 
     def read(index: int, band: int, row: int, where: np.ndarray) -> np.ndarray:

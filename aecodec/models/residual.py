@@ -229,9 +229,7 @@ class ResidualLevel:
         passes = len(self.rows) // (BANDS * CONTEXTS_PER_PASS)
         return 0 if passes == 1 else passes // 2
 
-    def with_row_offsets(
-        self, offsets: np.ndarray, bank_rows: int, slopes: np.ndarray | None = None
-    ) -> "ResidualLevel":
+    def with_row_shifts(self, offsets: np.ndarray, bank_rows: int, slopes: np.ndarray | None = None) -> "ResidualLevel":
         """This level with every context's row moved by its band's entry of ``offsets`` (BANDS,) and, if
         given, tilted by its band's ``slopes`` (BANDS, 3) (:func:`row_shifts`), kept inside a bank of
         ``bank_rows`` rows: a file's own fit of the bank to its image."""
