@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from aecodec.bench.datasets import load_rgb
@@ -30,6 +29,7 @@ from aecodec.bitstream.format import read_header
 from aecodec.codec.api import Codec
 from aecodec.codec.images import list_images
 from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TILE_SIZE
+from aecodec.codec.threads import set_threads
 from aecodec.codec.tiling import tile_grid
 from aecodec.errors import InputError
 from aecodec.models.model_files import (
@@ -223,11 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random-full", action="store_true", help="an untrained model of the full default size")
     parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
     parser.add_argument("--photos", type=Path, default=PHOTOS, help="folder of photos to mosaic (default %(default)s)")
-    parser.add_argument("--threads", type=int, help="torch threads in each run (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="torch and BLAS threads in each run (default: their own choice)")
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     if args.child is not None:
         print(json.dumps(asdict(measure(args.model, args.child, args.quality, args.photos))))
         return 0

@@ -9,7 +9,7 @@ import math
 import os
 from pathlib import Path
 
-import torch
+from aecodec.codec.threads import set_threads
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 # Thread counts that Pillow plugins read as module settings (AVIF: encoder and decoder; JXL: decoder).
@@ -27,12 +27,11 @@ def usable_cores() -> int:
 
 
 def use_threads(requested: int | None = None) -> int:
-    """Run torch and the Pillow plugins' settings on `requested` threads (default and cap: usable cores).
+    """Run torch, numpy's BLAS and the Pillow plugins' settings on `requested` threads (default and cap: usable cores).
 
     The JXL encoder takes its count per call instead (`get_codec(name, threads)`); returns the count.
     """
-    count = min(requested or usable_cores(), usable_cores())
-    torch.set_num_threads(count)
+    count = set_threads(min(requested or usable_cores(), usable_cores()))
     for module, setting in PLUGIN_SETTINGS:
         with contextlib.suppress(ImportError):  # Pillow before 11.2 has no AVIF plugin; JXL's is optional
             setattr(importlib.import_module(module), setting, count)

@@ -51,12 +51,10 @@ def default_threads() -> int:
 
 
 def _set_threads(threads: int | None) -> int:
-    """Give torch ``threads`` threads (default: :func:`default_threads`); the number used."""
-    import torch
+    """Give torch and numpy's BLAS ``threads`` threads (default: :func:`default_threads`); the number used."""
+    from aecodec.codec.threads import set_threads
 
-    threads = threads or default_threads()
-    torch.set_num_threads(threads)
-    return threads
+    return set_threads(threads or default_threads())
 
 
 def _warn(message: str) -> None:

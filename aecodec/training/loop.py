@@ -26,6 +26,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from aecodec.codec.files import write_atomic
+from aecodec.codec.threads import set_threads
 from aecodec.errors import InputError
 
 CHECKPOINT = "checkpoint.pt"
@@ -34,9 +35,9 @@ T = TypeVar("T")
 
 
 def prepare(seed: int, threads: int = 0) -> None:
-    """Seed every random generator a run uses and, if ``threads``, set torch's thread count."""
+    """Seed every random generator a run uses and, if ``threads``, the threads of torch and numpy's BLAS."""
     if threads:
-        torch.set_num_threads(threads)
+        set_threads(threads)
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
