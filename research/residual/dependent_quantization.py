@@ -181,22 +181,7 @@ def dq_payload(codec: Codec, level: R.ResidualLevel, x: np.ndarray, base: np.nda
 
     encode_residual(layer, level, recording, shape)  # its last traversal is the coding one: its rows stay
     _delta["factor"] = factor
-    bits_of_row = np.log2(layer.bank.sum(1, keepdims=True)) - np.log2(layer.bank)
-    residual = R.residual_blocks(x, base).reshape(-1, R.COEFFICIENTS).astype(np.float64)
-    levels = np.zeros_like(rows_met)
-    for index, current in enumerate(passes):
-        target = (residual[current.blocks] - layer.means[level.basis]) @ layer.bases[level.basis].T
-        if index == len(passes) - 1 and layer.predictors is not None:
-            anchors = levels.reshape(*shape, -1).astype(np.int16)
-            target -= layer.predictions(anchors, level, slice(0, shape[0])).reshape(-1, R.COEFFICIENTS)[current.blocks]
-        rows_of = rows_met[current.blocks]
-
-        def bits(c: int, level_: np.ndarray, quantizer: int, rows_of: np.ndarray = rows_of) -> np.ndarray:
-            symbols = np.clip(level_, -R.ESCAPE, R.ESCAPE) + R.ESCAPE
-            return bits_of_row[rows_of[:, c], symbols] + np.where(np.abs(level_) >= R.ESCAPE, 12, 0)
-
-        scaled = target / (factor * level.step)
-        levels[current.blocks] = trellis(scaled, BAND_LAGRANGIANS / factor**2, bits)[0]
+    levels = dq_levels(codec, level, x, base, factor, lambda blocks, c, quantizer: rows_met[blocks, c])
 
     def choose(index: int, band: int, row: int, where: np.ndarray) -> np.ndarray:
         return levels[passes[index].blocks][:, np.flatnonzero(band == R.BAND)].ravel()[where]
