@@ -40,6 +40,7 @@ from aecodec.models.residual import (
     context_count,
     context_features,
     context_symbol_counts,
+    deadzone_levels,
     decoding_passes,
     from_blocks,
     log_bin,
@@ -58,6 +59,7 @@ from aecodec.training.residual import (
     fit_predictors,
     laplace_bank,
     parse_rungs,
+    sparse_basis,
 )
 
 LEVELS = [(2, 12.0), (3, 3.0)]
@@ -430,6 +432,30 @@ def test_fitted_predictors_predict_a_smooth_residual_from_the_anchors():
     coefficients = ((residual_blocks(pixels, base).astype(np.float32) - mean) @ basis.T)[second]
     predicted = predicting.predictions(predicting.analyze(pixels, base, level), level, slice(0, 12))[second]
     assert ((coefficients - predicted) ** 2).sum() < 0.2 * (coefficients**2).sum()
+
+
+def test_the_sparse_basis_quantizes_sparse_blocks_with_less_error_and_fewer_levels_than_the_klt():
+    # Blocks of two atoms each from 192 orthonormal ones of equal variance: the KLT sees one eigenvalue and
+    # returns an arbitrary rotation of them; the quantizer's fit should find the atoms.
+    rng = np.random.default_rng(0)
+    atoms = np.linalg.qr(rng.normal(size=(COEFFICIENTS, COEFFICIENTS)))[0]
+    weights = np.zeros((6000, COEFFICIENTS))
+    for row in weights:
+        row[rng.choice(COEFFICIENTS, 2, replace=False)] = rng.laplace(scale=40, size=2)
+    blocks, step = weights @ atoms, 20.0
+    basis = sparse_basis(blocks, [step])
+    assert np.allclose(basis @ basis.T, np.eye(COEFFICIENTS), atol=1e-5)
+    variances = (blocks @ basis.T).var(0)
+    assert (np.diff(variances) <= 1e-9 * variances[0]).all()
+
+    def cost(b: np.ndarray) -> tuple[float, int]:
+        levels = deadzone_levels(blocks @ b.T, step)
+        decoded = np.sign(levels) * np.maximum(np.abs(levels) - 0.05, 0) * step
+        return float(((decoded @ b - blocks) ** 2).sum()), int((levels != 0).sum())
+
+    klt = np.linalg.eigh(blocks.T @ blocks)[1].T
+    (error, nonzero), (klt_error, klt_nonzero) = cost(basis), cost(klt)
+    assert error < 0.7 * klt_error and nonzero < klt_nonzero
 
 
 @pytest.mark.parametrize("shape", [(48, 64), (37, 50)])

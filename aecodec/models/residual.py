@@ -266,8 +266,7 @@ class ResidualLayer:
                 coefficients = (residual[rows].astype(np.float32) - mean) @ basis.T
                 if parity:
                     coefficients -= self.predictions(out, level, rows)
-                magnitude = np.floor(np.abs(coefficients) / level.step + (0.5 - DEADZONE)).clip(0, MAX_MAGNITUDE)
-                quantized = np.sign(coefficients) * magnitude
+                quantized = deadzone_levels(coefficients, level.step)
                 out[rows] = np.where(second[rows], quantized, out[rows]) if parity else quantized
         return out
 
@@ -326,6 +325,12 @@ class ResidualLayer:
             pixels = decoded[lines] + from_blocks(kept)[: lines.stop - lines.start, :width]
             out[lines] = pixels.round().clip(0, 255)
         return out
+
+
+def deadzone_levels(coefficients: np.ndarray, step: float) -> np.ndarray:
+    """The deadzone quantizer's signed levels of ``coefficients`` at ``step`` (the encoder's without RDOQ)."""
+    magnitude = np.floor(np.abs(coefficients) / step + (0.5 - DEADZONE)).clip(0, MAX_MAGNITUDE)
+    return np.sign(coefficients) * magnitude
 
 
 def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -4,7 +4,9 @@ Usage: ``aecodec fit-residual --model NAME --data DIR --out FILE.safetensors --n
 trained by gradient: the images are coded and decoded by the base model at half resolution (as
 the codec codes the base of every level), the residual blocks give a KLT (their covariance's
 eigenvectors) and a ridge regression that predicts second-pass blocks from their
-anchors' borders, and for each level every context gets the bank row that codes its training
+anchors' borders; then the transform is fitted again, to what it codes once the second pass is
+predicted and to the deadzone quantizer (:func:`sparse_basis`), and the predictors for it; and for
+each level every context gets the bank row that codes its training
 symbols (the deadzone quantizer's) in the fewest bits. Rows refitted to RDOQ's choices saved 1%
 without the predictors and nothing with them (six Kodak images).
 """
@@ -37,6 +39,7 @@ from aecodec.models.residual import (
     border_features,
     context_count,
     context_symbol_counts,
+    deadzone_levels,
     parity_mask,
     residual_blocks,
 )
@@ -48,6 +51,7 @@ BANK_TOTAL = 1 << 16
 RECONSTRUCTION_OFFSET = 0.05  # with DEADZONE 0.1: larger offsets cost bits at equal PSNR (held-out photos)
 VALIDATION_FRACTION = 0.1  # the codec trainer's split: its validation images stay unseen here too
 MIN_CONTEXT_SAMPLES = 64  # rarer contexts take their band's row
+SPARSE_ITERATIONS = 8  # of :func:`sparse_basis`
 PREDICTOR_RIDGE = 1e3  # in squared pixel values; with two-pixel borders (four overfitted the held-out photos)
 
 
@@ -108,6 +112,38 @@ def fit_klt(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
     mean = blocks.mean(0)
     variances, vectors = np.linalg.eigh(np.cov(blocks - mean, rowvar=False))
     return mean.astype(np.float32), vectors[:, np.argsort(variances)[::-1]].T.astype(np.float32)
+
+
+def coded_blocks(layer: ResidualLayer, level: ResidualLevel, pairs: list[Pair]) -> np.ndarray:
+    """(n, 192) float64 blocks that ``level``'s transform codes, about its mean: the anchors' residual and the
+    second-pass blocks' residual less their prediction (from the anchors quantized at the level's step)."""
+    mean, basis = layer.means[level.basis].astype(np.float64), layer.bases[level.basis].astype(np.float64)
+    out = []
+    for pixels, base in pairs:
+        values = layer.analyze(pixels, base, level)
+        predicted = layer.predictions(values, level, slice(0, len(values))).astype(np.float64) @ basis
+        out.append((residual_blocks(pixels, base) - predicted - mean).reshape(-1, COEFFICIENTS))
+    return np.concatenate(out)
+
+
+def sparse_basis(blocks: np.ndarray, steps: list[float]) -> np.ndarray:
+    """An orthonormal basis (192, 192), rows by decreasing variance, fitted to the deadzone quantizer at ``steps``:
+    from the blocks' KLT, alternately quantize and take the rotation that maps each block closest to its
+    dequantized coefficients (orthogonal Procrustes), as Sezer's sparse orthonormal transforms do.
+
+    The KLT decorrelates, but the residual is far from Gaussian: among the many rotations of nearly equal
+    variances, this one leaves the quantizer less error for the same coefficients.
+    """
+    variances, vectors = np.linalg.eigh(blocks.T @ blocks)
+    basis = vectors[:, np.argsort(variances)[::-1]].T
+    for _ in range(SPARSE_ITERATIONS):
+        pull = np.zeros((COEFFICIENTS, COEFFICIENTS))
+        for step in steps:  # each step's pull in its own units, so that every step counts alike
+            levels = deadzone_levels(blocks @ basis.T, step)
+            pull += (np.sign(levels) * np.maximum(np.abs(levels) - RECONSTRUCTION_OFFSET, 0)).T @ blocks / step
+        u, _, vt = np.linalg.svd(pull)
+        basis = u @ vt
+    return basis[np.argsort((blocks @ basis.T).var(0))[::-1]].astype(np.float32)
 
 
 def fit_predictors(layer: ResidualLayer, rungs: list[ResidualLevel], fitted: list[list[Pair]]) -> np.ndarray:
@@ -189,6 +225,20 @@ def fit_residual_layer(
         for r, h in zip(rungs, halves)
     ]
     layer = ResidualLayer(means, bases, laplace_bank(), (), RECONSTRUCTION_OFFSET, base_only, default_quality)
+    layer = replace(layer, predictors=fit_predictors(layer, drafts, fitted))
+    # The transforms again, on what they code once second-pass blocks are predicted (at each one's middle level),
+    # fitted to the quantizer at its first, middle and last level's steps; then predictors for them.
+    by_basis = [[d for d in drafts if d.basis == b] for b in range(len(distinct))]
+    bases = np.stack(
+        [
+            sparse_basis(
+                coded_blocks(layer, levels[len(levels) // 2], fitted[b]),
+                [levels[i].step for i in (0, len(levels) // 2, -1)],
+            )
+            for b, levels in enumerate(by_basis)
+        ]
+    )
+    layer = replace(layer, bases=bases, predictors=None)
     layer = replace(layer, predictors=fit_predictors(layer, drafts, fitted))
     levels, report = fitted_rows(layer, drafts, fitted, depth)
     return replace(layer, levels=tuple(levels)), report
