@@ -272,8 +272,7 @@ class ResidualLayer:
 
     def dequantized(self, values: np.ndarray, level: ResidualLevel) -> np.ndarray:
         """The float32 KLT coefficients that integer ``values`` decode to (before any prediction)."""
-        q = values.astype(np.float32)
-        return np.sign(q) * np.maximum(np.abs(q) - self.reconstruction_offset, 0) * level.step
+        return dequantized_levels(values.astype(np.float32), self.reconstruction_offset) * level.step
 
     def predictions(self, values: np.ndarray, level: ResidualLevel, rows: slice) -> np.ndarray:
         """Predicted coefficients (block rows ``rows``, w, 192) float32 of the second-pass blocks, zero on anchors.
@@ -331,6 +330,11 @@ def deadzone_levels(coefficients: np.ndarray, step: float) -> np.ndarray:
     """The deadzone quantizer's signed levels of ``coefficients`` at ``step`` (the encoder's without RDOQ)."""
     magnitude = np.floor(np.abs(coefficients) / step + (0.5 - DEADZONE)).clip(0, MAX_MAGNITUDE)
     return np.sign(coefficients) * magnitude
+
+
+def dequantized_levels(levels: np.ndarray, offset: float) -> np.ndarray:
+    """What signed integer ``levels`` decode to, in steps: sign(q) (|q| - offset), and 0 for 0."""
+    return np.sign(levels) * np.maximum(np.abs(levels) - offset, 0)
 
 
 def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ from aecodec.models.residual import (
     context_count,
     context_symbol_counts,
     deadzone_levels,
+    dequantized_levels,
     parity_mask,
     residual_blocks,
 )
@@ -140,7 +141,7 @@ def sparse_basis(blocks: np.ndarray, steps: list[float]) -> np.ndarray:
         pull = np.zeros((COEFFICIENTS, COEFFICIENTS))
         for step in steps:  # each step's pull in its own units, so that every step counts alike
             levels = deadzone_levels(blocks @ basis.T, step)
-            pull += (np.sign(levels) * np.maximum(np.abs(levels) - RECONSTRUCTION_OFFSET, 0)).T @ blocks / step
+            pull += dequantized_levels(levels, RECONSTRUCTION_OFFSET).T @ blocks / step
         u, _, vt = np.linalg.svd(pull)
         basis = u @ vt
     return basis[np.argsort((blocks @ basis.T).var(0))[::-1]].astype(np.float32)
