@@ -16,27 +16,25 @@ import sys
 
 import numpy as np
 
-from aecodec.bitstream.format import unpack
 from aecodec.codec.api import Codec
-from aecodec.models.residual import residual_blocks, to_blocks
-from research.crops import load
-from research.residual.transform_set import LAM, TRAIN, context_coded, klt, quantize, sparse_orthonormal
+from aecodec.models.residual import to_blocks
+from research.residual.transform_set import (
+    LAM,
+    TRAIN,
+    context_coded,
+    klt,
+    quantize,
+    residual_and_step,
+    sparse_orthonormal,
+)
 
 
 def blocks_and_base(codec: Codec, path: str, quality: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, tuple]:
     """(n, 192) residual blocks less their shipped prediction, (n, 8, 8) base luma blocks, the step, the shipped
     mean, and the (h, w) of the block grid."""
-    image = load(path)
-    base, _ = codec._decoded(unpack(bytes(codec.compress(image, quality, effort=2))))
-    level = codec.model.quality_plan(quality)[1]
-    layer = codec.model.residual
-    pixels = np.asarray(image)
-    blocks = residual_blocks(pixels, base).astype(np.float64)
-    basis = layer.bases[level.basis].astype(np.float64)
-    blocks -= layer.predictions(layer.analyze(pixels, base, level), level, slice(0, len(blocks))) @ basis
+    blocks, step, mean, _, base = residual_and_step(codec, path, quality, predict=True)
     luma = to_blocks(base).reshape(-1, 8, 8, 3).astype(np.float64).mean(3)
-    mean = layer.means[level.basis].astype(np.float64)
-    return blocks.reshape(-1, 192), luma, level.step, mean, blocks.shape[:2]
+    return blocks.reshape(-1, 192), luma, step, mean, blocks.shape[:2]
 
 
 def structure(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

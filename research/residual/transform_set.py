@@ -36,8 +36,11 @@ SOT_ITERATIONS = int(os.environ.get("SOT", "0"))  # sparse-orthonormal refinemen
 SYMBOLS = 40  # histogram half-width; larger magnitudes cost 8 bits more than the edge bin
 
 
-def residual_and_step(codec: Codec, path: str, quality: int) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """The (h, w, 192) residual blocks a level codes on its effort-2 base, its step, the shipped mean and KLT."""
+def residual_and_step(
+    codec: Codec, path: str, quality: int, predict: bool = PREDICT
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray]:
+    """The (h, w, 192) residual blocks a level codes on its effort-2 base (less the shipped second-pass prediction
+    with ``predict``), its step, the shipped mean and KLT, and the (H, W, 3) base."""
     image = load(path)
     base, _ = codec._decoded(unpack(bytes(codec.compress(image, quality, effort=2))))
     level = codec.model.quality_plan(quality)[1]
@@ -45,10 +48,10 @@ def residual_and_step(codec: Codec, path: str, quality: int) -> tuple[np.ndarray
     pixels = np.asarray(image)
     blocks = residual_blocks(pixels, base).astype(np.float64)
     mean, basis = layer.means[level.basis].astype(np.float64), layer.bases[level.basis].astype(np.float64)
-    if PREDICT:  # second-pass blocks less their prediction from the shipped layer's anchors, in pixels
+    if predict:  # second-pass blocks less their prediction from the shipped layer's anchors, in pixels
         predicted = layer.predictions(layer.analyze(pixels, base, level), level, slice(0, len(blocks)))
         blocks -= predicted.astype(np.float64) @ basis
-    return blocks, level.step, mean, basis
+    return blocks, level.step, mean, basis, base
 
 
 def orientation_classes(blocks: np.ndarray, k: int) -> np.ndarray:
@@ -200,7 +203,7 @@ def main() -> None:
     codec = Codec()
     for quality in qualities:
         train = [residual_and_step(codec, p, quality) for p in TRAIN]
-        step, mean, basis = train[0][1:]
+        step, mean, basis = train[0][1:4]
         blocks = np.concatenate([t[0].reshape(-1, 192) for t in train])
         single = fit_set(blocks, step, mean, basis, 1, False)
         sets = {(k, learn): fit_set(blocks, step, mean, basis, k, learn) for k in sizes for learn in (False, True)}
