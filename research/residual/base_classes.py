@@ -53,13 +53,13 @@ def classes(luma: np.ndarray, orientations: int, threshold: float) -> np.ndarray
 
 def fit(blocks: np.ndarray, labels: np.ndarray, k: int, step: float, mean: np.ndarray) -> list[np.ndarray]:
     """One quantizer-fitted transform per class (classes with few blocks share the all-blocks transform)."""
-    shared = sparse_orthonormal(blocks, mean, klt(blocks, mean), step)
-    return [
-        sparse_orthonormal(blocks[labels == c], mean, klt(blocks[labels == c], mean), step)
-        if (labels == c).sum() > 2000
-        else shared
-        for c in range(k)
-    ]
+
+    def fitted(members: np.ndarray) -> np.ndarray:
+        return sparse_orthonormal(members, mean, klt(members, mean), step)
+
+    sizes = np.bincount(labels, minlength=k)
+    shared = fitted(blocks) if sizes.min() <= 2000 else None
+    return [fitted(blocks[labels == c]) if sizes[c] > 2000 else shared for c in range(k)]
 
 
 def coded(blocks, labels, transforms, step, mean, shape) -> tuple[np.ndarray, float]:
