@@ -105,12 +105,11 @@ def golomb_bits(values: np.ndarray, order: int) -> np.ndarray:
 
 
 def rd_taps(
-    solution: np.ndarray, gram: np.ndarray, moment: np.ndarray, every: int, lagrangian: float, order: int
+    rounded: np.ndarray, gram: np.ndarray, moment: np.ndarray, every: int, lagrangian: float, order: int
 ) -> np.ndarray:
-    """Integer taps (1/2**SHIFT) near the least-squares ``solution``, each in turn the one of least quadratic D
-    (every x the sampled pixels' error) plus lambda x its bits, three sweeps."""
-    scale, bound = float(1 << wiener_filter.SHIFT), wiener_filter.MAX_TAP << wiener_filter.SHIFT
-    taps = np.clip(np.round(solution), -bound, bound).astype(np.int64)
+    """Integer taps (1/2**SHIFT) from the least squares' ``rounded`` ones, each in turn the one of least quadratic
+    D (every x the sampled pixels' error) plus lambda x its bits, three sweeps."""
+    scale, taps = float(1 << wiener_filter.SHIFT), rounded.copy()
     gradient = gram @ (taps / scale) - moment
     for _ in range(3):
         for i in range(len(taps)):
@@ -136,9 +135,8 @@ def wiener_rd(qualities: list[int], paths: list[str]) -> None:
                 members = [b for b in range(wiener_filter.BINS) if bins[b] == number]
                 gram = equations.gram[members, channel].sum(0)[np.ix_(index, index)]
                 moment = equations.moment[members, channel].sum(0)[index]
-                system = gram + (1e-6 * np.trace(gram) + 1e-3) * np.eye(len(index))
-                solution = np.linalg.solve(system, moment) * (1 << wiener_filter.SHIFT)
-                taps[number, channel] = rd_taps(solution, gram, moment, equations.every, lagrangians[-1], order)
+                rounded = taps[number, channel]
+                taps[number, channel] = rd_taps(rounded, gram, moment, equations.every, lagrangians[-1], order)
                 real = taps[number, channel] / (1 << wiener_filter.SHIFT)
                 fitted = 2 * real @ moment - real @ gram @ real
                 unexplained = equations.energy[members, channel].sum() - fitted
