@@ -337,6 +337,46 @@ def test_corrections_are_fitted_where_there_is_nothing_to_recode(
         assert recoded != without_corrections_of(recoded)
 
 
+def test_tuning_pieces_add_up_to_the_whole_views_gradient(monkeypatch) -> None:
+    """Strips with their halos (and a crop left whole) give the gradient of each view's mean squared error."""
+    postfilter = random_postfilter(2, seed=6, blocks=1)
+    views = [filter_tuning.training_views(photo(h, w, seed=1), photo(h, w, seed=2))[0] for h, w in ((70, 40), (20, 30))]
+    sizes = [postfilter.quality_bias.shape[1]] + [conv.out_channels for conv in postfilter.later_convolutions()]
+    offsets = [
+        (0.1 * torch.randn(size, generator=torch.Generator().manual_seed(size))).requires_grad_() for size in sizes
+    ]
+    tuning = FilterTuning(offsets[0], 0.8, tuple(offsets[1:]))
+    q = torch.tensor([2])
+
+    def gradient(pieces: list[filter_tuning.Piece]) -> list[torch.Tensor]:
+        parts = [filter_tuning.piece_gradients(postfilter, piece, q, tuning, bf16=False) for piece in pieces]
+        return [sum(values) for values in zip(*parts)]
+
+    whole = gradient(filter_tuning.tuning_pieces(views, postfilter.halo))  # each view one piece
+    monkeypatch.setattr(filter_tuning, "STRIP_PIXELS", 1)
+    monkeypatch.setattr(filter_tuning, "MIN_STRIP_ROWS", 8)
+    pieces = filter_tuning.tuning_pieces(views, postfilter.halo)
+    assert len(pieces) == 9 + 3 and sum(piece.target.shape[2] for piece in pieces) == 70 + 20
+    for expected, actual in zip(whole, gradient(pieces)):
+        assert torch.allclose(actual, expected, rtol=1e-4, atol=1e-7) and expected.abs().sum() > 0
+
+
+def test_the_tuning_does_not_depend_on_the_thread_count(monkeypatch, filtered_bytes: bytes) -> None:
+    """The pieces run on the caller's threads; their gradients add in one order, so the chunk is the same."""
+    monkeypatch.setattr(filter_tuning, "STRIP_PIXELS", 1)  # many pieces, spread over the threads
+    codec = Codec(model_from_bytes(filtered_bytes), tile_size=64, overlap=8)
+    postfilter, image = codec.model.postfilter, photo(seed=2)
+    decoded = np.asarray(codec.decompress(codec.compress(image, 4)))
+    threads, payloads = torch.get_num_threads(), []
+    try:
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            payloads.append(tune_filter(postfilter, decoded, image, 4, steps=6, lagrangian=0.0))
+    finally:
+        torch.set_num_threads(threads)
+    assert payloads[0] is not None and payloads[0] == payloads[1]
+
+
 def test_large_images_are_tuned_on_a_bounded_grid_of_crops(monkeypatch) -> None:
     monkeypatch.setattr(filter_tuning, "MAX_TUNED_PIXELS", 4 * 16 * 16)
     monkeypatch.setattr(filter_tuning, "CROP", 16)

@@ -12,11 +12,13 @@ exponent s and the code's order, and the later offsets' code (version 1: the fir
 """
 
 import copy
-from functools import cache
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache, partial
+from itertools import pairwise
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from aecodec.bitstream.format import CHUNK_OVERHEAD, FILTER_TUNING_PREFIX_SIZE
@@ -36,6 +38,12 @@ CROP = 128  # side of the crops a large image is tuned on
 # Images up to this are tuned whole, larger ones on a grid of crops of as many pixels: a 32-channel
 # filter's activations and gradients take ~1 KB per pixel.
 MAX_TUNED_PIXELS = 1 << 19
+# Output pixels of a piece of a view, differentiated on one thread: a strip of a whole image with its halo (a crop is
+# one piece). The pieces depend on the image alone and their gradients add in order, so the tuning runs on the
+# caller's threads and its file does not depend on how many there are. Smaller maps also run faster: a 768x512
+# float32 step took 2.2 s in three strips against 5.3 s whole, one thread (research/postfilter/README.md).
+STRIP_PIXELS = 1 << 17
+MIN_STRIP_ROWS = 32
 # A float32 step takes 2.4x a bf16 one: a CPU without native bf16 takes a third of the steps, in about the time.
 FLOAT32_STEP_COST = 3
 CPU = torch.device("cpu")
@@ -93,6 +101,46 @@ def training_views(decoded: np.ndarray, original: np.ndarray) -> list[tuple[Tens
     return [(_as_tensor(decoded[c]), _as_tensor(original[c])) for c in crops]
 
 
+@dataclass(frozen=True)
+class Piece:
+    """Rows of a view that one thread differentiates: the input rows with their halo, the target of its own rows
+    (``own``, within ``x``), and the element count of the whole view, whose mean squared error the pieces share."""
+
+    x: Tensor
+    target: Tensor
+    own: slice
+    elements: int
+
+
+def tuning_pieces(views: list[tuple[Tensor, Tensor]], halo: int) -> list[Piece]:
+    """The views cut into strips of about STRIP_PIXELS output pixels (a crop stays whole), each with ``halo`` more
+    rows on either side where the view has them, so that its own rows filter as in the whole view."""
+    pieces = []
+    for x, target in views:
+        height, width = x.shape[2:]
+        count = -(-height // max(MIN_STRIP_ROWS, STRIP_PIXELS // width))
+        bounds = np.linspace(0, height, count + 1).round().astype(int)
+        for start, stop in pairwise(bounds.tolist()):
+            low, high = max(start - halo, 0), min(stop + halo, height)
+            own = slice(start - low, stop - low)
+            pieces.append(Piece(x[:, :, low:high], target[:, :, start:stop], own, target.numel()))
+    return pieces
+
+
+def piece_gradients(
+    postfilter: PostFilter, piece: Piece, quality: Tensor, tuning: FilterTuning, bf16: bool
+) -> tuple[Tensor, ...]:
+    """The gradient, with respect to ``tuning``'s bias and later offsets, of the piece's share of its view's mean
+    squared error after ``postfilter`` (its convolutions in bf16 if ``bf16``). Autocast and grad mode are per
+    thread, so both are set here."""
+    with torch.enable_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            correction = postfilter.correction(piece.x, quality, tuning)
+        filtered = piece.x[:, :, piece.own] + tuning.gain * correction.float()[:, :, piece.own]
+        error = (filtered - piece.target).pow(2).sum() / piece.elements
+        return torch.autograd.grad(error, (tuning.bias, *tuning.layers))
+
+
 def _bf16_steps(device: torch.device) -> bool:
     """Whether the tuning's steps run in bf16: on a CPU where oneDNN computes in bf16 natively (AVX-512 BF16, AMX);
     elsewhere in float32 (a GPU's float32 steps are fast enough).
@@ -134,7 +182,7 @@ def tune_filter(
     q, gain = torch.tensor([quality], device=device), float(postfilter.gain[quality - 1]) or 1.0
     stepped = postfilter if device.type == "cpu" else copy.deepcopy(postfilter).to(device)
     views = training_views(decoded, original)
-    stepped_views = [(x.to(device), target.to(device)) for x, target in views]  # the same tensors on a CPU
+    pieces = tuning_pieces([(x.to(device), target.to(device)) for x, target in views], postfilter.halo)
     offset = torch.zeros(postfilter.quality_bias.shape[1], device=device, requires_grad=True)
     layers = tuple(
         torch.zeros(conv.out_channels, device=device, requires_grad=True) for conv in stepped.later_convolutions()
@@ -143,13 +191,12 @@ def tune_filter(
     optimizer = torch.optim.Adam(groups)
     bf16 = _bf16_steps(device)
     slow_steps = device.type == "cpu" and not bf16
-    with one_onednn_thread(), torch.enable_grad():
+    stepping = FilterTuning(offset, gain, layers)
+    gradients = partial(piece_gradients, stepped, quality=q, tuning=stepping, bf16=bf16)
+    with one_onednn_thread() as threads, ThreadPoolExecutor(max(1, threads)) as pool:
         for _ in range(max(1, steps // FLOAT32_STEP_COST) if slow_steps else steps):
-            optimizer.zero_grad()
-            for x, target in stepped_views:  # one view's activations alive at a time
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    correction = stepped.correction(x, q, FilterTuning(offset, gain, layers))
-                F.mse_loss(x + gain * correction.float(), target).backward()
+            for parameter, parts in zip((offset, *layers), zip(*pool.map(gradients, pieces))):
+                parameter.grad = sum(parts[1:], parts[0])  # in piece order, whatever the thread count
             optimizer.step()
     offset, layers = offset.detach().cpu(), tuple(layer.detach().cpu() for layer in layers)
     shared = squared_error(postfilter.apply(decoded, quality), original)
