@@ -16,9 +16,9 @@ squared error plus lambda times its bits, then recode the residual toward what t
 of its decode (:mod:`aecodec.codec.filter_target`; 2 passes at effort 3, 4 at 4 and 5), keeping the
 recoding of least filtered squared error plus lambda times its bits.
 Effort 5 adds the first per-image layer: every bias of the post-filter tuned to the image
-(:mod:`aecodec.codec.filter_tuning`), then two more recoding passes through the tuned filter; about
-240 s per 768x512 image on one core with the default filter, 200 s of it the tuning's 240 bf16 steps
-(larger images are tuned on 0.5 MP of crops). Every effort but the first ends with two corrections fitted to the final
+(:mod:`aecodec.codec.filter_tuning`), then two more recoding passes through the tuned filter; most of
+its time is the tuning's steps, on the caller's threads (README, the speed table; larger images are tuned
+on 0.5 MP of crops). Every effort but the first ends with two corrections fitted to the final
 decode, each where it pays for its bits: a Wiener filter (:mod:`aecodec.codec.wiener_filter`), then
 the correction field (:mod:`aecodec.codec.correction_field`). Fitting them takes a decode of the file
 (the post-filter, mostly), which would triple effort 1's encode time. Efforts 3 and up end with

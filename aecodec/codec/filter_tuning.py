@@ -4,9 +4,10 @@ The first per-image rung of the effort ladder (issue 19). Every bias of the shar
 per-image offset: the first layer's (its bias vector at the image's quality; one int8 per channel,
 steps of 1/128) and those of the later convolutions (integers in steps of 2^-s, exponential-Golomb
 coded), and the gain a per-image value (one byte, steps of 1/64). Adam on the decoded image against
-the original (a fixed grid of crops of it on large images, so the work is bounded); then, for each
-step 2^-s the encoder tries, the gain by least squares; the chunk of least squared error plus lambda
-times its bits is written, and only where it saves more than it costs.
+the original (a fixed grid of crops of it on large images, so the work is bounded), in strips that the
+caller's threads differentiate side by side; then, for each step 2^-s the encoder tries, the gain by
+least squares; the chunk of least squared error plus lambda times its bits is written, and only where
+it saves more than it costs.
 Payload (docs/FORMAT.md): version byte 2, gain byte, an offset byte per channel, then the step's
 exponent s and the code's order, and the later offsets' code (version 1: the first three parts only).
 """
