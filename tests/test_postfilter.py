@@ -352,10 +352,10 @@ def test_tuning_pieces_add_up_to_the_whole_views_gradient(monkeypatch) -> None:
         parts = [filter_tuning.piece_gradients(postfilter, piece, q, tuning, bf16=False) for piece in pieces]
         return [sum(values) for values in zip(*parts)]
 
-    whole = gradient(filter_tuning.tuning_pieces(views, postfilter.halo))  # each view one piece
+    whole = gradient(filter_tuning.tuning_pieces(views, postfilter))  # each view one piece
     monkeypatch.setattr(filter_tuning, "STRIP_PIXELS", 1)
     monkeypatch.setattr(filter_tuning, "MIN_STRIP_ROWS", 8)
-    pieces = filter_tuning.tuning_pieces(views, postfilter.halo)
+    pieces = filter_tuning.tuning_pieces(views, postfilter)
     assert len(pieces) == 9 + 3 and sum(piece.target.shape[2] for piece in pieces) == 70 + 20
     for expected, actual in zip(whole, gradient(pieces)):
         assert torch.allclose(actual, expected, rtol=1e-4, atol=1e-7) and expected.abs().sum() > 0

@@ -34,12 +34,11 @@ def filter_target(
     ``F`` the decoder applies at ``quality`` (and ``tuning``)."""
     gain = float(postfilter.gain[quality - 1]) if tuning is None else tuning.gain
     height, width = decoded.shape[:2]
-    rows, halo, q = max(MIN_STRIP_ROWS, STRIP_PIXELS // width), postfilter.halo, torch.tensor([quality])
+    rows, q = max(MIN_STRIP_ROWS, STRIP_PIXELS // width), torch.tensor([quality])
 
-    def strip_gradient(start: int) -> tuple[slice, np.ndarray]:
-        """J^T (F(d) - x) of the output rows from ``start``, over the input rows they depend on."""
-        stop = min(start + rows, height)
-        low, high = max(start - halo, 0), min(stop + halo, height)
+    def strip_gradient(strip: tuple[int, int, int, int]) -> tuple[slice, np.ndarray]:
+        """J^T (F(d) - x) of a strip's own output rows, over the input rows they depend on."""
+        low, start, stop, high = strip
         d = torch.from_numpy(decoded[low:high].astype(np.float32) / 255).permute(2, 0, 1)[None].requires_grad_()
         filtered = (d + gain * postfilter.correction(d, q, tuning))[:, :, start - low : stop - low]
         error = 255 * filtered.detach() - torch.from_numpy(original[start:stop].astype(np.float32)).permute(2, 0, 1)
@@ -48,6 +47,6 @@ def filter_target(
 
     target = decoded.astype(np.float32)
     with one_onednn_thread() as threads, torch.enable_grad(), ThreadPoolExecutor(max(1, threads)) as pool:
-        for lines, gradient in pool.map(strip_gradient, range(0, height, rows)):
+        for lines, gradient in pool.map(strip_gradient, postfilter.strips(height, rows)):
             target[lines] -= gradient  # strips overlap in their halos: their gradients add
     return np.round(target).astype(np.int16)

@@ -16,7 +16,6 @@ import copy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, partial
-from itertools import pairwise
 
 import numpy as np
 import torch
@@ -36,13 +35,12 @@ LAYER_STEP_EXPONENTS = (6, 7, 8)  # the later offsets' steps 2^-s the encoder tr
 MIN_LAYER_EXPONENT, MAX_LAYER_EXPONENT = 4, 10
 MAX_LAYER_OFFSET = 127  # in steps, as for the first layer's int8
 CROP = 128  # side of the crops a large image is tuned on
-# Images up to this are tuned whole, larger ones on a grid of crops of as many pixels: a 32-channel
-# filter's activations and gradients take ~1 KB per pixel.
+# Images up to this are tuned whole, larger ones on a grid of crops of as many pixels, so that a step's work is bounded.
 MAX_TUNED_PIXELS = 1 << 19
 # Output pixels of a piece of a view, differentiated on one thread: a strip of a whole image with its halo (a crop is
 # one piece). The pieces depend on the image alone and their gradients add in order, so the tuning runs on the
 # caller's threads and its file does not depend on how many there are. Smaller maps also run faster: a 768x512
-# float32 step took 2.2 s in three strips against 5.3 s whole, one thread (research/postfilter/README.md).
+# float32 step took 2.2 s in four strips against 5.3 s whole, one thread (research/postfilter/README.md).
 STRIP_PIXELS = 1 << 17
 MIN_STRIP_ROWS = 32
 # A float32 step takes 2.4x a bf16 one: a CPU without native bf16 takes a third of the steps, in about the time.
@@ -113,16 +111,14 @@ class Piece:
     elements: int
 
 
-def tuning_pieces(views: list[tuple[Tensor, Tensor]], halo: int) -> list[Piece]:
-    """The views cut into strips of about STRIP_PIXELS output pixels (a crop stays whole), each with ``halo`` more
-    rows on either side where the view has them, so that its own rows filter as in the whole view."""
+def tuning_pieces(views: list[tuple[Tensor, Tensor]], postfilter: PostFilter) -> list[Piece]:
+    """The views cut into even strips of at most about STRIP_PIXELS output pixels (a crop stays whole), each with
+    ``postfilter``'s halo, so that its own rows filter as in the whole view."""
     pieces = []
     for x, target in views:
         height, width = x.shape[2:]
         count = -(-height // max(MIN_STRIP_ROWS, STRIP_PIXELS // width))
-        bounds = np.linspace(0, height, count + 1).round().astype(int)
-        for start, stop in pairwise(bounds.tolist()):
-            low, high = max(start - halo, 0), min(stop + halo, height)
+        for low, start, stop, high in postfilter.strips(height, -(-height // count)):
             own = slice(start - low, stop - low)
             pieces.append(Piece(x[:, :, low:high], target[:, :, start:stop], own, target.numel()))
     return pieces
@@ -183,7 +179,7 @@ def tune_filter(
     q, gain = torch.tensor([quality], device=device), float(postfilter.gain[quality - 1]) or 1.0
     stepped = postfilter if device.type == "cpu" else copy.deepcopy(postfilter).to(device)
     views = training_views(decoded, original)
-    pieces = tuning_pieces([(x.to(device), target.to(device)) for x, target in views], postfilter.halo)
+    pieces = tuning_pieces([(x.to(device), target.to(device)) for x, target in views], postfilter)
     offset = torch.zeros(postfilter.quality_bias.shape[1], device=device, requires_grad=True)
     layers = tuple(
         torch.zeros(conv.out_channels, device=device, requires_grad=True) for conv in stepped.later_convolutions()

@@ -98,6 +98,15 @@ class PostFilter(nn.Module):
         """Rows a strip needs beyond its own on each side: one per 3x3 convolution."""
         return 3 + 2 * len(self.blocks)
 
+    def strips(self, height: int, rows: int) -> list[tuple[int, int, int, int]]:
+        """(low, start, stop, high) of each strip of ``rows`` output rows of an image ``height`` rows high: its own
+        rows start:stop, and the input rows low:high they depend on (the halo on either side where there is one)."""
+        halo = self.halo
+        return [
+            (max(start - halo, 0), start, min(start + rows, height), min(start + rows + halo, height))
+            for start in range(0, height, rows)
+        ]
+
     def later_convolutions(self) -> list[nn.Conv2d]:
         """The convolutions after the first, in the order a :class:`FilterTuning`'s ``layers`` offset their biases:
         middle, each block's inner and outer, last."""
@@ -149,12 +158,11 @@ class PostFilter(nn.Module):
         gain = float(self.gain[quality - 1]) if tuning is None else tuning.gain
         if gain == 0:
             return pixels
-        out, (height, width), q, halo = np.empty_like(pixels), pixels.shape[:2], torch.tensor([quality]), self.halo
+        out, (height, width), q = np.empty_like(pixels), pixels.shape[:2], torch.tensor([quality])
         rows = min(STRIP_ROWS, max(MIN_STRIP_ROWS, STRIP_PIXELS // width))
 
-        def filter_strip(start: int) -> None:
-            stop = min(start + rows, height)
-            low, high = max(start - halo, 0), min(stop + halo, height)
+        def filter_strip(strip: tuple[int, int, int, int]) -> None:
+            low, start, stop, high = strip
             x = torch.from_numpy(pixels[low:high].copy()).permute(2, 0, 1)[None].float() / 255
             y = (x + gain * self.correction(x, q, tuning))[0, :, start - low : stop - low]
             out[start:stop] = (y * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
@@ -162,5 +170,5 @@ class PostFilter(nn.Module):
         # Strips are independent and each runs on one thread (the same pixels on any machine), so the
         # caller's threads filter several at once: torch releases the GIL inside a convolution.
         with one_onednn_thread() as threads, ThreadPoolExecutor(max(1, threads)) as pool:
-            list(pool.map(filter_strip, range(0, height, rows)))
+            list(pool.map(filter_strip, self.strips(height, rows)))
         return out
