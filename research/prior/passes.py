@@ -12,7 +12,7 @@ neighbours tell most) or at the given base qualities (010/020/030/040 held out; 
 research/prior/finetune.py's cache), and prints the bits per index of the held-out photos and Kodak:
 
     PYTHONPATH=. python research/prior/passes.py CACHE ORDER STEPS LR [QUALITIES] [OUT.pt]
-    (ORDER: checkerboard, grid1, grid2; QUALITIES: base qualities to train and measure on, default 1)
+    (ORDER: checkerboard or gridD, D the depth; QUALITIES: base qualities to train and measure on, default 1)
 """
 
 import sys
