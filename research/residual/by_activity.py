@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import uniform_filter
 
+from aecodec.bench import metrics
 from aecodec.codec.api import Codec
 
 YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -22,8 +23,8 @@ BLOCK = 32
 
 
 def psnr(decoded: np.ndarray, original: np.ndarray) -> float:
-    error = np.clip(np.round(decoded), 0, 255) - original
-    return float(10 * np.log10(255**2 / np.mean(error**2)))
+    """PSNR of a float decode rounded to 8 bits, as a decoder would show it."""
+    return metrics.psnr(np.clip(np.round(decoded), 0, 255).astype(np.uint8), original.astype(np.uint8))
 
 
 def avif_at_most(path: str, size: int) -> tuple[int, int, np.ndarray]:
