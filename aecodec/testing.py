@@ -8,7 +8,7 @@ import torch
 
 from aecodec.models.model_files import HALF_BASE_QUALITY, CodecModel, model_bytes, model_from_bytes
 from aecodec.models.postfilter import PostFilter
-from aecodec.models.prior import HierarchicalPrior, PriorConfig
+from aecodec.models.prior import CHECKERBOARD, HierarchicalPrior, PriorConfig
 from aecodec.models.residual import COEFFICIENTS, DEPTH, PREDICTOR_INPUTS, ResidualLayer, ResidualLevel, context_count
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 from aecodec.training.export import export_model
@@ -71,17 +71,25 @@ def with_postfilter(data: bytes, postfilter: PostFilter, name: str = "random-pf"
 
 
 def random_model_bytes(
-    name: str = "random", config: VQVAE2Config | None = None, seed: int = 0, image_size: int = 64
+    name: str = "random",
+    config: VQVAE2Config | None = None,
+    seed: int = 0,
+    image_size: int = 64,
+    order: str = CHECKERBOARD,
 ) -> bytes:
-    """Model-file bytes of an untrained model with a correctly built integer prior (for tests)."""
+    """Model-file bytes of an untrained model with a correctly built integer prior in pass ``order`` (for tests)."""
     torch.manual_seed(seed)
     config = config or VQVAE2Config(
         channels=16, latent_dim=8, num_codes=32, top_stages=2, bottom_stages=3, res_blocks=1
     )
     network = VQVAE2(config)
     prior = HierarchicalPrior(
-        config.num_codes, config.top_stages, config.bottom_stages, PriorConfig(embed=8, hidden=16)
+        config.num_codes, config.top_stages, config.bottom_stages, PriorConfig(embed=8, hidden=16, order=order)
     )
+    if prior.top.pass_bias is not None:  # random pass biases, so that tests see them used (the network unchanged)
+        generator = torch.Generator().manual_seed(seed)
+        for level in (prior.top, prior.bottom):
+            level.pass_bias.data = torch.randn(level.pass_bias.shape, generator=generator) * 0.5
     network.train()
     network(torch.rand(2, 3, image_size, image_size))  # k-means codebook initialisation
     data, _ = export_model(name, network, prior, torch.rand(2, 3, image_size, image_size))

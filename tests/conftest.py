@@ -52,6 +52,12 @@ def model(model_bytes: bytes) -> CodecModel:
 
 
 @pytest.fixture(scope="session")
+def grid_model() -> CodecModel:
+    """The tiny random model's network under a random prior coded in the passes of a grid of depth 2."""
+    return model_from_bytes(random_model_bytes("random-grid", order="grid2"), "random-grid")
+
+
+@pytest.fixture(scope="session")
 def model_file(model_bytes: bytes, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "random.safetensors"
     path.write_bytes(model_bytes)

@@ -1,5 +1,5 @@
-"""The ``aecodec`` command: compress, decompress, info, train, finetune, fit-residual, fit-postfilter,
-export, bench, evaluate.
+"""The ``aecodec`` command: compress, decompress, info, train, finetune, fit-prior, fit-residual,
+fit-postfilter, export, bench, evaluate.
 
 Each subcommand imports its machinery when it runs, so ``aecodec info`` reads a header without
 loading torch, and compressing never loads the training or benchmark code. ``train``,
@@ -11,11 +11,13 @@ models or arguments), 1 for operating-system failures such as a full disk; a clo
 """
 
 import argparse
+import importlib
 import math
 import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from aecodec.bitstream.format import DEFAULT_MAX_PIXELS
@@ -183,44 +185,30 @@ def _train(args: argparse.Namespace) -> int:
     return train_main(args.extra)
 
 
-def _finetune(args: argparse.Namespace) -> int:
-    from aecodec.training.finetune import main as finetune_main
+def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
+    """A subcommand that imports ``module`` when it runs and passes it every argument."""
 
-    return finetune_main(args.extra)
+    def run(args: argparse.Namespace) -> int:
+        return importlib.import_module(module).main(args.extra)
 
-
-def _fit_residual(args: argparse.Namespace) -> int:
-    from aecodec.training.residual import main as fit_residual_main
-
-    return fit_residual_main(args.extra)
-
-
-def _fit_postfilter(args: argparse.Namespace) -> int:
-    from aecodec.training.postfilter import main as fit_postfilter_main
-
-    return fit_postfilter_main(args.extra)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from aecodec.bench.cli import main as bench_main
-
-    return bench_main(args.extra)
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    from aecodec.bench.evaluate import main as evaluate_main
-
-    return evaluate_main(args.extra)
+    return run
 
 
 # Subcommands whose options their own module parses (all arguments are passed on to it).
 DELEGATED = {
     "train": (_train, "train a model on a folder of images (aecodec train --help)"),
-    "finetune": (_finetune, "retrain a model's decoder, its bits unchanged"),
-    "fit-residual": (_fit_residual, "give a model a residual layer for qualities above its base"),
-    "fit-postfilter": (_fit_postfilter, "give a model a post-filter trained on its own decodes"),
-    "bench": (_bench, "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
-    "evaluate": (_evaluate, "measure a model's bpp, PSNR and MS-SSIM on a folder"),
+    "finetune": (_delegate("aecodec.training.finetune"), "retrain a model's decoder, its bits unchanged"),
+    "fit-prior": (_delegate("aecodec.training.prior"), "retrain a model's prior alone, in a pass order of choice"),
+    "fit-residual": (
+        _delegate("aecodec.training.residual"),
+        "give a model a residual layer for qualities above its base",
+    ),
+    "fit-postfilter": (
+        _delegate("aecodec.training.postfilter"),
+        "give a model a post-filter trained on its own decodes",
+    ),
+    "bench": (_delegate("aecodec.bench.cli"), "rate-distortion benchmark against JPEG, WebP, AVIF, JPEG XL"),
+    "evaluate": (_delegate("aecodec.bench.evaluate"), "measure a model's bpp, PSNR and MS-SSIM on a folder"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Exact integer runtime of the checkerboard prior: the only code that makes the coder's probabilities.
+"""Exact integer runtime of the prior: the only code that makes the coder's probabilities.
 
 Float networks round differently on different machines, so the prior used for coding is an integer
 network: int8 weights and embeddings, int64 accumulation, requantization by an integer multiply and
@@ -17,7 +17,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aecodec.bitstream.entropy import PRECISION_BITS
-from aecodec.models.prior import HierarchicalPrior, LevelPrior, anchor_mask, conditioning_stages
+from aecodec.models.prior import (
+    CHECKERBOARD,
+    HierarchicalPrior,
+    LevelPrior,
+    check_order,
+    conditioning_stages,
+    decoded_before,
+    pass_count,
+    pass_masks,
+)
 
 LOGIT_SCALE = 32  # fixed-point logits are in units of 1/32 nat
 ACTIVATION_MAX = 127  # hidden activations are unsigned 7-bit after ReLU
@@ -75,16 +84,15 @@ def frequencies(logits: Tensor) -> Tensor:
 
 
 @lru_cache(maxsize=64)
-def patch_index(height: int, width: int, which: str) -> Tensor:
+def patch_index(height: int, width: int, order: str | None = None, number: int = 0) -> Tensor:
     """(N, 9) row numbers of each 3x3 neighbourhood in the zero-padded, flattened (H+2)(W+2) map.
 
-    ``which`` picks the centre positions, in raster order: "all", "anchors" or "others"
-    (the two checkerboard passes).
+    The centres are every position (``order`` None) or those of pass ``number`` of ``order``, in raster order.
     """
     rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
     rows, cols = rows.flatten(), cols.flatten()
-    if which != "all":
-        keep = ((rows + cols) % 2 == 0) == (which == "anchors")
+    if order is not None:
+        keep = pass_masks(order, height, width)[number].flatten()
         rows, cols = rows[keep], cols[keep]
     dy, dx = torch.meshgrid(torch.arange(3), torch.arange(3), indexing="ij")
     return (rows[:, None] + dy.flatten()) * (width + 2) + cols[:, None] + dx.flatten()
@@ -150,17 +158,21 @@ class IntegerLevelPrior:
     """Integer twin of :class:`LevelPrior`: frequency tables for one level's stages.
 
     Maps are channels-last (H, W, C). The first layer is split into its context part, computed once
-    per stage, and its anchor-neighbour part (``conv1_neighbours``, same scales), added in pass two.
+    per stage, and its decoded-neighbour part (``conv1_neighbours``, same scales), added in every pass
+    after the first together with the pass's bias (``pass_bias``, accumulator units; zero for the
+    checkerboard, whose files store none).
     """
 
+    order: str  # the pass order (:func:`aecodec.models.prior.pass_masks`)
     stage_bias: Tensor  # int64 (S, E)
     previous: tuple[Tensor, ...]  # int64 (K, E) per earlier stage
     coarser: tuple[Tensor, ...]  # int64 (K, E) per coarser-level stage
-    anchors: tuple[Tensor, ...]  # int64 (K, E) per stage
+    anchors: tuple[Tensor, ...]  # int64 (K, E) per stage: indices decoded in earlier passes
     conv1: IntegerConv  # context channels
-    conv1_neighbours: Tensor  # int64 (O, 9 * E), the anchor-neighbour channels of the first layer
+    conv1_neighbours: Tensor  # int64 (O, 9 * E), the decoded-neighbour channels of the first layer
     conv2: IntegerConv
     head: IntegerConv
+    pass_bias: Tensor  # int64 (P, O), added to the first layer's accumulators in pass p
 
     @property
     def num_stages(self) -> int:
@@ -173,21 +185,21 @@ class IntegerLevelPrior:
             ctx += table[idx]
         for table, idx in zip(self.coarser, coarser[: conditioning_stages(stage, len(self.coarser))]):
             ctx += table[idx].repeat_interleave(2, dim=0).repeat_interleave(2, dim=1)
-        return self.conv1.accumulate(patches(ctx, patch_index(*shape, "all")))
+        return self.conv1.accumulate(patches(ctx, patch_index(*shape)))
 
-    def frequencies(self, stage: int, context: Tensor, anchors: Tensor | None, positions: Tensor) -> Tensor:
-        """Frequency rows (N, K) for one checkerboard pass, in raster order.
+    def frequencies(self, stage: int, context: Tensor, indices: Tensor, number: int) -> Tensor:
+        """Frequency rows (N, K) for the positions of pass ``number``, in raster order.
 
-        ``anchors`` is None in the first pass (anchor positions); in the second it holds this stage's
-        indices, of which only the anchor positions are read.
+        ``indices`` (H, W) holds this stage's indices; only those decoded in earlier passes are read.
         """
-        height, width = positions.shape
-        acc = context
-        if anchors is not None:
-            neighbours = self.anchors[stage][anchors] * anchor_mask(height, width)[:, :, None]
-            acc = acc + exact_matmul(patches(neighbours, patch_index(height, width, "all")), self.conv1_neighbours)
+        height, width = indices.shape
+        acc = context + self.pass_bias[number]
+        if number:
+            known = decoded_before(self.order, height, width, number)
+            neighbours = self.anchors[stage][indices] * known[:, :, None]
+            acc = acc + exact_matmul(patches(neighbours, patch_index(height, width)), self.conv1_neighbours)
         hidden = self.conv1.requantize(acc).view(height, width, -1)
-        hidden = self.conv2(patches(hidden, patch_index(height, width, "others" if anchors is not None else "anchors")))
+        hidden = self.conv2(patches(hidden, patch_index(height, width, self.order, number)))
         return frequencies(self.head(hidden))
 
     def tensors(self, prefix: str) -> dict[str, Tensor]:
@@ -198,11 +210,19 @@ class IntegerLevelPrior:
         for name in ("conv1", "conv2", "head"):
             out.update(getattr(self, name).tensors(f"{prefix}.{name}"))
         out[f"{prefix}.conv1_neighbours.weight"] = self.conv1_neighbours.to(torch.int8)
+        if self.order != CHECKERBOARD:
+            out[f"{prefix}.pass_bias"] = self.pass_bias.to(torch.int32)
         return out
 
     @classmethod
     def from_tensors(
-        cls, tensors: dict[str, Tensor], prefix: str, num_stages: int, coarser_stages: int, num_codes: int
+        cls,
+        tensors: dict[str, Tensor],
+        prefix: str,
+        num_stages: int,
+        coarser_stages: int,
+        num_codes: int,
+        order: str = CHECKERBOARD,
     ) -> "IntegerLevelPrior":
         """Load from stored tensors, checking every dtype and shape (ValueError if one is wrong)."""
 
@@ -211,15 +231,25 @@ class IntegerLevelPrior:
 
         if any(t.is_floating_point() or t.is_complex() for k, t in tensors.items() if k.startswith(prefix)):
             raise ValueError(f"{prefix}: integer prior tensors must have integer dtypes")
+        conv1 = IntegerConv.from_tensors(tensors, f"{prefix}.conv1")
+        check_order(order)
+        if order == CHECKERBOARD:
+            if f"{prefix}.pass_bias" in tensors:
+                raise ValueError(f"{prefix}: a checkerboard prior has no pass biases")
+            pass_bias = torch.zeros(pass_count(order), conv1.weight.shape[0], dtype=torch.int64)
+        else:
+            pass_bias = tensors[f"{prefix}.pass_bias"].to(torch.int64)
         level = cls(
+            order,
             tensors[f"{prefix}.stage_bias"].to(torch.int64),
             tables("previous", num_stages - 1),
             tables("coarser", coarser_stages),
             tables("anchors", num_stages),
-            IntegerConv.from_tensors(tensors, f"{prefix}.conv1"),
+            conv1,
             tensors[f"{prefix}.conv1_neighbours.weight"].to(torch.int64),
             IntegerConv.from_tensors(tensors, f"{prefix}.conv2"),
             IntegerConv.from_tensors(tensors, f"{prefix}.head"),
+            pass_bias,
         )
         level._check_shapes(num_codes)
         return level
@@ -233,6 +263,7 @@ class IntegerLevelPrior:
             (self.conv1.weight, (hidden1, 9 * embed)),
             (self.conv1_neighbours, (hidden1, 9 * embed)),
             (self.conv2.weight, (hidden2, 9 * hidden1)),
+            (self.pass_bias, (pass_count(self.order), hidden1)),
             (self.head.weight, (num_codes, hidden2)),
             *((t, (c.weight.shape[0],)) for c in (self.conv1, self.conv2, self.head) for t in (c.bias, c.multiplier)),
         ]
@@ -248,16 +279,21 @@ class IntegerPrior:
     top: IntegerLevelPrior
     bottom: IntegerLevelPrior
 
+    @property
+    def order(self) -> str:
+        """The pass order of both levels (a model file's ``prior_order``)."""
+        return self.top.order
+
     def tensors(self) -> dict[str, Tensor]:
         return {**self.top.tensors("prior.top"), **self.bottom.tensors("prior.bottom")}
 
     @classmethod
     def from_tensors(
-        cls, tensors: dict[str, Tensor], top_stages: int, bottom_stages: int, num_codes: int
+        cls, tensors: dict[str, Tensor], top_stages: int, bottom_stages: int, num_codes: int, order: str = CHECKERBOARD
     ) -> "IntegerPrior":
         return cls(
-            IntegerLevelPrior.from_tensors(tensors, "prior.top", top_stages, 0, num_codes),
-            IntegerLevelPrior.from_tensors(tensors, "prior.bottom", bottom_stages, top_stages, num_codes),
+            IntegerLevelPrior.from_tensors(tensors, "prior.top", top_stages, 0, num_codes, order),
+            IntegerLevelPrior.from_tensors(tensors, "prior.bottom", bottom_stages, top_stages, num_codes, order),
         )
 
 
@@ -276,13 +312,13 @@ def _traverse_level(
     code_group: GroupCoder,
 ) -> list[Tensor]:
     decoded: list[Tensor] = []
-    first = anchor_mask(*shape)
     for stage in range(stages):
         context = prior.context(stage, decoded, coarser, shape)
         indices = torch.zeros(shape, dtype=torch.int64)
-        for positions, anchors in ((first, None), (~first, indices)):
-            freqs = prior.frequencies(stage, context, anchors, positions)
-            indices[positions] = code_group(level, stage, positions, freqs)
+        for number, positions in enumerate(pass_masks(prior.order, *shape)):
+            if positions.any():  # a small map may leave a grid's pass empty
+                freqs = prior.frequencies(stage, context, indices, number)
+                indices[positions] = code_group(level, stage, positions, freqs)
         decoded.append(indices)
     return decoded
 
@@ -292,8 +328,8 @@ def traverse(
 ) -> tuple[list[Tensor], list[Tensor]]:
     """Visit every symbol group of a tile in coding order; returns the (top, bottom) stage indices.
 
-    Order: levels coarse to fine, residual stages in order, and per stage two checkerboard passes,
-    each one integer-network evaluation whose frequency rows serve all symbols of that pass.
+    Order: levels coarse to fine, residual stages in order, and per stage the passes of the prior's
+    order, each one integer-network evaluation whose frequency rows serve all symbols of that pass.
     """
     top_shape = (bottom_shape[0] // 2, bottom_shape[1] // 2)
     top = _traverse_level(prior.top, TOP, top_shape, stages[0], [], code_group)
@@ -317,19 +353,33 @@ def code_length(prior: IntegerPrior, top: list[Tensor], bottom: list[Tensor]) ->
     return bits, count
 
 
+def _flat_weight(conv: torch.nn.Conv2d) -> Tensor:
+    """A convolution's weights as float64 rows (O, k * k * I) in (row, col, channel) order."""
+    return conv.weight.detach().double().permute(0, 2, 3, 1).flatten(1)
+
+
+def _weight_scale(conv: torch.nn.Conv2d) -> Tensor:
+    """Per-output-channel scale of the int8 weights (O,)."""
+    return _flat_weight(conv).abs().amax(dim=1).clamp(min=1e-12) / 127
+
+
+def _integer_bias(bias: Tensor, unit: Tensor) -> Tensor:
+    """Biases in accumulator units (``unit`` per output channel), checked to fit their int32 storage."""
+    out = torch.round(bias.detach().double() / unit).to(torch.int64)
+    if out.abs().max() >= 1 << 31:
+        raise ValueError("a bias does not fit the int32 storage; the layer's weights are degenerate")
+    return out
+
+
 def _quantize_conv(conv: torch.nn.Conv2d, input_scale: float, output_scale: float, low: int, high: int) -> IntegerConv:
     """Per-output-channel int8 weights in (row, col, channel) order; the multiplier maps accumulator
     units to output units."""
-    weight = conv.weight.detach().double().permute(0, 2, 3, 1).flatten(1)
-    weight_scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+    weight_scale = _weight_scale(conv)
     ratio = input_scale * weight_scale / output_scale
     shift = MULTIPLIER_BITS - int(torch.floor(torch.log2(ratio.max())))
-    bias = torch.round(conv.bias.detach().double() / (input_scale * weight_scale)).to(torch.int64)
-    if bias.abs().max() >= 1 << 31:
-        raise ValueError("a bias does not fit the int32 storage; the layer's weights are degenerate")
     return IntegerConv(
-        weight=torch.round(weight / weight_scale[:, None]).to(torch.int64),
-        bias=bias,
+        weight=torch.round(_flat_weight(conv) / weight_scale[:, None]).to(torch.int64),
+        bias=_integer_bias(conv.bias, input_scale * weight_scale),
         multiplier=torch.round(ratio * 2.0**shift).to(torch.int64).clamp(min=1),
         shift=shift,
         low=low,
@@ -343,13 +393,8 @@ def _activation_ranges(level: LevelPrior, indices: list[Tensor], coarser: list[T
     first, second = [], []
     for s, idx in enumerate(indices):
         ctx = level.context(s, indices, coarser, idx.shape)
-        for anchors in (None, idx):
-            mask = anchor_mask(*idx.shape[-2:]).to(ctx.dtype)
-            neighbours = (
-                torch.zeros_like(ctx) if anchors is None else level.anchors[s](anchors).permute(0, 3, 1, 2) * mask
-            )
-            h1 = F.relu(level.conv1(torch.cat([ctx, neighbours], 1)))
-            h2 = F.relu(level.conv2(h1))
+        for number in range(pass_count(level.order)):
+            h1, h2 = level.hidden(s, ctx, idx, number)
             first.append(h1.flatten()), second.append(h2.flatten())
 
     def top(values: list[Tensor]) -> float:
@@ -381,10 +426,16 @@ def quantize_level(level: LevelPrior, indices: list[Tensor], coarser: list[Tenso
         previous=tuple(q(t.weight) for t in level.previous),
         coarser=tuple(q(t.weight) for t in level.coarser),
         anchors=tuple(q(t.weight) for t in level.anchors),
+        order=level.order,
         conv1=IntegerConv(taps[:, :, 0].flatten(1), conv1.bias, conv1.multiplier, conv1.shift, conv1.low, conv1.high),
         conv1_neighbours=taps[:, :, 1].flatten(1),
         conv2=_quantize_conv(level.conv2, scale1, scale2, 0, ACTIVATION_MAX),
         head=_quantize_conv(level.head, scale2, 1 / LOGIT_SCALE, -LOGIT_LIMIT, LOGIT_LIMIT),
+        pass_bias=(
+            torch.zeros(pass_count(level.order), conv1.weight.shape[0], dtype=torch.int64)
+            if level.pass_bias is None
+            else _integer_bias(level.pass_bias, embed_scale * _weight_scale(level.conv1))
+        ),
     )
 
 

