@@ -19,7 +19,7 @@ from aecodec.codec.api import Codec
 from aecodec.codec.distortion import squared_error
 from aecodec.codec.images import load_source
 from aecodec.models.integer_prior import IntegerLevelPrior, IntegerPrior
-from aecodec.models.prior import anchor_mask
+from aecodec.models.prior import pass_masks
 from aecodec.models.quantizer import VectorQuantizer
 from aecodec.models.vqvae2 import VQVAE2
 
@@ -36,16 +36,16 @@ def ecvq_level(
 ) -> list[Tensor]:
     """The stage index maps of a level's latent ``z`` (1, D, H, W), each index by D + mu R."""
     shape = tuple(z.shape[2:])
-    residual, first, decoded = z[0].permute(1, 2, 0), anchor_mask(*shape), []
+    residual, decoded = z[0].permute(1, 2, 0), []
     for stage in range(stages):
         codebook = quantizers[stage].codebook
         context = prior.context(stage, decoded, coarser, shape)
         indices = torch.zeros(shape, dtype=torch.int64)
         distance = residual.pow(2).sum(-1, keepdim=True) - 2 * residual @ codebook.t() + codebook.pow(2).sum(1)
-        for positions, anchors in ((first, None), (~first, indices)):
+        for number, positions in enumerate(pass_masks(prior.order, *shape)):
             cost = distance[positions].double()
             if mu:
-                freqs = prior.frequencies(stage, context, anchors, positions).double()
+                freqs = prior.frequencies(stage, context, indices, number).double()
                 cost = cost + mu * (freqs.sum(1, keepdim=True).log2() - freqs.log2())
             indices[positions] = cost.argmin(1)
         decoded.append(indices)

@@ -1,4 +1,4 @@
-"""Exact bits per index of a half-resolution base, by level, stage and checkerboard pass (anchors, others).
+"""Exact bits per index of a half-resolution base, by level, stage and pass of the default model's prior order.
 
 PYTHONPATH=. python research/prior/anchor_bits.py QUALITIES IMAGE...    (QUALITIES: e.g. 1,7,11,15)
 """
@@ -10,7 +10,7 @@ import torch
 from aecodec.codec.api import Codec
 from aecodec.codec.images import load_source
 from aecodec.models.integer_prior import traverse
-from aecodec.models.prior import anchor_mask
+from aecodec.models.prior import pass_masks
 
 Totals = dict[tuple[str, int, str], list[float]]  # (level, stage, pass) -> [bits, count]
 
@@ -22,8 +22,9 @@ def add_tile(prior: object, top: list[torch.Tensor], bottom: list[torch.Tensor],
         symbols = (top, bottom)[level][stage][positions]
         f = freqs.double()
         bits = f.sum(1).log2() - f[torch.arange(len(symbols)), symbols].log2()
-        anchors = bool(anchor_mask(*positions.shape)[positions].all())
-        entry = totals.setdefault(("tb"[level], stage, "a" if anchors else "o"), [0.0, 0])
+        masks = pass_masks(prior.order, *positions.shape)
+        number = next(n for n, mask in enumerate(masks) if torch.equal(mask, positions))
+        entry = totals.setdefault(("tb"[level], stage, f"p{number}"), [0.0, 0])
         entry[0], entry[1] = entry[0] + float(bits.sum()), entry[1] + len(symbols)
         return symbols
 
