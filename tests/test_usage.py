@@ -153,13 +153,14 @@ def test_residual_files_without_row_offsets_still_decode() -> None:
         ("q17-rpl4", "vqvae2-wide-rpl4"),
         ("q17-rpl5", "vqvae2-wide-rpl5"),
         ("q17-rpl6", "vqvae2-wide-rpl6"),
+        ("q17-rpl7", "vqvae2-wide-rpl7"),
     ],
 )
 def test_half_base_files_of_previous_defaults_still_decode(file: str, model: str) -> None:
-    """Files with a half-resolution base written by nine previous default models, at their quality of step 38
-    (14, 14, 17, ...), of tests/data/synthetic-48x32.png (the first two's levels name no half-base quality; rpl4's
-    residual is coded in the checkerboard order that deeper orders replaced; up to rpl6 the base's prior is the
-    checkerboard, which later defaults' grid replaced)."""
+    """Files with a half-resolution base written by nine previous default models and the current one, at their
+    quality of step 38 (14, 14, 17, ...), of tests/data/synthetic-48x32.png (the first two's levels name no
+    half-base quality; rpl4's residual is coded in the checkerboard order that deeper orders replaced; up to rpl6
+    the base's prior codes in the checkerboard order, rpl7's in a grid's)."""
     data = (DATA / f"synthetic-48x32-{file}.aec").read_bytes()
     header = aecodec.read_header(data)
     assert header.half_base and header.model_name == model
