@@ -7,12 +7,14 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from aecodec.codec.api import thread_independent
 from aecodec.codec.tiling import to_tensor
 from aecodec.models.model_files import default_model_name, shipped_model
+from aecodec.models.prior import pass_masks
 
 SCRIPT = textwrap.dedent(
     """
@@ -68,10 +70,12 @@ def test_exact_matmul_equals_integer_matmul_on_both_sides_of_the_float64_bound()
     assert exact_matmul(rows[:0], weight).shape == (0, 48)
 
 
-def test_integer_prior_is_thread_independent(model) -> None:
-    import torch
-
+@pytest.mark.parametrize("fixture", ["model", "grid_model"])
+def test_integer_prior_is_thread_independent(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Every pass's frequency tables (two per stage for the checkerboard, five for a grid of depth 2)."""
     from aecodec.models.integer_prior import traverse
+
+    model = request.getfixturevalue(fixture)
 
     def tables(threads: int) -> list[np.ndarray]:
         torch.set_num_threads(threads)
@@ -87,9 +91,11 @@ def test_integer_prior_is_thread_independent(model) -> None:
 
     previous = torch.get_num_threads()
     try:
-        assert all(np.array_equal(a, b) for a, b in zip(tables(1), tables(2)))
+        one, two = tables(1), tables(2)
     finally:
         torch.set_num_threads(previous)
+    assert len(one) == len(pass_masks(model.prior.order, 1, 1)) * (2 + 3)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
 
 
 def test_gpu_encoded_file_decodes_on_cpu(model, tmp_path: Path) -> None:

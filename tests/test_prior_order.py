@@ -10,7 +10,7 @@ from aecodec.bitstream.format import unpack
 from aecodec.codec.api import Codec
 from aecodec.errors import InputError, ModelError
 from aecodec.models import model_files
-from aecodec.models.integer_prior import code_length, traverse
+from aecodec.models.integer_prior import code_length
 from aecodec.models.model_files import CodecModel, model_from_bytes
 from aecodec.models.prior import ORDERS, HierarchicalPrior, PriorConfig, decoded_before, pass_count, pass_masks
 from aecodec.testing import random_model_bytes
@@ -56,26 +56,6 @@ def test_grid_model_round_trips_indices(grid_model: CodecModel, height: int, wid
             for s, r in zip(sent, received, strict=True)
             for a, b in zip(s.top + s.bottom, r.top + r.bottom)
         )
-
-
-def test_integer_tables_of_every_pass_depend_on_no_thread_count(grid_model: CodecModel) -> None:
-    def tables(threads: int) -> list[np.ndarray]:
-        torch.set_num_threads(threads)
-        out, generator = [], torch.Generator().manual_seed(0)
-
-        def record(level: int, stage: int, positions: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-            out.append(freqs.numpy().copy())
-            return torch.randint(0, freqs.shape[1], (int(positions.sum()),), generator=generator)
-
-        traverse(grid_model.prior, (12, 10), (2, 3), record)
-        return out
-
-    previous = torch.get_num_threads()
-    try:
-        one, two = tables(1), tables(2)
-    finally:
-        torch.set_num_threads(previous)
-    assert len(one) == 5 * (2 + 3) and all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
 
 
 def test_integer_prior_codes_within_a_little_of_its_float_twin() -> None:
