@@ -24,6 +24,7 @@ from aecodec.codec.tiling import pad_to_multiple, to_tensor
 from aecodec.models.integer_prior import IntegerConv, IntegerLevelPrior, code_length, quantize_prior
 from aecodec.models.prior import HierarchicalPrior, LevelPrior, PriorConfig
 from aecodec.models.resampling import downsample2x
+from aecodec.training.prior import variants
 from research.postfilter.compare import rgb
 
 SHARED = Path("../shared/data")
@@ -37,15 +38,6 @@ def index_maps(codec: Codec, pixels: np.ndarray, quality: int) -> Maps:
     x = pad_to_multiple(to_tensor(downsample2x(pixels)), codec.network.stride)
     with torch.no_grad():
         return encode_tile(codec.network, codec.model.prior, x, quality, "psnr", effort_plan(2))
-
-
-SHIFTS = ((0, 0), (16, 8), (8, 24), (24, 16))  # full-resolution pixels: four alignments to the base's grid
-
-
-def variants(pixels: np.ndarray) -> list[np.ndarray]:
-    """The photo shifted against the base's grid and mirrored: more contexts from the same photos."""
-    shifted = [pixels[dy:, dx:] for dy, dx in SHIFTS]
-    return [np.ascontiguousarray(x) for s in shifted for x in (s, s[:, ::-1])]
 
 
 def dataset(cache: str) -> dict[str, list[tuple[int, Maps]]]:
