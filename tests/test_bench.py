@@ -30,7 +30,7 @@ from aecodec.bench.runner import ImageResult, measure, run_benchmark
 from aecodec.codec.images import list_images
 from aecodec.codec.options import DEFAULT_EFFORT
 from aecodec.errors import InputError
-from aecodec.models.model_files import default_model_name
+from aecodec.models.manifest import default_model_name
 
 
 class FakeAecCodec:

@@ -92,7 +92,8 @@ def test_info_lists_the_chunks(codec, tmp_path: Path) -> None:
     data = codec.compress(str(image), 1)
     (tmp_path / "x.aec").write_bytes(data)
     lines = cli("info", str(tmp_path / "x.aec")).stdout.decode().splitlines()
-    assert "   format: aecodec .aec version 2" in lines
+    assert "   format: aecodec .aec version 3" in lines
+    assert f"    model: not shipped ({codec.model.digest.hex()})" in lines  # a test model, known by its hash only
     chunks = next(line for line in lines if line.strip().startswith("chunks:")).split(": ", 1)[1]
     assert chunks.startswith("ALPH ") and chunks.endswith(f", xmp {len('<x:xmpmeta>info</x:xmpmeta>')} B")
     old = cli("info", str(ROOT / "tests/data/synthetic-48x32-v1.aec")).stdout.decode()

@@ -13,7 +13,8 @@ from PIL import Image
 
 from aecodec.codec.api import thread_independent
 from aecodec.codec.tiling import to_tensor
-from aecodec.models.model_files import default_model_name, shipped_model
+from aecodec.models.manifest import default_model_name
+from aecodec.models.model_files import shipped_model
 from aecodec.models.prior import pass_masks
 
 SCRIPT = textwrap.dedent(

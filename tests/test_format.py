@@ -1,8 +1,10 @@
-"""Tests of the .aec container: round trips, agreement with docs/FORMAT.md, and hostile input."""
+"""Tests of the .aec container of versions 1 and 2 (earlier releases' files, still read): round trips, agreement
+with docs/FORMAT.md, and hostile input. Version 3, what this release writes: tests/test_compact_format.py."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import re
@@ -44,6 +46,7 @@ from aecodec.bitstream.format import (
 from aecodec.errors import FormatError
 
 FORMAT_MD = Path(__file__).resolve().parent.parent / "docs" / "FORMAT.md"
+legacy_pack = functools.partial(pack, legacy=True)
 STRUCT_CODES = {"u8": "B", "u16": "H", "u32": "I"}
 
 
@@ -81,7 +84,7 @@ def with_header_crc(data: bytes, tile_count: int) -> bytes:
 
 def test_round_trip() -> None:
     original = make_file()
-    data = pack(original)
+    data = legacy_pack(original)
     assert unpack(data) == original
     assert unpack(bytearray(data)) == original
     assert read_header(data) == original.header
@@ -91,7 +94,7 @@ def test_round_trip() -> None:
 
 def test_read_header_ignores_missing_streams() -> None:
     original = make_file()
-    data = pack(original)
+    data = legacy_pack(original)
     prefix = data[: HEADER_SIZE + 8 * 12 + 4]
     assert read_header(prefix) == original.header
     with pytest.raises(FormatError, match="truncated"):
@@ -116,7 +119,7 @@ def test_index_crc_rejects_non_uint16(bad: np.ndarray) -> None:
 
 def layout_rows() -> list[tuple[str, int | None, str, str]]:
     """(offset, size, type, field) of every row of the tables in the Layout section of FORMAT.md."""
-    section = FORMAT_MD.read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    section = FORMAT_MD.read_text().split("## Layout of versions 1 and 2", 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -146,7 +149,7 @@ def test_layout_in_format_md_matches_the_code() -> None:
     assert int(fixed[-1][0]) + fixed[-1][1] == HEADER_SIZE
 
     original = make_file()
-    header, data = original.header, pack(original)
+    header, data = original.header, legacy_pack(original)
     n = header.tile_count
     values = {field: getattr(header, field, None) for *_, field in fixed}
     values.update(
@@ -192,23 +195,23 @@ def worked_example() -> AecFile:
 
 
 def test_worked_example_in_format_md_is_exact() -> None:
-    section = FORMAT_MD.read_text().split("## Worked example", 1)[1]
+    section = FORMAT_MD.read_text().split("## Worked example of version 1", 1)[1]
     dump = section.split("```", 2)[1]
     documented = bytes.fromhex("".join(line[10:] for line in dump.strip().splitlines()))
-    assert pack(worked_example()) == documented
+    assert legacy_pack(worked_example()) == documented
     assert unpack(documented) == worked_example()
 
 
 def test_pack_refuses_invalid_files() -> None:
     good = make_file()
     with pytest.raises(FormatError, match="tile count"):
-        pack(make_file(make_header(tile_count=11)))
+        legacy_pack(make_file(make_header(tile_count=11)))
     with pytest.raises(FormatError, match="12 streams"):
-        pack(dataclasses.replace(good, tile_crcs=good.tile_crcs[:-1]))
+        legacy_pack(dataclasses.replace(good, tile_crcs=good.tile_crcs[:-1]))
     with pytest.raises(FormatError, match="multiple of 4"):
-        pack(dataclasses.replace(good, streams=(b"abc",) + good.streams[1:]))
+        legacy_pack(dataclasses.replace(good, streams=(b"abc",) + good.streams[1:]))
     with pytest.raises(FormatError, match="u32"):
-        pack(dataclasses.replace(good, tile_crcs=(-1,) + good.tile_crcs[1:]))
+        legacy_pack(dataclasses.replace(good, tile_crcs=(-1,) + good.tile_crcs[1:]))
     for changes in [
         {"model_name": "Caps"},
         {"model_name": ""},
@@ -216,26 +219,26 @@ def test_pack_refuses_invalid_files() -> None:
         {"model_hash": b"x"},
     ]:
         with pytest.raises(FormatError):
-            pack(make_file(make_header(**changes)))
+            legacy_pack(make_file(make_header(**changes)))
 
 
 def test_max_pixels_guard() -> None:
-    data = pack(make_file())
+    data = legacy_pack(make_file())
     with pytest.raises(FormatError, match="max_pixels"):
         unpack(data, max_pixels=300 * 200 - 1)
     assert unpack(data, max_pixels=300 * 200) == make_file()
     big = make_header(width=1 << 14, height=1 << 14, tile_size=2048, tile_overlap=0, tile_count=64)
     assert DEFAULT_MAX_PIXELS < 1 << 28
     with pytest.raises(FormatError, match="max_pixels"):
-        pack(make_file(big))
-    assert unpack(pack(make_file(big), max_pixels=1 << 28), max_pixels=1 << 28).header == big
+        legacy_pack(make_file(big))
+    assert unpack(legacy_pack(make_file(big), max_pixels=1 << 28), max_pixels=1 << 28).header == big
 
 
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
         (lambda d: b"PNG\x1a" + d[4:], "not an .aec file"),
-        (lambda d: d[:4] + b"\x03" + d[5:], "unsupported format version 3"),
+        (lambda d: d[:4] + b"\x04" + d[5:], "unsupported format version 4"),
         (lambda d: d[:7] + b"\x02" + d[8:], "flags"),
         (lambda d: d[:-1], "truncated"),
         (lambda d: d + b"\0", "trailing bytes"),
@@ -246,11 +249,11 @@ def test_max_pixels_guard() -> None:
 )
 def test_error_messages(mutate, message: str) -> None:
     with pytest.raises(FormatError, match=message):
-        unpack(mutate(pack(make_file())))
+        unpack(mutate(legacy_pack(make_file())))
 
 
 def test_truncation_at_every_offset() -> None:
-    data = pack(make_file())
+    data = legacy_pack(make_file())
     for cut in range(len(data)):
         with pytest.raises(FormatError):
             unpack(data[:cut])
@@ -259,7 +262,7 @@ def test_truncation_at_every_offset() -> None:
 def test_bit_flips() -> None:
     """A flip in header or table is always caught; one in a payload is left to the index CRC."""
     original = make_file()
-    data = pack(original)
+    data = legacy_pack(original)
     stream_start = len(data) - sum(map(len, original.streams))
     rng = np.random.default_rng(1234)
     for _ in range(2000):
@@ -281,7 +284,7 @@ def test_forged_huge_tile_count_is_rejected_before_reading_the_table() -> None:
     # A legal 2**20 x 108 grid of step-36 tiles: 87384 tiles, whose table would need 699 KB.
     header = make_header(width=1 << 20, height=108, tile_size=64, tile_overlap=14, tile_count=87384)
     header.validate()
-    forged = bytearray(pack(make_file(make_header(tile_count=12))))
+    forged = bytearray(legacy_pack(make_file(make_header(tile_count=12))))
     forged[32:48] = struct.pack("<IIHHI", header.width, header.height, 64, 14, header.tile_count)
     with pytest.raises(FormatError, match=f"truncated .aec file: .* header and tile table need {header.table_end + 4}"):
         unpack(bytes(forged))
@@ -338,7 +341,7 @@ FIELD_FORMATS = {32: "<I", 36: "<I", 40: "<H", 42: "<H", 44: "<I"}
     fix_crc=st.booleans(),
 )
 def test_mutated_headers_raise_only_format_error(mutations: dict, byte_mutations: dict, fix_crc: bool) -> None:
-    data = bytearray(pack(make_file()))
+    data = bytearray(legacy_pack(make_file()))
     for offset, choice in mutations.items():
         values = EXTREMES[offset]
         struct.pack_into(FIELD_FORMATS[offset], data, offset, values[choice % len(values)])
@@ -356,7 +359,7 @@ def assert_rejected_or_faithful(data: bytes) -> None:
         parsed = unpack(data)
     except FormatError:
         return
-    assert pack(parsed) == data
+    assert legacy_pack(parsed) == data
 
 
 @settings(max_examples=300, deadline=1000)
@@ -367,7 +370,7 @@ def assert_rejected_or_faithful(data: bytes) -> None:
 )
 def test_forged_tile_table_raises_only_format_error(lengths: dict, extra: bytes, cut: int) -> None:
     """Stream lengths forged behind a valid header CRC: truncated, trailing or misaligned."""
-    data = bytearray(pack(make_file()))
+    data = bytearray(legacy_pack(make_file()))
     for tile, length in lengths.items():
         struct.pack_into("<I", data, HEADER_SIZE + 8 * tile, length)
     data = with_header_crc(bytes(data), 12)
@@ -378,7 +381,7 @@ def test_forged_tile_table_raises_only_format_error(lengths: dict, extra: bytes,
 @settings(max_examples=300, deadline=1000)
 @given(data=st.binary(max_size=300), keep_prefix=st.integers(0, 8), fix_crc=st.booleans())
 def test_random_bytes_raise_only_format_error(data: bytes, keep_prefix: int, fix_crc: bool) -> None:
-    data = pack(make_file())[:keep_prefix] + data[keep_prefix:]
+    data = legacy_pack(make_file())[:keep_prefix] + data[keep_prefix:]
     if fix_crc and len(data) >= HEADER_SIZE:
         data = with_header_crc(data, min(struct.unpack_from("<I", data, 44)[0], 1 << 20))
     try:  # random bytes that happen to parse are fine; any exception but FormatError is not
@@ -398,11 +401,11 @@ def chunked_file(chunks: tuple = CHUNKS) -> AecFile:
 
 
 def test_chunks_round_trip_as_version_2() -> None:
-    data = pack(chunked_file())
-    assert data[4] == CHUNKED_VERSION and pack(make_file())[4] == FORMAT_VERSION
+    data = legacy_pack(chunked_file())
+    assert data[4] == CHUNKED_VERSION and legacy_pack(make_file())[4] == FORMAT_VERSION
     assert unpack(data) == chunked_file()
     assert unpack(data).chunk(XMP) == CHUNKS[3][1] and unpack(data).chunk(b"abcd") is None
-    count, tail = data[len(pack(make_file())) :][:4], data[len(pack(make_file())) + 4 :]
+    count, tail = data[len(legacy_pack(make_file())) :][:4], data[len(legacy_pack(make_file())) + 4 :]
     assert count == struct.pack("<I", len(CHUNKS))
     tag, length = struct.unpack_from("<4sI", tail)
     assert (tag, length) == (ALPHA, len(CHUNKS[0][1]))
@@ -425,9 +428,9 @@ def test_chunk_table_in_format_md_matches_the_code() -> None:
 
 def test_unknown_chunks_follow_the_case_rule() -> None:
     ancillary = chunked_file(((b"zzzz", b"kept"),))
-    assert unpack(pack(ancillary)) == ancillary
+    assert unpack(legacy_pack(ancillary)) == ancillary
     with pytest.raises(FormatError, match="unknown critical chunk 'ENHN'"):
-        pack(chunked_file(((b"ENHN", b"x"),)))
+        legacy_pack(chunked_file(((b"ENHN", b"x"),)))
 
 
 @pytest.mark.parametrize(
@@ -450,25 +453,25 @@ def test_unknown_chunks_follow_the_case_rule() -> None:
 )
 def test_invalid_chunks_are_refused_by_writer_and_reader(chunks: tuple, message: str) -> None:
     with pytest.raises(FormatError, match=message):
-        pack(chunked_file(chunks))
+        legacy_pack(chunked_file(chunks))
     # Forge the same chunks behind a valid header to check that the reader refuses them too.
     body = b"".join(
         struct.pack("<4sI", tag, len(p)) + p + struct.pack("<I", zlib.crc32(struct.pack("<4sI", tag, len(p)) + p))
         for tag, p in chunks
     )
-    data = pack(make_file())
+    data = legacy_pack(make_file())
     with pytest.raises(FormatError, match=message):
         unpack(with_header_crc(data[:4] + b"\x02" + data[5:], 12) + struct.pack("<I", len(chunks)) + body)
 
 
 def test_forged_chunk_lengths_and_damage() -> None:
-    data = pack(chunked_file())
-    start = len(pack(make_file()))
+    data = legacy_pack(chunked_file())
+    start = len(legacy_pack(make_file()))
     huge = data[: start + 4] + struct.pack("<4sI", ALPHA, 2**32 - 1) + data[start + 12 :]
     with pytest.raises(FormatError, match="over its limit"):
         unpack(huge)
     with pytest.raises(FormatError, match="count is missing"):
-        unpack(with_header_crc(pack(make_file())[:4] + b"\x02" + pack(make_file())[5:], 12))
+        unpack(with_header_crc(legacy_pack(make_file())[:4] + b"\x02" + legacy_pack(make_file())[5:], 12))
     for cut in range(start, len(data)):
         with pytest.raises(FormatError):
             unpack(data[:cut])
@@ -484,6 +487,6 @@ def test_forged_chunk_lengths_and_damage() -> None:
 @settings(max_examples=200, deadline=1000)
 @given(tail=st.binary(max_size=64), keep=st.integers(0, 40))
 def test_random_chunk_sections_raise_only_format_error(tail: bytes, keep: int) -> None:
-    data = pack(chunked_file(((b"abcd", b"0123456789"), (XMP, b"<x/>"))))
-    start = len(pack(make_file()))
+    data = legacy_pack(chunked_file(((b"abcd", b"0123456789"), (XMP, b"<x/>"))))
+    start = len(legacy_pack(make_file()))
     assert_rejected_or_faithful(data[: start + keep] + tail)

@@ -26,7 +26,7 @@ from aecodec.codec import api, files
 from aecodec.codec.api import Codec
 from aecodec.codec.images import read_image_stream
 from aecodec.errors import FormatError, InputError, ModelError
-from aecodec.models import model_files
+from aecodec.models import manifest, model_files
 from aecodec.models.model_files import CodecModel, load_model_file, model_from_bytes
 from aecodec.models.vqvae2 import VQVAE2Config
 from aecodec.testing import random_model_bytes
@@ -215,18 +215,21 @@ def test_file_from_another_model(codec: Codec, aec_file: Path, tmp_path: Path, c
     other_file.write_bytes(random_model_bytes("other", seed=1))
     other = Codec(load_model_file(other_file), tile_size=64, overlap=8)
     data = aec_file.read_bytes()
-    with pytest.raises(FormatError, match=f"coded with model 'random' \\({codec.model.digest.hex()}\\).*'other'"):
+    with pytest.raises(FormatError, match=f"coded with model \\({codec.model.digest.hex()}\\).*'other'"):
         other.decompress(data)
     code, line = one_line_error(
         capsys, "decompress", str(aec_file), str(tmp_path / "o.png"), "--model", str(other_file)
     )
-    assert code == 2 and "'random'" in line and not (tmp_path / "o.png").exists()
+    assert code == 2 and codec.model.digest.hex() in line and not (tmp_path / "o.png").exists()
 
 
-def test_file_needing_an_uninstalled_model(aec_file: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(model_files, "MANIFEST", tmp_path / "no-manifest.json")
+def test_file_needing_an_uninstalled_model(codec: Codec, aec_file: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A version 3 file does not name its model: the error gives the hash it needs."""
     code, line = one_line_error(capsys, "decompress", str(aec_file), str(tmp_path / "o.png"))
-    assert code == 2 and "'random'" in line
+    assert code == 2 and f"needs model with hash {codec.model.digest.hex()}, which is not installed" in line
+    monkeypatch.setattr(manifest, "MANIFEST", tmp_path / "no-manifest.json")
+    code, line = one_line_error(capsys, "decompress", str(aec_file), str(tmp_path / "o.png"))
+    assert code == 2 and codec.model.digest.hex() in line
 
 
 def config_bomb(**config: object) -> bytes:

@@ -6,7 +6,8 @@ from PIL import Image
 
 import aecodec
 from aecodec.bench.metrics import psnr
-from aecodec.models.model_files import default_model_name, manifest, shipped_model
+from aecodec.models.manifest import default_model_name, manifest
+from aecodec.models.model_files import shipped_model
 
 
 def test_default_model_matches_manifest() -> None:

@@ -5,6 +5,11 @@ tiny random model (64 px tiles, so files have several tiles), damages them with 
 runs :func:`~aecodec.bitstream.format.read_header` (what ``aecodec info`` reads) and
 :meth:`Codec.decompress` on each mutant. Case ``K`` depends only on ``(S, K)``: ``--case K`` replays it.
 
+Every sample is written twice: in version 3 (what this release writes) and in version 2 (what earlier releases
+wrote, still read). Blind damage hits either; the structure-aware forgeries of fixed-width fields work on
+version 2, and their result is also re-packed as version 3 where it parses (``compact_twin``); ``compact_field``
+forges version 3's own fields (varints, the chunk table).
+
 Mutants are either *damaged* (bytes changed blindly, so the header CRC still guards them) or *forged*
 (header CRC recomputed, as an attacker would). A damaged file may only decode to the original image;
 a forged one may also decode to a different image of the size and mode it declares, since it can be
@@ -38,14 +43,15 @@ from aecodec.bench.memory import peak_rss_mb, reset_peak_rss
 from aecodec.bench.metrics import torch_threads
 from aecodec.bitstream.format import (
     ALPHA,
-    CHUNK_OVERHEAD,
     CHUNKED_VERSION,
+    COMPACT_VERSION,
     CORRECTION_FIELD,
     CRC_SIZE,
     FILTER_TUNING,
     FORMAT_VERSION,
     HALF_BASE,
     HEADER_SIZE,
+    LEGACY_CHUNK_OVERHEAD,
     MAGIC,
     MAX_CHUNKS,
     MAX_DIMENSION,
@@ -56,9 +62,12 @@ from aecodec.bitstream.format import (
     TILE_ENTRY_SIZE,
     WIENER_FILTER,
     XMP,
+    compact_head_fields,
     pack,
     read_header,
+    seal,
     unpack,
+    varint,
 )
 from aecodec.codec.api import Codec
 from aecodec.codec.correction_field import field_shape, pack_field
@@ -103,10 +112,17 @@ OK_OUTCOMES = ("format-error", "identical", "valid-forgery")
 
 @dataclass(frozen=True)
 class Sample:
-    """A valid file and the image it decodes to."""
+    """A valid file, in version 3 and in version 2, and the image both decode to."""
 
     data: bytes
+    legacy: bytes
     pixels: np.ndarray
+
+    @classmethod
+    def of(cls, codec: Codec, data: bytes) -> Sample:
+        file = unpack(data)
+        named = replace(file, header=replace(file.header, model_name=codec.model.name))
+        return cls(pack(file), pack(named, legacy=True), np.asarray(codec.decompress(data)))
 
 
 @dataclass(frozen=True)
@@ -167,11 +183,18 @@ def _truncate(rng: random.Random, data: bytes) -> Mutant:
 def _bitflip(rng: random.Random, data: bytes) -> Mutant:
     """1 to 8 flipped bits anywhere, or (half the time) only in the tile streams, past the header CRC."""
     out = bytearray(data)
-    streams = 8 * (read_header(data).table_end + CRC_SIZE)
+    streams = 8 * _streams_start(data)
     first = streams if rng.random() < 0.5 and streams < 8 * len(data) else 0
     for bit in rng.sample(range(first, 8 * len(data)), rng.randint(1, 8)):
         out[bit // 8] ^= 1 << (bit % 8)
     return Mutant(bytes(out), forged=False)
+
+
+def _streams_start(data: bytes) -> int:
+    """Offset of a valid file's first tile stream."""
+    if data[4] == COMPACT_VERSION:
+        return sum(len(value) for _, value in compact_head_fields(unpack(data))) + CRC_SIZE
+    return read_header(data).table_end + CRC_SIZE
 
 
 def _overwrite(rng: random.Random, data: bytes) -> Mutant:
@@ -329,7 +352,7 @@ def _chunk_list(tail: bytes) -> list[tuple[bytes, bytes]]:
     for _ in range(count):
         tag, length = struct.unpack_from("<4sI", tail, at)
         chunks.append((tag, tail[at + 8 : at + 8 + length]))
-        at += CHUNK_OVERHEAD + length
+        at += LEGACY_CHUNK_OVERHEAD + length
     return chunks
 
 
@@ -465,7 +488,7 @@ def with_index_crcs(codec: Codec, mutant: Mutant, max_work: int = MAX_VALID_CRC_
     try:
         file = unpack(mutant.data)
         header = file.header
-        if header.decode_work > max_work or header.model_name != codec.model.name:
+        if header.decode_work > max_work or header.model_hash != codec.model.digest:
             return mutant
         stages = codec.model.network.stages_for_quality(codec.model.quality_plan(header.quality, header.half_base)[0])
         tiles = tile_grid(*header.base_size, header.tile_size, header.tile_overlap)
@@ -475,9 +498,50 @@ def with_index_crcs(codec: Codec, mutant: Mutant, max_work: int = MAX_VALID_CRC_
         ]
     except (AecError, ValueError):
         return mutant
-    parts = Parts.of(mutant.data)
-    entries = [(length, crc) for (length, _), crc in zip(parts.entries, crcs)]
-    return Mutant(replace(parts, entries=entries).forge().data, forged=True)
+    return Mutant(pack(replace(file, tile_crcs=tuple(crcs)), legacy=mutant.data[4] != COMPACT_VERSION), forged=True)
+
+
+def _compact_twin(rng: random.Random, data: bytes) -> Mutant:
+    """A structural forgery of version 2 (tiles moved, another geometry, a costly grid, spliced files) re-packed
+    as version 3 where it parses: the same hostile content in the layout this release writes."""
+    mutator = rng.choice([_chunks, _stream_length, _tile_geometry, _boundaries, _zero_size, _expensive_grid])
+    mutant = mutator(rng, data)
+    try:
+        return replace(mutant, data=pack(unpack(mutant.data)))
+    except FormatError:
+        return mutant
+
+
+def _compact_field(rng: random.Random, data: bytes) -> Mutant:
+    """One field of a version 3 file forged behind valid CRCs: a varint huge, over-long or not minimal, a byte at
+    a limit or random, a field dropped, repeated or followed by junk, a chunk's tag or length wrong; or the
+    payload CRC broken."""
+    file = unpack(data)
+    fields, payloads = [value for _, value in compact_head_fields(file)], [payload for _, payload in file.chunks]
+    names = [name for name, _ in compact_head_fields(file)]
+    i = rng.randrange(len(fields))
+    value, choice = fields[i], rng.randrange(4)
+    if choice == 0 and names[i] in ("width", "height", "stream_words[i]"):
+        fields[i] = rng.choice(
+            [
+                varint(rng.choice([0, 1, MAX_DIMENSION, MAX_DIMENSION + 1, 2**30, 2**35 - 1, rng.randrange(2**20)])),
+                value[:-1] + bytes([value[-1] | 0x80, 0]),  # the same value, over-long
+                b"\x80" * 5 + b"\x01",
+            ]
+        )
+    elif choice == 0 and names[i] == "chunk_table":
+        tag, length = value[:4], len(payloads[i - names.index("chunk_table")])
+        fields[i] = rng.choice([b"ABCD", b"abcd", b"1xyz", XMP, rng.randbytes(4), tag]) + varint(
+            rng.choice([0, length - 1 if length else 0, length + 1, len(data), MAX_METADATA_BYTES + 1, 2**35 - 1])
+        )
+    elif choice == 0 or choice == 1:
+        fields[i] = rng.choice([bytes([rng.choice([0, 1, 2, 3, 4, 16, 127, 128, 255])]), rng.randbytes(len(value))])
+    elif choice == 2:
+        fields[i] = rng.choice([b"", value * 2, value + rng.randbytes(rng.randint(1, 4))])
+    forged = seal(b"".join(fields), file.streams, payloads)
+    if choice == 3 and payloads:
+        forged = forged[:-1] + bytes([forged[-1] ^ 1])
+    return Mutant(forged, forged=True)
 
 
 # Mutation kinds: (mutator, relative frequency). Extreme grids are slow to build and to reject, and forgeries
@@ -499,7 +563,13 @@ MUTATORS: dict[str, tuple[Callable[..., Mutant], float]] = {
     "expensive_grid": (_expensive_grid, 0.02),
     "splice": (_splice, 0.5),
     "valid_crcs": (_valid_crcs, 0.2),
+    "compact_field": (_compact_field, 2),
+    "compact_twin": (_compact_twin, 1),
 }
+# Kinds that damage bytes blindly: on either version. The others forge version 2's fields (compact_field forges
+# version 3's).
+BLIND = {"truncate", "bitflip", "overwrite", "random_bytes"}
+COMPACT = {"compact_field"}
 # Mutators that take a second valid file (drawn from the samples) after the first.
 SPLICERS = {"splice"}
 
@@ -543,38 +613,38 @@ def make_samples(codec: Codec) -> list[Sample]:
         pixels = ((ramp + rng.integers(0, 40, (height, width, 3))) % 256).astype(np.uint8)
         pixels = pixels[:, :, 0] if gray else pixels
         data = Codec(codec.model, TILE_SIZE, overlap).compress(pixels, quality)
-        samples.append(Sample(data, np.asarray(codec.decompress(data))))
+        samples.append(Sample.of(codec, data))
     # A version-2 file: an alpha plane and XMP metadata in its chunk section.
     ramp = np.add.outer(np.arange(40), np.arange(70)).astype(np.uint8)
     image = Image.fromarray(np.stack([ramp, ramp[::-1], ramp * 3, 255 - ramp], axis=2), "RGBA")
     image.info["xmp"] = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
     data = Codec(codec.model, TILE_SIZE, 8).compress(image, 2)
-    samples.append(Sample(data, np.asarray(codec.decompress(data))))
+    samples.append(Sample.of(codec, data))
     if codec.model.residual is not None:  # residual chunks on a half- and on a full-resolution base (the
         # default effort's and the one earlier releases wrote), at the lowest and the highest residual quality
         writer, source = Codec(codec.model, TILE_SIZE, 8), load_source(pixels, codec.max_pixels, False)
         for quality, half in ((codec.model.residual.base_only + 1, True), (codec.model.num_qualities, False)):
             data = pack(writer._file(source, quality, DEFAULT_TUNE, None, DEFAULT_EFFORT, half))
-            samples.append(Sample(data, np.asarray(codec.decompress(data))))
+            samples.append(Sample.of(codec, data))
     if codec.model.postfilter is not None:
         data = Codec(codec.model, TILE_SIZE, 8).compress(pixels, 1, effort=max(codec.efforts))
-        samples.append(Sample(data, np.asarray(codec.decompress(data))))
+        samples.append(Sample.of(codec, data))
         # A version-2 filter chunk, whichever version the encoder chose: every later bias a few steps off.
         postfilter, file = codec.model.postfilter, unpack(data)
         layers = tuple(torch.linspace(-0.1, 0.1, conv.out_channels) for conv in postfilter.later_convolutions())
         tuning = FilterTuning(torch.zeros(postfilter.quality_bias.shape[1]), 1.0, layers)
         data = pack(file.with_chunk(FILTER_TUNING, pack_tuning(tuning, 7)))
-        samples.append(Sample(data, np.asarray(codec.decompress(data))))
+        samples.append(Sample.of(codec, data))
     # A correction field on the first (colour) sample, whichever the encoder chose: -3..3 quarter levels per cell.
     file = unpack(samples[0].data)
     shape = field_shape(file.header.width, file.header.height, 5)
     data = pack(file.with_chunk(CORRECTION_FIELD, pack_field((np.arange(np.prod(shape)) % 7 - 3).reshape(shape), 1, 5)))
-    samples.append(Sample(data, np.asarray(codec.decompress(data))))
+    samples.append(Sample.of(codec, data))
     # And a Wiener filter of the largest shape beside it, both guides, four filters: taps of -40..40 in 1/256.
     taps = (np.arange(4 * 3 * taps_per_channel(5, 3, 3)) * 7 % 81 - 40).reshape(4, 3, -1)
     wiener = WienerFilter(5, 3, 8, taps, guides=3, bins=(0, 1, 2, 3))
     data = pack(unpack(data).with_chunk(WIENER_FILTER, pack_filter(wiener)))
-    samples.append(Sample(data, np.asarray(codec.decompress(data))))
+    samples.append(Sample.of(codec, data))
     return samples
 
 
@@ -611,8 +681,9 @@ def mutate(
     rng = random.Random(f"{seed}:{case}")
     kinds = sorted(kinds)
     sample, kind = rng.choice(samples), rng.choices(kinds, [MUTATORS[k][1] for k in kinds])[0]
-    others = [rng.choice(samples).data] if kind in SPLICERS else []
-    mutant = MUTATORS[kind][0](rng, sample.data, *others)
+    compact = kind in COMPACT or (kind in BLIND and rng.random() < 0.75)
+    others = [rng.choice(samples).legacy] if kind in SPLICERS else []
+    mutant = MUTATORS[kind][0](rng, sample.data if compact else sample.legacy, *others)
     return kind, sample, with_index_crcs(codec, mutant) if codec and mutant.valid_crcs else mutant
 
 

@@ -32,13 +32,8 @@ from aecodec.codec.options import DEFAULT_QUALITY, DEFAULT_TILE_SIZE
 from aecodec.codec.threads import set_threads
 from aecodec.codec.tiling import tile_grid
 from aecodec.errors import InputError
-from aecodec.models.model_files import (
-    MANIFEST,
-    WEIGHTS_DIR,
-    default_model_name,
-    load_model_file,
-    manifest,
-)
+from aecodec.models.manifest import MANIFEST, WEIGHTS_DIR, default_model_name, manifest
+from aecodec.models.model_files import load_model_file
 from aecodec.models.vqvae2 import VQVAE2Config
 from aecodec.testing import random_model_bytes
 

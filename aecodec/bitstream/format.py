@@ -1,4 +1,4 @@
-"""Reading and writing the `.aec` container (format versions 1 and 2); docs/FORMAT.md is the spec.
+"""Reading and writing the `.aec` container (format version 3, and the earlier 1 and 2); docs/FORMAT.md is the spec.
 
 Every check on untrusted bytes runs before anything sized by a field of the file is
 allocated, and every failure is a `FormatError` with a one-line message.
@@ -19,6 +19,7 @@ from aecodec.errors import FormatError
 MAGIC = b"AEC\x1a"
 FORMAT_VERSION = 1  # files without chunks: byte for byte what release 0.1 wrote
 CHUNKED_VERSION = 2  # version 1 followed by a chunk section
+COMPACT_VERSION = 3  # what this release writes: the same content in 39-53 fewer bytes (Kodak files)
 HEADER_SIZE = 48
 TILE_ENTRY_SIZE = 8
 CRC_SIZE = 4
@@ -37,8 +38,12 @@ MAX_INDEX = 0xFFFF
 # can produce (overlap below a quarter of the tile), so a decoder's work is bounded before any tile.
 MAX_WORK_FACTOR = 4
 HALF_BASE = 0x01  # flags bit: the tiles code the image at half resolution, upsampled before the residual
+GRAYSCALE = 0x02  # version 3 flags bit: one channel (the header has no channel count)
+COMPACT_FIXED = struct.Struct("<4sBBB8s")  # magic, version, flags, quality, model hash
+MAX_VARINT_BYTES = 5  # an unsigned LEB128 value below 2**35
 
-CHUNK_OVERHEAD = 12  # tag, length and CRC around each payload
+CHUNK_OVERHEAD = 6  # bytes a chunk adds around its payload in version 3: its tag and (below 16 KiB) its length
+LEGACY_CHUNK_OVERHEAD = 12  # and in version 2: tag, length and CRC
 MAX_CHUNKS = 16
 MAX_METADATA_BYTES = 1 << 20
 MAX_RAW_PIXELS = 64
@@ -74,11 +79,11 @@ _TAG_RE = re.compile(rb"[A-Za-z][A-Za-z0-9 ]{3}")
 
 @dataclass(frozen=True)
 class Header:
-    """The fixed 48-byte header: what the image is and which model and tiling coded it."""
+    """The header: what the image is and which model and tiling coded it."""
 
     channels: int
     quality: int
-    model_name: str
+    model_name: str | None  # versions 1 and 2 name the model; version 3 only hashes it (None)
     model_hash: bytes
     width: int
     height: int
@@ -107,7 +112,7 @@ class Header:
 
     @property
     def table_end(self) -> int:
-        """Offset of the header CRC: the header and tile table occupy [0, table_end)."""
+        """Offset of a version 1 or 2 file's header CRC: the header and tile table occupy [0, table_end)."""
         return HEADER_SIZE + TILE_ENTRY_SIZE * self.tile_count
 
     @property
@@ -128,8 +133,9 @@ class Header:
             raise FormatError(f"invalid header: half_base must be a bool, got {self.half_base!r}")
         if not 1 <= self.quality <= 255:
             raise FormatError(f"invalid header: quality is {self.quality}, must be 1..255")
-        if not isinstance(self.model_name, str) or not MODEL_NAME_RE.fullmatch(
-            self.model_name.encode("ascii", "replace")
+        if self.model_name is not None and (
+            not isinstance(self.model_name, str)
+            or not MODEL_NAME_RE.fullmatch(self.model_name.encode("ascii", "replace"))
         ):
             raise FormatError(
                 f"invalid header: model name {self.model_name!r} is not 1..16 characters "
@@ -295,8 +301,9 @@ def _check_length(tag: bytes, length: int, header: Header) -> None:
         raise FormatError(f"chunk {tag.decode()!r} has {length} bytes, over its limit of {limit}")
 
 
-def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
-    """Serialize `file`; raise FormatError for anything `unpack` (same limit) would reject."""
+def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS, legacy: bool = False) -> bytes:
+    """Serialize ``file`` in version 3 or (``legacy``, as earlier releases wrote) in version 1 or 2; raise
+    FormatError for anything `unpack` (same limit) would reject."""
     header = file.header
     header.validate(max_pixels)
     if not len(file.tile_crcs) == len(file.streams) == header.tile_count:
@@ -310,6 +317,11 @@ def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
         if len(stream) % STREAM_WORD_SIZE or len(stream) > 0xFFFFFFFF:
             raise FormatError(f"invalid file: stream of tile {i} has {len(stream)} bytes, not a u32 multiple of 4")
     _check_chunks(file.chunks, header)
+    if not legacy:
+        head = b"".join(value for _, value in compact_head_fields(file))
+        return seal(head, file.streams, [payload for _, payload in file.chunks])
+    if header.model_name is None:
+        raise FormatError("invalid file: versions 1 and 2 name the model")
     prefix = b"".join(
         [
             _HEADER_STRUCT.pack(
@@ -336,18 +348,70 @@ def pack(file: AecFile, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     return b"".join([prefix, _U32.pack(zlib.crc32(prefix)), *file.streams, *chunks])
 
 
+def varint(value: int) -> bytes:
+    """``value`` (>= 0) in unsigned LEB128: 7 bits a byte, the lowest first, the top bit set on all but the last."""
+    out = bytearray()
+    while True:
+        value, low = value >> 7, value & 0x7F
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def compact_head_fields(file: AecFile) -> list[tuple[str, bytes]]:
+    """A version 3 file's fields before its header CRC as (name in docs/FORMAT.md's Layout, bytes), in file order.
+
+    Unchecked (:func:`pack` checks the file first), so a test or the fuzzer can change one and :func:`seal` the rest.
+    """
+    header = file.header
+    flags = (HALF_BASE if header.half_base else 0) | (GRAYSCALE if header.channels == 1 else 0)
+    return [
+        ("magic", MAGIC),
+        ("version", bytes([COMPACT_VERSION])),
+        ("flags", bytes([flags])),
+        ("quality", bytes([header.quality])),
+        ("model_hash", header.model_hash),
+        ("width", varint(header.width)),
+        ("height", varint(header.height)),
+        ("tile_units", bytes([header.tile_size // TILE_SIZE_MULTIPLE])),
+        ("overlap_units", bytes([header.tile_overlap // 2])),
+        *(("stream_words[i]", varint(len(stream) // STREAM_WORD_SIZE)) for stream in file.streams),
+        *(("index_crc[i]", _U32.pack(crc)) for crc in file.tile_crcs),
+        ("chunk_count", bytes([len(file.chunks)])),
+        *(("chunk_table", tag + varint(len(payload))) for tag, payload in file.chunks),
+    ]
+
+
+def seal(head: bytes, streams: Iterable[bytes], payloads: list[bytes]) -> bytes:
+    """A version 3 file from its fields before the header CRC, its tile streams and its chunks' payloads."""
+    joined = b"".join(payloads)
+    payload_crc = _U32.pack(zlib.crc32(joined)) if payloads else b""
+    return b"".join([head, _U32.pack(zlib.crc32(head)), *streams, joined, payload_crc])
+
+
 def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
     """Parse and check the header and its checksum only; the streams may be missing (`info`)."""
     data = bytes(data)
+    if _version(data) == COMPACT_VERSION:
+        return _compact_head(data, max_pixels).header
+    return _legacy_header(data, max_pixels)
+
+
+def _version(data: bytes) -> int:
     if data[:4] != MAGIC:
         raise FormatError("not an .aec file (bad magic bytes)")
+    if len(data) < 5:
+        raise FormatError(f"truncated .aec file: {len(data)} bytes, no format version")
+    if data[4] not in (FORMAT_VERSION, CHUNKED_VERSION, COMPACT_VERSION):
+        raise FormatError(f"unsupported format version {data[4]} (this decoder reads versions 1 to 3)")
+    return data[4]
+
+
+def _legacy_header(data: bytes, max_pixels: int) -> Header:
+    """The header of a version 1 or 2 file, its CRC checked."""
     if len(data) < HEADER_SIZE:
         raise FormatError(f"truncated .aec file: {len(data)} bytes, the header alone needs {HEADER_SIZE}")
-    _, version, channels, quality, flags, raw_name, *sizes = _HEADER_STRUCT.unpack_from(data)
-    if version not in (FORMAT_VERSION, CHUNKED_VERSION):
-        raise FormatError(
-            f"unsupported format version {version} (this decoder reads versions {FORMAT_VERSION} and {CHUNKED_VERSION})"
-        )
+    _, _, channels, quality, flags, raw_name, *sizes = _HEADER_STRUCT.unpack_from(data)
     if flags & ~HALF_BASE:
         raise FormatError(f"invalid header: flags is {flags:#04x}, only bit 0 (half-resolution base) is defined")
     # A non-ASCII byte decodes to U+FFFD and an inner NUL stays, so validate() rejects both.
@@ -364,10 +428,86 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
     return header
 
 
+@dataclass(frozen=True)
+class _CompactHead:
+    """What a version 3 file says before its streams: the header, the tile and chunk tables, where streams start."""
+
+    header: Header
+    stream_lengths: np.ndarray  # bytes, int64
+    tile_crcs: tuple[int, ...]
+    chunk_table: tuple[tuple[bytes, int], ...]  # (tag, payload length)
+    streams_start: int
+
+
+def _compact_head(data: bytes, max_pixels: int) -> _CompactHead:
+    """Parse a version 3 file up to its streams, each field checked before it sizes anything, then the CRC."""
+    if len(data) < COMPACT_FIXED.size:
+        raise FormatError(f"truncated .aec file: {len(data)} bytes, the header alone needs {COMPACT_FIXED.size}")
+    _, _, flags, quality, model_hash = COMPACT_FIXED.unpack_from(data)
+    if flags & ~(HALF_BASE | GRAYSCALE):
+        raise FormatError(f"invalid header: flags is {flags:#04x}, only bits 0 and 1 are defined")
+    (width, height), at = _varints(data, COMPACT_FIXED.size, 2, "image size")
+    if len(data) < at + 2:
+        raise FormatError("truncated .aec file: the tile size is missing")
+    channels, half_base = 1 if flags & GRAYSCALE else 3, bool(flags & HALF_BASE)
+    tile_size, overlap = TILE_SIZE_MULTIPLE * data[at], 2 * data[at + 1]
+    header = Header(channels, quality, None, model_hash, int(width), int(height), tile_size, overlap, 0, half_base)
+    rows, cols = header.tile_grid if header.tile_step > 0 else (0, 0)  # validate() says why a grid is empty
+    header = replace(header, tile_count=rows * cols)
+    count = header.tile_count
+    header.validate(max_pixels)
+    at += 2
+    if len(data) - at < (1 + CRC_SIZE) * count + 1 + CRC_SIZE:  # a byte of length and a CRC per tile at least
+        raise FormatError(f"truncated .aec file: {len(data)} bytes, too few for the tile table of {count} tiles")
+    words, at = _varints(data, at, count, "tile table")
+    crcs = tuple(np.frombuffer(data, dtype="<u4", count=count, offset=at).tolist())
+    at += CRC_SIZE * count
+    chunk_count, at = data[at], at + 1
+    if chunk_count > MAX_CHUNKS:
+        raise FormatError(f"invalid file: {chunk_count} chunks, at most {MAX_CHUNKS} allowed")
+    table, previous = [], b""
+    for _ in range(chunk_count):
+        tag = data[at : at + 4]
+        (length,), at = _varints(data, at + 4, 1, "chunk table")
+        _check_tag(tag, previous)
+        _check_length(tag, int(length), header)
+        table.append((tag, int(length)))
+        previous = tag
+    if len(data) < at + CRC_SIZE:
+        raise FormatError("truncated .aec file: the header checksum is missing")
+    if zlib.crc32(memoryview(data)[:at]) != _U32.unpack_from(data, at)[0]:
+        raise FormatError("header checksum mismatch (file corrupted)")
+    return _CompactHead(header, words * STREAM_WORD_SIZE, crcs, tuple(table), at + CRC_SIZE)
+
+
+def _varints(data: bytes, at: int, count: int, what: str) -> tuple[np.ndarray, int]:
+    """``count`` unsigned LEB128 values from offset ``at``, each minimal and at most MAX_VARINT_BYTES long, and the
+    offset after them; FormatError naming ``what`` otherwise. Reads at most MAX_VARINT_BYTES per value."""
+    if count == 0:
+        return np.zeros(0, dtype=np.int64), at
+    window = np.frombuffer(
+        data, dtype=np.uint8, count=max(0, min(len(data) - at, count * MAX_VARINT_BYTES)), offset=min(at, len(data))
+    )
+    ends = np.flatnonzero(window < 0x80)[:count]
+    if ends.size < count:
+        raise FormatError(f"truncated .aec file: the {what} ends early")
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    sizes = ends - starts + 1
+    if (sizes > MAX_VARINT_BYTES).any() or ((sizes > 1) & (window[ends] == 0)).any():
+        raise FormatError(f"invalid {what}: a value is over-long")
+    used = window[: ends[-1] + 1]
+    group = np.repeat(np.arange(count), sizes)
+    values = np.zeros(count, dtype=np.int64)
+    np.add.at(values, group, (used & 0x7F).astype(np.int64) << (7 * (np.arange(used.size) - starts[group])))
+    return values, at + used.size
+
+
 def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> AecFile:
     """Parse a whole `.aec` file: every field checked, streams and chunks filling it exactly."""
     data = bytes(data)
-    header = read_header(data, max_pixels)
+    if _version(data) == COMPACT_VERSION:
+        return _unpack_compact(data, max_pixels)
+    header = _legacy_header(data, max_pixels)
     table = np.frombuffer(data, dtype="<u4", count=2 * header.tile_count, offset=HEADER_SIZE)
     lengths = table[0::2].astype(np.int64)
     misaligned = np.flatnonzero(lengths % STREAM_WORD_SIZE)
@@ -381,15 +521,43 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> AecFile:
     chunked = data[4] == CHUNKED_VERSION
     if needed < available and not chunked:
         raise FormatError(f"trailing bytes after the last tile stream ({available - needed} bytes)")
-    ends = (start + np.cumsum(lengths)).tolist()
-    streams = tuple(data[begin:end] for begin, end in zip([start, *ends[:-1]], ends, strict=True))
+    streams = _slices(data, start, lengths)
     chunks = _read_chunks(data, start + needed, header) if chunked else ()
     crcs = tuple(table[1::2].tolist())
     return AecFile(header=header, tile_crcs=crcs, streams=streams, chunks=chunks)
 
 
+def _unpack_compact(data: bytes, max_pixels: int) -> AecFile:
+    head = _compact_head(data, max_pixels)
+    payload_lengths = np.array([length for _, length in head.chunk_table], dtype=np.int64)
+    payload_crc = CRC_SIZE if head.chunk_table else 0
+    streams_size, payloads_size = int(head.stream_lengths.sum()), int(payload_lengths.sum())
+    needed, available = streams_size + payloads_size + payload_crc, len(data) - head.streams_start
+    if needed > available:
+        raise FormatError(f"truncated .aec file: tile streams and chunks need {needed} bytes, only {available} remain")
+    if needed < available:
+        raise FormatError(f"trailing bytes after the last chunk ({available - needed} bytes)")
+    payloads_start = head.streams_start + streams_size
+    if head.chunk_table:
+        stored = _U32.unpack_from(data, payloads_start + payloads_size)[0]
+        if zlib.crc32(memoryview(data)[payloads_start : payloads_start + payloads_size]) != stored:
+            raise FormatError("chunk checksum mismatch (file corrupted)")
+    payloads = _slices(data, payloads_start, payload_lengths)
+    for (tag, _), payload in zip(head.chunk_table, payloads, strict=True):
+        check_chunk(tag, payload, head.header)
+    chunks = tuple((tag, payload) for (tag, _), payload in zip(head.chunk_table, payloads, strict=True))
+    streams = _slices(data, head.streams_start, head.stream_lengths)
+    return AecFile(header=head.header, tile_crcs=head.tile_crcs, streams=streams, chunks=chunks)
+
+
+def _slices(data: bytes, start: int, lengths: np.ndarray) -> tuple[bytes, ...]:
+    """Consecutive pieces of ``data`` of ``lengths`` bytes from ``start`` (which the caller has checked fit)."""
+    ends = (start + np.cumsum(lengths)).tolist()
+    return tuple(data[begin:end] for begin, end in zip([start, *ends][: len(ends)], ends, strict=True))
+
+
 def _read_chunks(data: bytes, at: int, header: Header) -> tuple[tuple[bytes, bytes], ...]:
-    """The chunk section from offset `at` to the end; each length is checked before slicing."""
+    """A version 2 file's chunk section from offset `at` to the end; each length is checked before slicing."""
     if len(data) - at < CRC_SIZE:
         raise FormatError("truncated .aec file: the chunk count is missing")
     (count,) = _U32.unpack_from(data, at)
@@ -398,7 +566,7 @@ def _read_chunks(data: bytes, at: int, header: Header) -> tuple[tuple[bytes, byt
     chunks: list[tuple[bytes, bytes]] = []
     previous, at = b"", at + CRC_SIZE
     for _ in range(count):
-        if len(data) - at < CHUNK_OVERHEAD:
+        if len(data) - at < LEGACY_CHUNK_OVERHEAD:
             raise FormatError(f"truncated chunk at offset {at}")
         tag, length = _CHUNK_HEAD.unpack_from(data, at)
         _check_tag(tag, previous)

@@ -150,13 +150,15 @@ def _decompress(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from aecodec.bitstream.format import unpack
+    from aecodec.models.manifest import shipped_model_name
 
     data = read_bytes(args.input, MAX_FILE_BYTES)
     file = unpack(data, args.max_pixels)
     header = file.header
     fields = {
         "format": f"aecodec .aec version {data[4]}",
-        "model": f"{header.model_name} ({header.model_hash.hex()})",
+        "model": f"{header.model_name or shipped_model_name(header.model_hash) or 'not shipped'} "
+        f"({header.model_hash.hex()})",
         "size": f"{header.width}x{header.height}",
         "channels": header.channels,
         "quality": header.quality,

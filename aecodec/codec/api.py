@@ -56,6 +56,7 @@ from aecodec.codec.residual_rdo import LAGRANGIAN, rdo_chooser
 from aecodec.codec.tiling import Tile, core_within_region, pad_to_multiple, padded_size, tile_grid, to_tensor
 from aecodec.codec.wiener_filter import Guides, apply_filter, fit_filter, unpack_filter
 from aecodec.errors import FormatError, InputError
+from aecodec.models.manifest import shipped_model_name
 from aecodec.models.model_files import CodecModel, resolve_model, shipped_model
 from aecodec.models.postfilter import FilterTuning
 from aecodec.models.resampling import downsample2x, upsample2x
@@ -502,9 +503,10 @@ class Codec:
         return tuple(padded_size(side, stride) // (stride // 2) for side in (tile.region.height, tile.region.width))
 
     def _check_file(self, header: Header) -> None:
-        if header.model_name != self.model.name or header.model_hash != self.model.digest:
+        if header.model_hash != self.model.digest or header.model_name not in (None, self.model.name):
+            named = "" if header.model_name is None else f"{header.model_name!r} "
             raise FormatError(
-                f"file was coded with model {header.model_name!r} ({header.model_hash.hex()}), "
+                f"file was coded with model {named}({header.model_hash.hex()}), "
                 f"this codec has {self.model.name!r} ({self.model.digest.hex()})"
             )
         if header.quality > self.model.num_qualities:
@@ -553,14 +555,13 @@ def read_header(data: AecSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header
 
 
 def model_for_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> CodecModel:
-    """The shipped model a file names (FormatError if it is not installed)."""
+    """The shipped model a file names or (version 3) hashes; FormatError if it is not installed."""
     header = container.read_header(data, max_pixels)
     try:
-        return shipped_model(header.model_name)
+        return shipped_model(header.model_name or shipped_model_name(header.model_hash) or "")
     except ValueError:
-        raise FormatError(
-            f"file needs model {header.model_name!r}, which is not installed; give its model file"
-        ) from None
+        wanted = f"{header.model_name!r}" if header.model_name else f"with hash {header.model_hash.hex()}"
+        raise FormatError(f"file needs model {wanted}, which is not installed; give its model file") from None
 
 
 def compress(

@@ -23,6 +23,7 @@ from aecodec.bitstream.entropy import MAX_ROW_TOTAL, PRECISION_BITS
 from aecodec.bitstream.format import MAX_FILTER_BLOCKS, MAX_FILTER_CHANNELS, MODEL_NAME_RE
 from aecodec.errors import InputError, ModelError
 from aecodec.models.integer_prior import IntegerPrior
+from aecodec.models.manifest import WEIGHTS_DIR, default_model_name, manifest
 from aecodec.models.postfilter import PostFilter
 from aecodec.models.prior import CHECKERBOARD
 from aecodec.models.residual import (
@@ -36,8 +37,6 @@ from aecodec.models.residual import (
 )
 from aecodec.models.vqvae2 import VQVAE2, VQVAE2Config
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-MANIFEST = WEIGHTS_DIR / "manifest.json"
 MODEL_FORMAT = "aecodec-vqvae2-1"
 MAX_MODEL_BYTES = 128 << 20  # 50x the shipped models: a model file is read with this limit
 # Upper bounds of the network config (the shipped models: 96, 32, 256, 2, 10, 2): they bound the
@@ -353,14 +352,6 @@ def load_model_file(path: str | Path) -> CodecModel:
     return model_from_bytes(data, str(path))
 
 
-def manifest() -> dict:
-    """The shipped-model manifest: default model name and, per model, file name, hash and results."""
-    try:
-        return json.loads(MANIFEST.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"no shipped models: {MANIFEST} is unreadable ({exc.__class__.__name__})") from None
-
-
 @lru_cache(maxsize=8)
 def shipped_model(name: str) -> CodecModel:
     """A model that ships inside the package, by name."""
@@ -371,10 +362,6 @@ def shipped_model(name: str) -> CodecModel:
     if model.digest.hex() != entries[name]["hash"]:
         raise ModelError(f"shipped model {name!r} does not match its manifest hash")
     return model
-
-
-def default_model_name() -> str:
-    return manifest()["default"]
 
 
 def resolve_model(name_or_path: str | None) -> CodecModel:

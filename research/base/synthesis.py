@@ -28,7 +28,8 @@ from torch import Tensor
 
 from aecodec.codec.images import load_source
 from aecodec.codec.tiling import pad_to_multiple
-from aecodec.models.model_files import WEIGHTS_DIR, resolve_model
+from aecodec.models.manifest import WEIGHTS_DIR
+from aecodec.models.model_files import resolve_model
 from aecodec.models.resampling import downsample2x, upsample2x
 from aecodec.models.vqvae2 import VQVAE2
 
