@@ -169,19 +169,36 @@ def _no_shifts(*args) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(BANDS, dtype=np.int64), np.zeros((BANDS, 3), dtype=np.int64)
 
 
+def legacy_payload(payload: bytes, offsets: np.ndarray, slopes: np.ndarray) -> bytes:
+    """A version 4 payload as earlier releases wrote it: version 2 (offsets as bytes) or, with slopes, version 3
+    (then a byte count and the slopes' code)."""
+    stream = payload[5 + len(residual_coding.shifts_field(offsets, slopes)) :]
+    fields = np.asarray(offsets, dtype=np.int8).tobytes()
+    if slopes.any():
+        coded = encode_signed(slopes.ravel().tolist(), 0)
+        return b"\x03" + payload[1:5] + fields + bytes([len(coded)]) + coded + stream
+    return b"\x02" + payload[1:5] + fields + stream
+
+
 def test_row_offsets_and_slopes_fit_the_image_and_save_bits(layer, monkeypatch):
     values, level = _laplace_values(5, (6, 7), 6.0), layer.levels[0]
     fitted = encode_residual(layer, level, given(values, level), values.shape[:2])
     offsets, slopes = residual_coding.fit_row_shifts(layer, level, given(values, level), values.shape[:2])
-    assert fitted[0] == residual_coding.PAYLOAD_VERSION == 3 and offsets.any() and slopes.any()
-    assert np.array_equal(np.frombuffer(fitted[5:20], dtype=np.int8), offsets)
-    coded_slopes = fitted[21 : 21 + fitted[20]]
-    assert decode_signed(coded_slopes, BANDS * 3, 0, MAX_SLOPE) == slopes.ravel().tolist()
+    assert fitted[0] == residual_coding.PAYLOAD_VERSION == 4 and offsets.any() and slopes.any()
+    field = residual_coding.shifts_field(offsets, slopes)
+    assert fitted[5 : 5 + len(field)] == field
+    assert decode_signed(field, 1 + BANDS * 4, 0, 128, "field") == [1, *offsets, *slopes.ravel()]
     assert np.array_equal(decode_residual(layer, level, fitted, values.shape[:2]), values)
+    assert np.array_equal(
+        decode_residual(layer, level, legacy_payload(fitted, offsets, slopes), values.shape[:2]), values
+    )
     monkeypatch.setattr(residual_coding, "fit_row_shifts", lambda *args: (offsets, np.zeros_like(slopes)))
     offsets_only = encode_residual(layer, level, given(values, level), values.shape[:2])
-    assert offsets_only[0] == 2 and len(fitted) < len(offsets_only)  # no slopes: version 2, no slopes field
-    assert np.array_equal(decode_residual(layer, level, offsets_only, values.shape[:2]), values)
+    field = residual_coding.shifts_field(offsets, np.zeros_like(slopes))
+    assert decode_signed(field, 1 + BANDS, 0, 128, "field") == [0, *offsets]  # flag 0: no slopes follow
+    assert len(fitted) < len(offsets_only)
+    for payload in (offsets_only, legacy_payload(offsets_only, offsets, np.zeros_like(slopes))):
+        assert np.array_equal(decode_residual(layer, level, payload, values.shape[:2]), values)
     monkeypatch.setattr(residual_coding, "fit_row_shifts", _no_shifts)
     assert len(offsets_only) < len(encode_residual(layer, level, given(values, level), values.shape[:2]))
 
@@ -206,9 +223,10 @@ def test_slopes_are_kept_only_where_they_pay_for_their_bytes(layer):
     """All-zero blocks: the offsets alone reach the narrowest row, so no slope pays for its bits."""
     level = layer.levels[1]
     values = np.zeros((5, 5, COEFFICIENTS), dtype=np.int16)
-    _, slopes = residual_coding.fit_row_shifts(layer, level, given(values, level), values.shape[:2])
+    offsets, slopes = residual_coding.fit_row_shifts(layer, level, given(values, level), values.shape[:2])
     assert not slopes.any()
-    assert encode_residual(layer, level, given(values, level), values.shape[:2])[0] == 2
+    payload = encode_residual(layer, level, given(values, level), values.shape[:2])
+    assert payload[5:].startswith(residual_coding.shifts_field(offsets, slopes))  # flag 0, no slope field
 
 
 def test_row_shifts_are_the_rounded_tilt_in_integers():
@@ -229,7 +247,7 @@ def test_version_1_payloads_without_offsets_still_decode(layer, monkeypatch):
     """Version 1 (files of earlier releases) is version 2 without the offsets field, coded with the model's rows."""
     values, level = _laplace_values(6, (4, 5), 3.0), layer.levels[1]
     monkeypatch.setattr(residual_coding, "fit_row_shifts", _no_shifts)
-    payload = encode_residual(layer, level, given(values, level), values.shape[:2])
+    payload = legacy_payload(encode_residual(layer, level, given(values, level), values.shape[:2]), *_no_shifts())
     version_1 = b"\x01" + payload[1:5] + payload[20:]
     assert np.array_equal(decode_residual(layer, level, version_1, values.shape[:2]), values)
 

@@ -64,9 +64,18 @@ def decode_signed(data: bytes, count: int, order: int, limit: int, what: str = "
     """``count`` values of magnitude at most ``limit`` from ``data``, coded by :func:`encode_signed`; FormatError
     naming the chunk (``what``) if ``data`` ends early, holds more than their padding, a value exceeds ``limit``
     or ``order`` is out of range."""
+    values, end = read_signed(data, count, order, limit, what)
+    if padded_length(data, end, what) != len(data):
+        raise FormatError(f"invalid {what}: bytes after its coded values")
+    return values
+
+
+def read_signed(data: bytes, count: int, order: int, limit: int, what: str, start: int = 0) -> tuple[list[int], int]:
+    """``count`` values as :func:`decode_signed` reads them, from bit ``start`` of ``data`` (which may go on after
+    them), and the bit after the last."""
     if not 0 <= order <= MAX_ORDER:
         raise FormatError(f"invalid exponential-Golomb order {order} (at most {MAX_ORDER})")
-    text, position, values = format(int.from_bytes(data, "big"), f"0{8 * len(data)}b") if data else "", 0, []
+    text, position, values = format(int.from_bytes(data, "big"), f"0{8 * len(data)}b") if data else "", start, []
     longest = (2 * limit + 1).bit_length()  # zeros before the largest valid m, plus one
     for _ in range(count):
         zeros = 0
@@ -82,6 +91,13 @@ def decode_signed(data: bytes, count: int, order: int, limit: int, what: str = "
             raise FormatError(f"invalid {what}: value {value} beyond +-{limit}")
         values.append(value)
         position = end
-    if len(text) - position >= 8 or "1" in text[position:]:
+    return values, position
+
+
+def padded_length(data: bytes, end: int, what: str) -> int:
+    """The bytes of ``data`` that codes end at bit ``end`` fill (their last byte padded); FormatError unless the
+    padding bits are zero."""
+    length = -(-end // 8)
+    if end % 8 and data[length - 1] & ((1 << (8 - end % 8)) - 1):
         raise FormatError(f"invalid {what}: bytes after its coded values")
-    return values
+    return length

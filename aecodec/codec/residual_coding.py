@@ -4,10 +4,11 @@ Encoder and decoder run the same traversal (:func:`~aecodec.models.residual.trav
 codes its symbols row by row of the integer bank, then the escapes of large values as base-64
 digits under a uniform row. The payload starts with a CRC32 of the decoded coefficients and, from
 version 2, one row offset per band: the model's rows are fitted to training photos, and moving a
-band's rows toward wider or narrower ones fits them to the image (1-2% of a file, for 15 bytes).
-Version 3 also tilts each band's rows along its contexts' bins (three slopes per band, a few dozen
-bytes), for images whose contexts say more or less than the training photos' did; the encoder
-writes version 2 where the slopes would not pay for their bytes.
+band's rows toward wider or narrower ones fits them to the image (1-2% of a file). Version 3 also tilts
+each band's rows along its contexts' bins (three slopes per band), for images whose contexts say more or
+less than the training photos' did. Version 4, what the encoder writes, codes both in one
+exponential-Golomb field (7-21 bytes where versions 2 and 3 took 15-30), the slopes only where they pay
+for their bits.
 """
 
 import struct
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from aecodec.bitstream.entropy import SymbolDecoder, SymbolEncoder
-from aecodec.bitstream.golomb import code_bits, decode_signed, encode_signed
+from aecodec.bitstream.golomb import code_bits, decode_signed, encode_signed, padded_length, read_signed
 from aecodec.errors import FormatError
 from aecodec.models.residual import (
     BAND,
@@ -38,10 +39,13 @@ from aecodec.models.residual import (
     traverse,
 )
 
-PAYLOAD_VERSION = 3  # 2: no slopes, what the encoder writes where they do not pay; 1: no row offsets either
+PAYLOAD_VERSION = 4  # 3: offsets as bytes, slopes after a byte count; 2: no slopes; 1: no row offsets either
 _PREFIX = struct.Struct("<BI")  # version, CRC32 of the coefficients
-_OFFSETS = struct.Struct(f"<{BANDS}b")  # from version 2: the row offset of each band
+_OFFSETS = struct.Struct(f"<{BANDS}b")  # versions 2 and 3: the row offset of each band
 _SLOPES = 3 * BANDS  # version 3: after the offsets, a byte n and n bytes of order-0 exponential-Golomb slopes
+MAX_OFFSET = 128  # version 4: a row offset's magnitude (the encoder's are those of an i8 within the bank)
+# Version 4's shifts field at its longest: a flag, the offsets and the slopes in the order-0 code.
+_MAX_SHIFTS_BYTES = (code_bits([1, *[MAX_OFFSET] * BANDS, *[MAX_SLOPE] * _SLOPES], 0) + 7) // 8
 _UNIFORM = np.ones(ESCAPE_BASE, dtype=np.int64)
 # Symbols of a row coded per call: a queue coder codes consecutive calls as one, and the work
 # arrays of a 24 MP image's large passes stay small.
@@ -89,11 +93,14 @@ def encode_residual(layer: ResidualLayer, level: ResidualLevel, choose: Visit, b
         return chosen
 
     coded = traverse(level.with_row_shifts(offsets, len(layer.bank), slopes), blocks_shape, write)
-    version, fields = 2, _OFFSETS.pack(*offsets.tolist())
-    if slopes.any():
-        coded_slopes = encode_signed(slopes.ravel().tolist(), 0)
-        version, fields = 3, fields + bytes([len(coded_slopes)]) + coded_slopes
-    return _PREFIX.pack(version, coefficients_crc(coded)) + fields + encoder.finish()
+    return _PREFIX.pack(PAYLOAD_VERSION, coefficients_crc(coded)) + shifts_field(offsets, slopes) + encoder.finish()
+
+
+def shifts_field(offsets: np.ndarray, slopes: np.ndarray) -> bytes:
+    """Version 4's row offsets and slopes: in the order-0 signed exponential-Golomb code, a flag (1: slopes
+    follow), the BANDS offsets, then the slopes where any is not zero; padded to a whole byte."""
+    tilt = slopes.ravel().tolist() if slopes.any() else []
+    return encode_signed([int(bool(tilt)), *offsets.tolist(), *tilt], 0)
 
 
 def _chosen_in_parts(
@@ -131,14 +138,13 @@ def fit_row_shifts(
         used = band * per_band + np.flatnonzero(counts[band * per_band : (band + 1) * per_band].any(1))
         # cost[c, s]: the bits of context used[c] with its row moved by shifts[s]
         cost = np.stack([(counts[used] * bits[np.clip(level.rows[used] + s, 0, last_row)]).sum(1) for s in shifts], 1)
-        by_offset = cost.sum(0)
+        by_offset = cost.sum(0) + [code_bits([int(s)], 0) for s in shifts]  # with the offset's own bits
         offsets[band] = tilted[band, 0] = shifts[by_offset.argmin()]
         plain_bits += by_offset.min()
         tilted[band], band_bits = _fit_slopes(cost, shifts, features[used], tilted[band])
         tilted_bits += band_bits
     slopes = tilted[:, 1:]
-    slope_bits = code_bits(slopes.ravel().tolist(), 0)
-    if not slopes.any() or tilted_bits - slope_bits + 8 * (1 + (slope_bits + 7) // 8) >= plain_bits:
+    if not slopes.any() or tilted_bits + code_bits([1], 0) - code_bits([0], 0) >= plain_bits:  # the flag's bits
         return offsets, np.zeros_like(slopes)
     return tilted[:, 0], slopes
 
@@ -153,12 +159,12 @@ def _fit_slopes(
     contexts, position = np.arange(len(cost)), np.argsort(shifts)  # shift value -> column of cost
     low, high = int(shifts.min()), int(shifts.max())
     slope_values = np.arange(-MAX_SLOPE, MAX_SLOPE + 1)
-    slope_bits = {int(v): code_bits([int(v)], 0) for v in slope_values}
+    value_bits = {v: code_bits([v], 0) for v in range(min(low, -MAX_SLOPE), max(high, MAX_SLOPE) + 1)}
 
     def bits_with(params: np.ndarray) -> float:
         moved = tilted_shift(params[0], params[1:], features)
         columns = position[np.clip(moved - low, 0, high - low)]
-        return float(cost[contexts, columns].sum()) + sum(slope_bits[int(v)] for v in params[1:])
+        return float(cost[contexts, columns].sum()) + sum(value_bits[int(v)] for v in params)
 
     best, best_bits = start.copy(), bits_with(start)
     for _ in range(3):
@@ -173,6 +179,20 @@ def _fit_slopes(
     return best, best_bits
 
 
+def _read_shifts_field(payload: bytes, start: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Version 4's offsets (BANDS,) and slopes (BANDS, 3) from ``payload[start:]``, and where its stream starts."""
+    what = "residual chunk's row shifts"
+    field = payload[start : start + _MAX_SHIFTS_BYTES]
+    (tilted, *offsets), end = read_signed(field, 1 + BANDS, 0, MAX_OFFSET, what)
+    slopes = np.zeros(_SLOPES, dtype=np.int64)
+    if tilted not in (0, 1):
+        raise FormatError(f"invalid {what}: flag {tilted}")
+    if tilted:
+        coded, end = read_signed(field, _SLOPES, 0, MAX_SLOPE, what, end)
+        slopes = np.array(coded, dtype=np.int64)
+    return np.array(offsets, dtype=np.int64), slopes.reshape(BANDS, 3), start + padded_length(field, end, what)
+
+
 def decode_residual(
     layer: ResidualLayer, level: ResidualLevel, payload: bytes, blocks_shape: tuple[int, int]
 ) -> np.ndarray:
@@ -183,10 +203,13 @@ def decode_residual(
     if len(payload) < _PREFIX.size:
         raise FormatError("residual chunk is truncated")
     version, crc = _PREFIX.unpack_from(payload)
-    if version not in (1, 2, PAYLOAD_VERSION):
+    if version not in (1, 2, 3, PAYLOAD_VERSION):
         raise FormatError(f"residual chunk version {version} is not supported (written by a newer aecodec?)")
     start = _PREFIX.size
-    if version >= 2:
+    if version == PAYLOAD_VERSION:
+        offsets, slopes, start = _read_shifts_field(payload, start)
+        level = level.with_row_shifts(offsets, len(layer.bank), slopes)
+    elif version >= 2:
         if len(payload) < start + _OFFSETS.size + (version == 3):
             raise FormatError("residual chunk is truncated")
         offsets, slopes = np.array(_OFFSETS.unpack_from(payload, start)), np.zeros((BANDS, 3), dtype=np.int64)
