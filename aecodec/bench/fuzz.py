@@ -517,8 +517,8 @@ def _compact_field(rng: random.Random, data: bytes) -> Mutant:
     a limit or random, a field dropped, repeated or followed by junk, a chunk's tag or length wrong; or the
     payload CRC broken."""
     file = unpack(data)
-    fields, payloads = [value for _, value in compact_head_fields(file)], [payload for _, payload in file.chunks]
-    names = [name for name, _ in compact_head_fields(file)]
+    names, fields = map(list, zip(*compact_head_fields(file), strict=True))
+    payloads = [payload for _, payload in file.chunks]
     i = rng.randrange(len(fields))
     value, choice = fields[i], rng.randrange(4)
     if choice == 0 and names[i] in ("width", "height", "stream_words[i]"):
