@@ -543,9 +543,9 @@ def _unpack_compact(data: bytes, max_pixels: int) -> AecFile:
         if zlib.crc32(memoryview(data)[payloads_start : payloads_start + payloads_size]) != stored:
             raise FormatError("chunk checksum mismatch (file corrupted)")
     payloads = _slices(data, payloads_start, payload_lengths)
-    for (tag, _), payload in zip(head.chunk_table, payloads, strict=True):
-        check_chunk(tag, payload, head.header)
     chunks = tuple((tag, payload) for (tag, _), payload in zip(head.chunk_table, payloads, strict=True))
+    for tag, payload in chunks:
+        check_chunk(tag, payload, head.header)
     streams = _slices(data, head.streams_start, head.stream_lengths)
     return AecFile(header=head.header, tile_crcs=head.tile_crcs, streams=streams, chunks=chunks)
 
