@@ -32,11 +32,17 @@ def entropy_bits(levels: np.ndarray) -> float:
     return float(-(counts * np.log2(counts / counts.sum())).sum()) + 6 * len(counts)
 
 
+def blocks(image: np.ndarray, size: int) -> np.ndarray:
+    """(rows, columns, 3, size, size) blocks of an (H, W, 3) image, its partial blocks left out."""
+    height, width = image.shape[0] // size * size, image.shape[1] // size * size
+    return image[:height, :width].reshape(height // size, size, width // size, size, 3).transpose(0, 2, 4, 1, 3)
+
+
 def dct_layer(error: np.ndarray, size: int, reach: int, lagrangian: float) -> tuple[float, int, float]:
     """(saving in D + lambda R, step, bytes) of the best step for the DCT coefficients with u + v <= ``reach``."""
-    height, width = error.shape[0] // size * size, error.shape[1] // size * size
-    blocks = error[:height, :width].reshape(height // size, size, width // size, size, 3).transpose(0, 2, 4, 1, 3)
-    low = dctn(blocks, axes=(-2, -1), norm="ortho")[..., np.add.outer(np.arange(size), np.arange(size)) <= reach]
+    low = dctn(blocks(error, size), axes=(-2, -1), norm="ortho")[
+        ..., np.add.outer(np.arange(size), np.arange(size)) <= reach
+    ]
     best = (0.0, 0, 0.0)
     for step in STEPS:
         levels = np.round(low / step)
@@ -71,14 +77,11 @@ FREQUENCY_GROUPS = ((0, 0), (1, 1), (2, 2), (3, 4), (5, 7), (8, 11), (12, 30))
 def smooth_spectrum(original: np.ndarray, decoded: np.ndarray, size: int = 16) -> np.ndarray:
     """Squared error of ``decoded`` in the smoother half of the ``size`` blocks (by the original's mean absolute
     neighbour difference), summed per :data:`FREQUENCY_GROUPS` of the DCT's u + v."""
-
-    def blocks(x: np.ndarray) -> np.ndarray:
-        height, width = x.shape[0] // size * size, x.shape[1] // size * size
-        return x[:height, :width].reshape(height // size, size, width // size, size, 3).transpose(0, 2, 4, 1, 3)
-
-    x = blocks(original.astype(np.float64)).reshape(-1, 3, size, size)
+    x = blocks(original.astype(np.float64), size).reshape(-1, 3, size, size)
     activity = np.abs(np.diff(x, axis=-1)).mean((1, 2, 3)) + np.abs(np.diff(x, axis=-2)).mean((1, 2, 3))
-    error = blocks(decoded - original.astype(np.float64)).reshape(-1, 3, size, size)[activity <= np.median(activity)]
+    error = blocks(decoded - original.astype(np.float64), size).reshape(-1, 3, size, size)[
+        activity <= np.median(activity)
+    ]
     energy = (dctn(error, axes=(-2, -1), norm="ortho") ** 2).sum((0, 1))
     frequency = np.add.outer(np.arange(size), np.arange(size))
     return np.array([energy[(frequency >= lo) & (frequency <= hi)].sum() for lo, hi in FREQUENCY_GROUPS])
