@@ -64,6 +64,9 @@ SHARED_ROWS = os.environ.get("SHARED_ROWS") == "1"  # both classes coded with on
 ZERO_FREE = os.environ.get("ZERO_FREE") == "1"
 OFFSET = 0.05  # reconstruction offset of transform_set.quantize
 HADAMARD = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]) / 2
+# The anchors ((0, 0) and (1, 1)) mixed at their places, the second-pass blocks at theirs: the anchors decode before
+# the second pass (the second-pass blocks are mixed less their prediction).
+PAIRS = np.array([[1, 0, 0, 1], [0, 1, 1, 0], [0, 1, -1, 0], [1, 0, 0, -1]]) / np.sqrt(2)
 
 
 def to_areas(blocks: np.ndarray) -> np.ndarray:
@@ -72,21 +75,22 @@ def to_areas(blocks: np.ndarray) -> np.ndarray:
     return blocks[:h, :w].reshape(h // 2, 2, w // 2, 2, size).transpose(0, 2, 1, 3, 4).reshape(-1, 4, size)
 
 
+def area_blocks(shape: tuple[int, int]) -> np.ndarray:
+    """(areas, 4) flat indices of each 16x16 area's four blocks among (h, w) blocks, in :func:`to_areas` order."""
+    return to_areas(np.arange(shape[0] * shape[1]).reshape(*shape, 1))[..., 0]
+
+
 def from_areas(areas: np.ndarray, into: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """``into`` (h, w, 192) with the chosen areas' four (pseudo-)blocks ``areas`` (n, 4, 192) put in place."""
     out = into.copy()
-    h, w = into.shape[0] // 2 * 2, into.shape[1] // 2 * 2
-    view = out[:h, :w].reshape(h // 2, 2, w // 2, 2, COEFFICIENTS).transpose(0, 2, 1, 3, 4).reshape(-1, 4, 192)
-    view[chosen] = areas[chosen]
-    out[:h, :w] = view.reshape(h // 2, w // 2, 2, 2, COEFFICIENTS).transpose(0, 2, 1, 3, 4).reshape(h, w, 192)
+    out.reshape(-1, COEFFICIENTS)[area_blocks(into.shape[:2])[chosen]] = areas[chosen]
     return out
 
 
 def class_map(chosen: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(h, w) class of each block: 1 inside a chosen area, else 0."""
     out = np.zeros(shape, dtype=np.int64)
-    h, w = shape[0] // 2 * 2, shape[1] // 2 * 2
-    out[:h, :w] = np.repeat(np.repeat(chosen.reshape(h // 2, w // 2), 2, 0), 2, 1)
+    out.ravel()[area_blocks(shape)[chosen]] = 1
     return out
 
 
@@ -146,17 +150,9 @@ def klt_areas(train_raw: list[np.ndarray]):
     return lambda raw_areas: ((raw_areas.reshape(-1, 768) - mean) @ basis.T).reshape(-1, 192, 4).transpose(0, 2, 1)
 
 
-def pair_areas(mean8: np.ndarray, basis8: np.ndarray):
-    """An area transform that keeps the anchors decodable before the second pass: the 8x8 KLT of each block (the
-    second-pass blocks less their prediction), then the sum and difference over root 2 of the two anchors ((0, 0)
-    and (1, 1)) at their places, and of the two second-pass blocks at theirs."""
-    pairs = np.array([[1, 0, 0, 1], [0, 1, 1, 0], [0, 1, -1, 0], [1, 0, 0, -1]]) / np.sqrt(2)
-    return lambda areas: np.einsum("ki,nij->nkj", pairs, (areas - mean8) @ basis8.T)
-
-
-def hadamard_areas(mean8: np.ndarray, basis8: np.ndarray):
-    """The control's area transform: the 8x8 KLT of each block, then a Hadamard across the four blocks."""
-    return lambda raw_areas: np.einsum("ki,nij->nkj", HADAMARD, (raw_areas - mean8) @ basis8.T)
+def mixed_areas(mixing: np.ndarray, mean8: np.ndarray, basis8: np.ndarray):
+    """An area transform: the 8x8 KLT of each block, then the orthonormal ``mixing`` (4, 4) across the four blocks."""
+    return lambda areas: np.einsum("ki,nij->nkj", mixing, (areas - mean8) @ basis8.T)
 
 
 def rdoq_walk(scaled: np.ndarray, classes: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -269,8 +265,8 @@ def main() -> None:
         unit = LAM * step * step
         kinds = {
             "16x16": klt_areas([p[0] for p in prepared]),
-            "hadamard": hadamard_areas(mean8, basis8),
-            "pairs": pair_areas(mean8, basis8),
+            "hadamard": mixed_areas(HADAMARD, mean8, basis8),
+            "pairs": mixed_areas(PAIRS, mean8, basis8),
         }
         kinds = {name: kinds[name] for name in os.environ.get("KINDS", "16x16,hadamard,pairs").split(",")}
         fitted = {}
