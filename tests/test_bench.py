@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,13 +21,25 @@ from tqdm import tqdm
 from aecodec.bench import runner, threads
 from aecodec.bench.anchors import load_anchors
 from aecodec.bench.baselines import AecAdapter, CodecUnavailable, CodecUnderTest, PillowCodec, get_codec
+from aecodec.bench.bdrate import bd_rate
 from aecodec.bench.cli import main
 from aecodec.bench.crops import crop_grid
 from aecodec.bench.curves import RDCurve
 from aecodec.bench.datasets import DatasetImage, center_crop, load_dataset
+from aecodec.bench.merge import load_run, merge_runs
 from aecodec.bench.metrics import as_rgb_array
-from aecodec.bench.report import ReportInputs, bd_table, window_table, write_report
-from aecodec.bench.runner import ImageResult, measure, run_benchmark
+from aecodec.bench.plots import is_ours
+from aecodec.bench.report import (
+    ReportInputs,
+    bd_table,
+    dataset_name,
+    per_image_table,
+    references,
+    window_table,
+    write_report,
+)
+from aecodec.bench.results_json import results_document, write_results
+from aecodec.bench.runner import BenchRun, CodecResult, ImageResult, measure, run_benchmark
 from aecodec.codec.images import list_images
 from aecodec.codec.options import DEFAULT_EFFORT
 from aecodec.errors import InputError
@@ -347,3 +360,93 @@ def test_threads_option_through_a_subprocess(tmp_path: Path) -> None:
     cores = threads.usable_cores()
     assert f"using {cores} threads" in done.stderr
     assert f"torch threads {cores} " in (tmp_path / "report.md").read_text()
+
+
+def fake_run(images: Sequence[str], dataset: str = "set", qualities: Sequence[int] = (1, 2, 3)) -> BenchRun:
+    """A finished run of three codecs, without encoding: log-linear curves shifted by codec and by image ("a", "b",
+    ...), so that an image has the same results in any run."""
+    codecs = []
+    for shift, name in enumerate(("aec@effort=5", "aec", "avif")):
+        rows = [
+            ImageResult(
+                image, q, 100 * q, 0.1 * q * (1 + k), 30 + 5 * math.log(q) - shift * (1 + k) / 2, math.nan, 1, 0.1, 8000
+            )
+            for q in qualities
+            for image in images
+            for k in [ord(image) - ord("a")]
+        ]
+        codecs.append(CodecResult(name, f"{name} codec", list(qualities), rows))
+    return BenchRun(dataset, list(images), 1, 1, 2, codecs)
+
+
+def test_merged_runs_report_as_one_run_over_all_their_images(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    write_results(fake_run(["a", "b"], "first"), tmp_path / "first")
+    write_results(fake_run(["c"], "second"), tmp_path / "second")
+    merged = merge_runs([load_run(tmp_path / "first"), load_run(tmp_path / "second" / "results.json")])
+    whole = fake_run(["a", "b", "c"])
+    assert merged.image_names == ["a", "b", "c"] and merged.dataset == "first + second"
+    for joined, one_run in zip(merged.codecs, whole.codecs, strict=True):
+        assert joined.curve().bpp == pytest.approx(one_run.curve().bpp)
+        assert joined.curve().psnr == pytest.approx(one_run.curve().psnr)
+        assert [(r.quality, r.image) for r in joined.images] == [(r.quality, r.image) for r in one_run.images]
+    out = tmp_path / "out"
+    runs = [str(tmp_path / "first"), str(tmp_path / "second")]
+    assert main(["--merge", *runs, "--references", "aec,avif,bpg", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "crops.png" not in printed and str(out / "report.md") in printed
+    report = (out / "report.md").read_text()
+    assert "| codec | saturates from | vs aec | vs avif |" in report and "Crops" not in report
+    assert "| image | aec@effort=5 vs aec | aec@effort=5 vs avif | aec vs avif |" in report
+    assert load_run(out).image_names == ["a", "b", "c"] and dataset_name(merged.dataset) == "first, second"
+
+
+def test_runs_that_cannot_be_joined_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = fake_run(["a"])
+    with pytest.raises(InputError, match="more than one run: a"):
+        merge_runs([run, run])
+    with pytest.raises(InputError, match="differ in codecs"):
+        merge_runs([run, fake_run(["b"], qualities=(1, 2))])
+    with pytest.raises(InputError, match="no benchmark runs"):
+        merge_runs([])
+    document = results_document(run)
+    document["codecs"][0]["per_image"].pop()
+    broken = {
+        "truncated.json": '{"meta": {',
+        "not-a-run.json": '{"codecs": []}',
+        "missing-row.json": json.dumps(document),
+        "bad-row.json": json.dumps(document).replace('"image": "a"', '"image": 3', 1),
+    }
+    for name, text in broken.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InputError):
+            load_run(tmp_path / name)
+    with pytest.raises(InputError, match="cannot read"):
+        load_run(tmp_path / "absent.json")
+    assert main(["--merge", str(tmp_path / "truncated.json"), "--out", str(tmp_path / "out")]) == 2
+    assert main(["--merge", str(tmp_path / "missing-row.json"), "--crop-image", "a", "--out", str(tmp_path)]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all(line.startswith("aecodec bench: error: ") for line in errors)
+
+
+def test_per_image_table_gives_each_images_bd_rate_and_their_mean() -> None:
+    run = fake_run(["a", "b", "c"])
+    ours, default, avif = run.codecs
+
+    def bd(reference: CodecResult, image: str) -> float:
+        test, ref = ours.image_curve(image), reference.image_curve(image)
+        return bd_rate(ref.bpp, ref.psnr, test.bpp, test.psnr)
+
+    table = per_image_table(run.codecs, run.image_names, [default, avif])
+    assert table[0] == "| image | aec@effort=5 vs aec | aec@effort=5 vs avif | aec vs avif |"
+    assert table[2].startswith(f"| a | {bd(default, 'a'):+.2f}% over 30.0-35.0 dB | {bd(avif, 'a'):+.2f}% over ")
+    values = [bd(avif, image) for image in run.image_names]
+    assert len(set(values)) == 3 and f"**{sum(values) / 3:+.2f}%** (3 images)" in table[-1]
+
+
+def test_references_are_measured_curves_else_published_ones_by_name() -> None:
+    measured = [RDCurve("aec", [1, 2], [30, 33]), RDCurve("avif", [1, 2], [31, 34])]
+    published = [RDCurve("JPEG", [1, 2], [28, 31], published=True), RDCurve("avif", [1, 2], [0, 1], published=True)]
+    found = references(measured, published, ["jpeg", "avif", "bpg"])
+    assert [(c.name, c.published) for c in found] == [("JPEG", True), ("avif", False)]
+    assert [c.name for c in references(measured, published)] == ["JPEG", "aec"]
+    assert is_ours("aec@effort=5") and is_ours("aec:big") and is_ours("aec") and not is_ours("avif")

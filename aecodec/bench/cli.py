@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from aecodec.bench.anchors import load_anchors
 from aecodec.bench.baselines import CODEC_NAMES, AecAdapter, CodecUnavailable, CodecUnderTest, get_codec
 from aecodec.bench.datasets import DatasetImage, load_dataset
-from aecodec.bench.report import DEFAULT_RATE_WINDOW, ReportInputs, write_report
+from aecodec.bench.merge import load_run, merge_runs
+from aecodec.bench.report import DEFAULT_RATE_WINDOW, DEFAULT_REFERENCES, ReportInputs, write_report
 from aecodec.bench.runner import run_benchmark
 from aecodec.bench.threads import usable_cores, use_threads
 from aecodec.errors import AecError, InputError
@@ -48,7 +49,15 @@ def _rate_window(text: str) -> tuple[float, float]:
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options to `parser` (a subcommand parser or a standalone one)."""
-    parser.add_argument("--dataset", required=True, help="folder of test images (e.g. ../shared/data/kodak)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="folder of test images (e.g. ../shared/data/kodak)")
+    source.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="RUN",
+        help="instead of measuring, report on earlier runs of the same codecs on different images, joined "
+        "(their results.json or output folders)",
+    )
     parser.add_argument(
         "--codecs",
         type=_csv(str),
@@ -69,6 +78,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--aec-qualities",
         type=_csv(int),
         help="comma-separated quality settings of the aec codecs only (default: all the model offers)",
+    )
+    parser.add_argument(
+        "--references",
+        type=_csv(str),
+        default=list(DEFAULT_REFERENCES),
+        help="codecs the BD-rates are taken against, measured or published (default: %(default)s)",
     )
     parser.add_argument("--crop-image", help="image file name for crops.png (default: the first image)")
     parser.add_argument(
@@ -116,8 +131,27 @@ def _crop_image(images: Sequence[DatasetImage], name: str | None) -> DatasetImag
     raise InputError(f"crop image {name!r} is not among the benchmarked images")
 
 
+def _report_on_runs(args: argparse.Namespace) -> int:
+    """Write the report of the earlier runs ``args.merge`` joined (no crop grid: the runs kept no decodes)."""
+    try:
+        if args.crop_image:
+            raise InputError("--crop-image needs decodes, which merged runs do not keep")
+        run = merge_runs([load_run(path) for path in args.merge])
+        anchors = load_anchors(args.anchors) if args.anchors else []
+    except AecError as exc:
+        print(f"aecodec bench: error: {exc}", file=sys.stderr)
+        return 2
+    inputs = ReportInputs(None, args.crop_bpp, anchors, (), args.rate_window, args.references)
+    for path in write_report(run, inputs, args.out):
+        print(path)
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark described by parsed `args`, write the report; 0 on success, 2 on bad input."""
+    """Run the benchmark described by parsed `args` (or join earlier runs, ``--merge``), write the report; 0 on
+    success, 2 on bad input."""
+    if args.merge:
+        return _report_on_runs(args)
     threads = use_threads(args.threads)
     if args.threads and threads < args.threads:
         print(f"aecodec bench: using {threads} threads, the cores this process may use", file=sys.stderr)
@@ -140,7 +174,7 @@ def run_bench(args: argparse.Namespace) -> int:
     run = run_benchmark(
         codecs, images, str(args.dataset), args.repeats, args.qualities, not args.no_progress, [crop_image.name]
     )
-    inputs = ReportInputs(crop_image, args.crop_bpp, anchors, skipped, args.rate_window)
+    inputs = ReportInputs(crop_image, args.crop_bpp, anchors, skipped, args.rate_window, args.references)
     for path in write_report(run, inputs, args.out):
         print(path)
     return 0

@@ -17,14 +17,20 @@ Y_LABELS = {"psnr": "PSNR RGB [dB]", "ms-ssim": "MS-SSIM [dB]  (-10 log10(1 - MS
 
 
 def is_ours(name: str) -> bool:
-    """Whether a curve belongs to our codec ("aec" or "aec:MODEL"), which plots and tables emphasize."""
-    return name == "aec" or name.startswith("aec:")
+    """Whether a curve belongs to our codec ("aec", "aec:MODEL", "aec@effort=5", ...), which plots and tables
+    emphasize."""
+    return name == "aec" or name.startswith(("aec:", "aec@"))
+
+
+OUR_LINES = ("-", "--", "-.", ":")
 
 
 def _style(curve: RDCurve, index: int) -> dict:
-    """Style of the index-th curve of its kind: ours thick black, measured solid, published dashed."""
+    """Style of the index-th curve of its kind: ours thick black (solid, then dashed, ...), measured solid,
+    published dashed."""
     if is_ours(curve.name):
-        return {"color": "black", "linestyle": "-", "linewidth": 2.8, "marker": "o", "markersize": 5, "zorder": 10}
+        line = OUR_LINES[index % len(OUR_LINES)]
+        return {"color": "black", "linestyle": line, "linewidth": 2.8, "marker": "o", "markersize": 5, "zorder": 10}
     if curve.published:
         color = colormaps["tab20"](index % 20)
         return {"color": color, "linestyle": "--", "linewidth": 1.0, "marker": ".", "markersize": 3, "alpha": 0.8}
@@ -43,9 +49,10 @@ def plot_rd(curves: Sequence[RDCurve], metric: str, path: str | Path, title: str
     visible = [y for c, ys in drawn for x, y in zip(c.bpp, ys) if x <= x_max and math.isfinite(y)]
     fig = Figure(figsize=(12, 7))
     ax = fig.subplots()
-    counters = {True: count(), False: count()}  # published and measured curves cycle colors separately
+    counters = {kind: count() for kind in ("ours", "published", "measured")}  # each kind cycles its styles
     for curve, ys in drawn:
-        ax.plot(curve.bpp, ys, label=curve.label, **_style(curve, next(counters[curve.published])))
+        kind = "ours" if is_ours(curve.name) else "published" if curve.published else "measured"
+        ax.plot(curve.bpp, ys, label=curve.label, **_style(curve, next(counters[kind])))
     ax.set_xlim(0, x_max * 1.02)
     if visible:
         pad = 0.03 * (max(visible) - min(visible) or 1.0)

@@ -76,12 +76,20 @@ class CodecResult:
         """The measured mean RD curve (bpp, PSNR, MS-SSIM per quality)."""
         return RDCurve(self.name, self.mean("bpp"), self.mean("psnr"), self.mean("ms_ssim"))
 
+    def image_curve(self, image: str) -> RDCurve:
+        """One image's RD curve (bpp, PSNR, MS-SSIM per quality)."""
+        rows = sorted((r for r in self.images if r.image == image), key=lambda r: self.qualities.index(r.quality))
+        return RDCurve(self.name, [r.bpp for r in rows], [r.psnr for r in rows], [r.ms_ssim for r in rows])
+
+
+MERGED_DATASETS = " + "
+
 
 @dataclass
 class BenchRun:
     """A finished benchmark: dataset, machine facts relevant to timings, and each codec's results."""
 
-    dataset: str
+    dataset: str  # the folder of the images; runs merged (aecodec.bench.merge) join theirs with MERGED_DATASETS
     image_names: list[str]
     repeats: int
     torch_threads: int
